@@ -1,0 +1,111 @@
+"""What routes receive: the app's runtime state, settings, the pipeline, and the guards (API key, switches).
+
+Aliases as `Annotated[..., Depends(...)]` so a route's signature says what it needs and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import forbidden, unauthorized
+from api.metrics import Metrics
+from api.queue import GenerationQueue
+from rag.errors import ModelMissingError, RagError
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Everything one app instance holds; lives on app.state, never in a module global."""
+
+    settings: Settings
+    metrics: Metrics
+    queue: GenerationQueue
+    pipeline: Pipeline | None = None
+    load_error: RagError | None = None
+    background: set[asyncio.Task] = field(default_factory=set)  # keeps streaming workers referenced
+    _write_lock: asyncio.Lock | None = None
+
+    def attach(self, pipeline: Pipeline) -> None:
+        if pipeline.generator is not None:
+            pipeline.generator = self.queue.gate(pipeline.generator)
+        self.pipeline = pipeline
+        self.load_error = None
+
+    @property
+    def write_lock(self) -> asyncio.Lock:
+        # Created on first use, inside the running loop, so an app built outside any loop still works.
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
+
+    @property
+    def ready(self) -> bool:
+        return self.pipeline is not None
+
+    def index_stats(self) -> tuple[int, int, int]:
+        if self.pipeline is None:
+            return 0, 0, 0
+        index = self.pipeline.index
+        return len(index.manifest.documents), len(index.passages), index.generation
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_pipeline(runtime: RuntimeDep) -> Pipeline:
+    if runtime.pipeline is not None:
+        return runtime.pipeline
+    # The reason start-up failed (no index yet, model missing) is the most useful thing to tell the caller.
+    raise runtime.load_error or ModelMissingError("the index and models are still loading; see /readyz")
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+
+_bearer = HTTPBearer(auto_error=False, description="Needed on every route but /healthz when RAG_API_KEY is set")
+
+
+def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    key = runtime.settings.api_key.get_secret_value() if runtime.settings.api_key else ""
+    if not key:
+        return
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized()
+    # Constant-time comparison: response timing must not reveal how much of a guessed key was right.
+    if not hmac.compare_digest(credentials.credentials.encode(), key.encode()):
+        raise unauthorized()
+
+
+Auth = Depends(require_api_key)
+
+
+def require_uploads(settings: SettingsDep) -> None:
+    if not settings.allow_uploads:
+        raise forbidden("uploads are disabled on this server (RAG_ALLOW_UPLOADS=false)")
+
+
+def require_deletes(settings: SettingsDep) -> None:
+    if not settings.allow_deletes:
+        raise forbidden("deleting documents is disabled on this server (RAG_ALLOW_DELETES=false)")
+
+
+UploadsAllowed = Depends(require_uploads)
+DeletesAllowed = Depends(require_deletes)

@@ -1,0 +1,285 @@
+"""Request and response bodies of the HTTP API.
+
+Requests ignore fields they do not know (clients send extras, e.g. OpenAI's temperature), but a known field
+of the wrong type is a 422. Range and format checks (top_k bounds, dates, question length) stay in the core,
+which reports them as 400/413 with the same wording the CLI uses.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.index import DocumentRecord
+from rag.types import Answer, ChatTurn, Citation, ScoredPassage, Timings
+
+ModeField = Literal["generate", "extractive"]
+MethodField = Literal["hybrid", "dense", "bm25"]
+
+
+class ApiRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="our error code, or OpenAI's error type on the /v1/chat and /v1/models routes")
+    code: str = Field(description="our error code: bad_input, too_large, not_found, busy, not_ready, ...")
+    message: str
+    param: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+# --- ask and search ---------------------------------------------------------------------------------------
+
+
+class AskRequest(ApiRequest):
+    question: str = Field(description="the question; 1..RAG_MAX_QUESTION_CHARS characters")
+    top_k: int | None = Field(None, description="passages to retrieve, 1..RAG_MAX_TOP_K (default RAG_TOP_K)")
+    mode: ModeField | None = Field(None, description="generate (local model, verified) or extractive (quotes only)")
+    since: str | None = Field(None, description="only articles dated on/after YYYY-MM-DD (or YYYY, YYYY-MM)")
+    until: str | None = Field(None, description="only articles dated on/before YYYY-MM-DD")
+    history: list[ChatTurn] = Field(default_factory=list, description="earlier turns, oldest first, for follow-ups")
+    stream: bool = Field(False, description="answer as Server-Sent Events: token..., then answer")
+
+
+class CitationOut(BaseModel):
+    number: int = Field(description="the [n] in the answer text")
+    doc_id: str
+    passage_id: str
+    title: str | None = None
+    source: str | None = None
+    date: str | None = None
+    url: str | None = None
+    quote: str = Field(description="the article sentence that supports the claim, verbatim")
+    span: tuple[int, int] = Field(description="[start, end) of the quote in the cleaned article text")
+    support: float
+
+    @classmethod
+    def of(cls, c: Citation) -> CitationOut:
+        return cls(number=c.number, doc_id=c.doc_id, passage_id=c.passage_id, title=c.title, source=c.source, date=c.date, url=c.url, quote=c.quote, span=(c.start, c.end), support=c.support)
+
+
+class PassageOut(BaseModel):
+    rank: int
+    doc_id: str
+    passage_id: str
+    title: str | None = None
+    source: str | None = None
+    date: str | None = None
+    url: str | None = None
+    score: float
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    span: tuple[int, int]
+    text: str
+
+    @classmethod
+    def of(cls, sp: ScoredPassage) -> PassageOut:
+        p = sp.passage
+        return cls(
+            rank=sp.rank, doc_id=p.doc_id, passage_id=p.passage_id, title=p.meta.title, source=p.meta.source, date=p.meta.date, url=p.meta.url,
+            score=sp.score, dense_score=sp.dense_score, bm25_score=sp.bm25_score, span=(p.start, p.end), text=p.text,
+        )
+
+
+class AskResponse(BaseModel):
+    question: str
+    standalone_question: str = Field(description="the question after follow-up rewriting")
+    answer: str = Field(description="verified answer with [n] markers, or the abstain message")
+    mode: ModeField
+    abstained: bool
+    abstain_reason: str | None = None
+    fallback: str | None = Field(None, description='"extractive" when no generated sentence survived verification')
+    citations: list[CitationOut]
+    sources: list[PassageOut] = Field(description="the passages retrieved, shown even when abstaining")
+    timings: Timings
+
+    @classmethod
+    def of(cls, a: Answer) -> AskResponse:
+        return cls(
+            question=a.question, standalone_question=a.standalone_question, answer=a.text, mode=a.mode, abstained=a.abstained,
+            abstain_reason=a.abstain_reason, fallback=a.fallback, citations=[CitationOut.of(c) for c in a.citations],
+            sources=[PassageOut.of(s) for s in a.sources], timings=a.timings,
+        )
+
+
+class TokenEvent(BaseModel):
+    text: str = Field(description="a piece of the unverified draft; the `answer` event carries the checked text")
+
+
+class SearchRequest(ApiRequest):
+    query: str
+    top_k: int | None = None
+    since: str | None = None
+    until: str | None = None
+    method: MethodField = "hybrid"
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[PassageOut]
+
+
+# --- documents --------------------------------------------------------------------------------------------
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentRecord]
+    total: int
+    generation: int
+
+
+class PassageRef(BaseModel):
+    passage_id: str
+    ordinal: int
+    span: tuple[int, int]
+
+
+class DocumentDetail(DocumentRecord):
+    url: str | None = None
+    author: str | None = None
+    text: str = Field(description="the cleaned article text that citation spans point into")
+    passage_ids: list[str]
+    passages: list[PassageRef]
+
+
+class UploadResponse(BaseModel):
+    status: Literal["added", "updated", "unchanged"]
+    document: DocumentRecord
+    generation: int
+    passages_embedded: int
+    total_documents: int
+
+
+class DeleteResponse(BaseModel):
+    deleted: str
+    generation: int
+    total_documents: int
+
+
+# --- health -----------------------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class IndexStats(BaseModel):
+    documents: int
+    passages: int
+    generation: int
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    index: IndexStats
+    embedder: str
+    generator: str | None
+
+
+# --- OpenAI-compatible ------------------------------------------------------------------------------------
+
+
+class ContentPart(ApiRequest):
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(ApiRequest):
+    role: str
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text or "" for p in self.content if p.type == "text")
+        return self.content or ""
+
+
+class ChatCompletionRequest(ApiRequest):
+    model: str = "newsrag"
+    messages: list[ChatMessage]
+    stream: bool = False
+    # Our extras; OpenAI clients send them through `extra_body`.
+    mode: ModeField | None = None
+    top_k: int | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+class ChatCompletionMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatCompletionMessage
+    finish_reason: Literal["stop", "length"] = "stop"
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, t: Timings) -> CompletionUsage:
+        return cls(prompt_tokens=t.prompt_tokens, completion_tokens=t.completion_tokens, total_tokens=t.prompt_tokens + t.completion_tokens)
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: CompletionUsage
+    citations: list[CitationOut] = Field(description="verified citations; the [n] in the content refer to these numbers")
+    abstained: bool
+    timings: Timings
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+    citations: list[CitationOut] | None = Field(None, description="on the final chunk only")
+    abstained: bool | None = None
+    timings: Timings | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "newsrag"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

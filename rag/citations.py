@@ -1,0 +1,160 @@
+"""Citations checked, not trusted: every answer sentence is matched to the evidence sentence that supports it.
+
+A sentence is supported when its embedding is close to a source sentence and its content words overlap it,
+and every number and name it states appears in the cited evidence. The model's own [n] marker is kept only
+when that source supports the sentence; otherwise it is corrected to the source that does, or the sentence
+is dropped (or marked, by setting). Thresholds come from bench/calibrate.py (docs/calibration.md).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from rag.embedder import Embedder
+from rag.evidence import coverage, names_in, numbers_in, term_present
+from rag.lexical import tokenize
+from rag.sentences import split_sentences
+from rag.settings import Settings
+from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, ScoredPassage
+
+_MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+# Lead-ins small models put before an answer; they carry no claim.
+_FILLER = re.compile(r"^\s*(?:the\s+)?(?:short\s+)?answer(?:\s+is)?\s*[:\-]\s*|^\s*(?:according to the (?:sources?|articles?)|based on the (?:sources?|articles?))[,:]?\s*", re.I)
+# Words about the sources rather than about the news: a sentence made only of these and the question's own
+# words restates the question instead of answering it.
+META_WORDS = frozenset("article articles source sources discuss discusses discussed report reports reported mention mentions "
+                       "mentioned question answer text passage states state stated describe describes described information".split())
+# Share of the support score that comes from embedding similarity; the rest is content-word overlap.
+DENSE_SHARE = 0.5
+
+
+def strip_markers(text: str) -> tuple[str, list[int]]:
+    numbers = [int(n) for m in _MARKER.finditer(text) for n in m.group(1).split(",")]
+    claim = _FILLER.sub("", _MARKER.sub("", text)).strip()
+    return (claim[:1].upper() + claim[1:]) if claim else claim, numbers
+
+
+def adds_information(claim: str, question: str) -> bool:
+    """True when the claim says something the question did not already say."""
+    return bool(set(tokenize(claim)) - set(tokenize(question)) - META_WORDS)
+
+
+def support_score(claim_vec: np.ndarray, claim_terms: set[str], source_vec: np.ndarray, source_terms: set[str]) -> float:
+    return float(DENSE_SHARE * float(claim_vec @ source_vec) + (1 - DENSE_SHARE) * coverage(claim_terms, source_terms))
+
+
+def facts_grounded(claim: str, evidence_text: str) -> bool:
+    """Numbers and names in a claim must appear in the text cited for it."""
+    if not numbers_in(claim) <= numbers_in(evidence_text):
+        return False
+    vocab = {w.lower().strip("’'") for w in re.findall(r"[\w’'-]+", evidence_text)} | set(tokenize(evidence_text))
+    return all(term_present(name, vocab) for name in names_in(claim))
+
+
+class CitationVerifier:
+    def __init__(self, embedder: Embedder, settings: Settings):
+        self.embedder = embedder
+        self.threshold = settings.support_threshold
+        self.policy = settings.unsupported_policy
+
+    def best_support(self, claims: list[str], sources: list[EvidenceSentence]) -> list[list[tuple[int, float]]]:
+        """For each claim, (source index, score) of every source sentence, best first."""
+        if not claims or not sources:
+            return [[] for _ in claims]
+        vecs = self.embedder.embed(claims + [s.text for s in sources])
+        claim_vecs, source_vecs = vecs[: len(claims)], vecs[len(claims) :]
+        source_terms = [set(tokenize(s.text)) for s in sources]
+        out = []
+        for cv, claim in zip(claim_vecs, claims):
+            terms = set(tokenize(claim))
+            scores = [(j, support_score(cv, terms, source_vecs[j], source_terms[j])) for j in range(len(sources))]
+            scores.sort(key=lambda js: -js[1])
+            out.append(scores)
+        return out
+
+    def supports(self, claim: str, quote: str) -> tuple[bool, float]:
+        """The check the eval harness replays on shown citations."""
+        scores = self.best_support([claim], [EvidenceSentence(text=quote, doc_id="", passage_id="", start=0, end=0)])[0]
+        score = scores[0][1] if scores else 0.0
+        return score >= self.threshold and facts_grounded(claim, quote), score
+
+    def verify(self, text: str, evidence: Evidence) -> tuple[list[AnswerSentence], list[Citation]]:
+        """Split generated text into sentences, attach checked citations, drop or mark the unsupported."""
+        numbered = {n: sp for n, sp in enumerate(evidence.sources, start=1)}
+        claims, markers = [], []
+        for start, end in split_sentences(text):
+            claim, numbers = strip_markers(text[start:end])
+            if not adds_information(claim, evidence.question):
+                continue  # a bare marker, filler, or the question restated
+            claims.append(claim)
+            markers.append(numbers)
+        ranked = self.best_support(claims, evidence.sentences)
+        builder = CitationBuilder(evidence.sources)
+        sentences: list[AnswerSentence] = []
+        for claim, model_numbers, scores in zip(claims, markers, ranked):
+            chosen = self._choose(claim, model_numbers, scores, evidence, numbered)
+            if chosen is None:
+                if self.policy == "mark":
+                    best = scores[0][1] if scores else 0.0
+                    sentences.append(AnswerSentence(text=claim, citations=[], supported=False, support=best))
+                continue
+            j, score = chosen
+            number = builder.cite(evidence.sentences[j], score)
+            sentences.append(AnswerSentence(text=claim, citations=[number], supported=True, support=score))
+        return sentences, builder.citations
+
+    def _choose(self, claim, model_numbers, scores, evidence: Evidence, numbered) -> tuple[int, float] | None:
+        passing = [(j, s) for j, s in scores if s >= self.threshold and facts_grounded(claim, evidence.sentences[j].text)]
+        if not passing:
+            return None
+        # Honour the model's marker when its source really supports the sentence; otherwise take the best.
+        wanted = {numbered[n].passage.passage_id for n in model_numbers if n in numbered}
+        for j, s in passing:
+            if evidence.sentences[j].passage_id in wanted:
+                return j, s
+        return passing[0]
+
+
+class CitationBuilder:
+    """Numbers citations in order of first use; one number per quoted sentence."""
+
+    def __init__(self, sources: list[ScoredPassage]):
+        self._meta = {sp.passage.passage_id: sp.passage.meta for sp in sources}
+        self._number_of: dict[tuple[str, int], int] = {}
+        self.citations: list[Citation] = []
+
+    def cite(self, sentence: EvidenceSentence, support: float) -> int:
+        key = (sentence.passage_id, sentence.start)
+        if key in self._number_of:
+            return self._number_of[key]
+        meta = self._meta.get(sentence.passage_id)
+        number = len(self.citations) + 1
+        self._number_of[key] = number
+        self.citations.append(
+            Citation(
+                number=number,
+                doc_id=sentence.doc_id,
+                passage_id=sentence.passage_id,
+                title=meta.title if meta else None,
+                source=meta.source if meta else None,
+                date=meta.date if meta else None,
+                url=meta.url if meta else None,
+                quote=sentence.text,
+                start=sentence.start,
+                end=sentence.end,
+                support=support,
+            )
+        )
+        return number
+
+
+def render_answer(sentences: list[AnswerSentence]) -> str:
+    parts = []
+    for s in sentences:
+        if s.supported:
+            parts.append(s.text.rstrip() + "".join(f" [{n}]" for n in s.citations))
+        else:
+            parts.append(s.text.rstrip() + " [unsupported]")
+    return " ".join(parts)

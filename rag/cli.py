@@ -1,0 +1,308 @@
+"""The `rag` command. Heavy libraries (torch, llama.cpp) load inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
+    from rag.types import Answer, ScoredPassage
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="newsrag: private question answering over news articles, with checked citations.")
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, never wrapped
+
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", "-m", help="generate (local LLM, verified) or extractive (quotes only)")]
+TopKOpt = Annotated[Optional[int], typer.Option("--top-k", "-k", help="passages to retrieve")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="only articles dated on/after YYYY-MM-DD")]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="only articles dated on/before YYYY-MM-DD")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    index_dir: Annotated[Optional[Path], typer.Option("--index-dir", help="index directory (RAG_INDEX_DIR)")] = None,
+) -> None:
+    from pydantic import ValidationError
+
+    from rag.errors import BadInputError
+    from rag.settings import Settings
+
+    overrides = {"index_dir": index_dir} if index_dir else {}
+    try:
+        ctx.obj = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise BadInputError(f"invalid setting: {problems}") from None
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.obj
+
+
+def _progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
+
+
+@app.command("index")
+def index_cmd(ctx: typer.Context, paths: Annotated[list[Path], typer.Argument(help="files or folders (.txt .md .html)")]) -> None:
+    """Add or update documents; unchanged files cost no embedding work."""
+    from rag.embedder import build_embedder
+    from rag.indexing import index_paths
+
+    settings = _settings(ctx)
+    embedder = build_embedder(settings)
+    with _progress_bar() as bar:
+        task = bar.add_task("embed", total=None)
+        _, report = index_paths(settings, embedder, paths, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    for skipped in report.skipped:
+        err.print(f"[yellow]skipped[/] {escape(skipped.path)}: {escape(skipped.reason)}")
+    out.print(
+        f"indexed: {len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+        f"{len(report.skipped)} skipped; {report.passages_embedded} passages embedded; "
+        f"index now {report.total_documents} documents / {report.total_passages} passages (generation {report.generation})"
+    )
+    if report.skipped and not (report.added or report.updated or report.unchanged):
+        raise typer.Exit(1)
+
+
+@app.command("remove")
+def remove_cmd(ctx: typer.Context, doc_ids: Annotated[list[str], typer.Argument(help="document ids (file stems)")]) -> None:
+    """Delete documents from the index."""
+    from rag.embedder import build_embedder
+    from rag.indexing import remove_documents
+
+    _, report = remove_documents(_settings(ctx), build_embedder(_settings(ctx)), doc_ids)
+    out.print(f"removed {', '.join(report.removed)}; index now {report.total_documents} documents / {report.total_passages} passages")
+
+
+@app.command("reindex")
+def reindex_cmd(ctx: typer.Context, rebuild: Annotated[bool, typer.Option("--rebuild", help="re-embed everything from scratch")] = False) -> None:
+    """Rebuild the index from the stored copies of indexed documents (after a crash or a settings change)."""
+    from rag.embedder import build_embedder
+    from rag.indexing import reindex
+
+    settings = _settings(ctx)
+    with _progress_bar() as bar:
+        task = bar.add_task("embed", total=None)
+        _, report = reindex(settings, build_embedder(settings), rebuild=rebuild, progress=lambda d, t: bar.update(task, completed=d, total=t))
+    out.print(f"reindexed: {len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed; {report.total_documents} documents / {report.total_passages} passages")
+
+
+def _search_pipeline(settings: Settings):
+    from rag.pipeline import Pipeline
+
+    return Pipeline.from_settings(settings, with_generator=False)
+
+
+@app.command("search")
+def search_cmd(
+    ctx: typer.Context,
+    query: str,
+    top_k: TopKOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    method: Annotated[str, typer.Option(help="hybrid, dense or bm25")] = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the passages retrieval ranks highest."""
+    from rag.errors import BadInputError
+
+    if method not in ("hybrid", "dense", "bm25"):
+        raise BadInputError(f"--method must be hybrid, dense or bm25, got {method!r}")
+    results = _search_pipeline(_settings(ctx)).search(query, top_k=top_k, since=since, until=until, method=method)
+    if as_json:
+        print(json.dumps([r.model_dump() for r in results], ensure_ascii=False, indent=2))
+        return
+    if not results:
+        out.print("no passages found")
+    for r in results:
+        p = r.passage
+        out.print(f"[bold]{r.rank}.[/] {escape(p.passage_id)}  score {r.score:.4f}  cos {r.dense_score if r.dense_score is not None else float('nan'):.3f}  [cyan]{escape(p.meta.title or p.doc_id)}[/] ({p.meta.date or 'undated'})")
+        out.print(f"   {escape(p.text[:300])}{'…' if len(p.text) > 300 else ''}")
+
+
+def print_answer(answer: Answer, *, show_sources: bool = True) -> None:
+    style = "yellow" if answer.abstained else "bold"
+    out.print(f"[{style}]{escape(answer.text)}[/]")
+    if not show_sources:
+        return
+    if answer.citations:
+        out.print("\n[bold]Sources[/]")
+        for c in answer.citations:
+            out.print(f" [{c.number}] [cyan]{escape(c.title or c.doc_id)}[/] — {escape(c.source or 'unknown source')}, {c.date or 'undated'}  ({escape(c.passage_id)})")
+            out.print(f'     "{escape(c.quote)}"')
+    elif answer.abstained:
+        print_closest(answer.sources[:3])
+
+
+def print_closest(sources: list[ScoredPassage]) -> None:
+    if not sources:
+        return
+    out.print("\n[bold]Closest sources[/]")
+    for r in sources:
+        p = r.passage
+        out.print(f" - [cyan]{escape(p.meta.title or p.doc_id)}[/] — {escape(p.meta.source or 'unknown source')}, {p.meta.date or 'undated'}  ({escape(p.passage_id)})")
+
+
+def _ask_streaming(pipeline, question: str, **kwargs) -> Answer:
+    """Show the model's draft while it generates; replace it with the verified answer when done."""
+    from rich.live import Live
+    from rich.text import Text
+
+    if not out.is_terminal:
+        return pipeline.ask(question, **kwargs)
+    draft = Text(style="dim italic")
+    with Live(draft, console=out, transient=True, refresh_per_second=12):
+        return pipeline.ask(question, on_token=draft.append, **kwargs)
+
+
+@app.command("ask")
+def ask_cmd(ctx: typer.Context, question: str, mode: ModeOpt = None, top_k: TopKOpt = None, since: SinceOpt = None, until: UntilOpt = None, as_json: JsonOpt = False) -> None:
+    """Answer one question with verified citations (or say the articles don't say)."""
+    from rag.pipeline import Pipeline
+
+    settings = _settings(ctx)
+    mode = mode or settings.mode
+    pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
+    kwargs = dict(mode=mode, top_k=top_k, since=since, until=until)
+    answer = pipeline.ask(question, **kwargs) if as_json else _ask_streaming(pipeline, question, **kwargs)
+    if as_json:
+        print(answer.model_dump_json(indent=2))
+    else:
+        print_answer(answer)
+
+
+@app.command("chat")
+def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None) -> None:
+    """Interactive chat that keeps history. Commands: /sources, /reset, /quit."""
+    from rag.pipeline import Pipeline
+    from rag.types import ChatTurn
+
+    settings = _settings(ctx)
+    mode = mode or settings.mode
+    pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
+    history: list[ChatTurn] = []
+    last = None
+    out.print("[dim]Ask about the indexed articles. /sources shows the last answer's sources, /reset clears history, /quit exits.[/]")
+    while True:
+        try:
+            line = out.input("[bold green]you>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            return
+        if not line:
+            continue
+        if line in ("/quit", "/exit", "/q"):
+            return
+        if line == "/reset":
+            history, last = [], None
+            out.print("[dim]history cleared[/]")
+            continue
+        if line == "/sources":
+            if last is None:
+                out.print("[dim]no answer yet[/]")
+            elif last.citations:
+                print_answer(last)
+            else:
+                print_closest(last.sources)
+            continue
+        try:
+            last = _ask_streaming(pipeline, line, mode=mode, top_k=top_k, history=history)
+        except RagError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}")
+            continue
+        if last.standalone_question != last.question:
+            out.print(f"[dim](searched for: {escape(last.standalone_question)})[/]")
+        print_answer(last, show_sources=False)
+        history += [ChatTurn(role="user", content=line), ChatTurn(role="assistant", content=last.text)]
+
+
+@app.command("info")
+def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Index statistics and the models in use (loads no model)."""
+    from rag.index import read_manifest
+
+    settings = _settings(ctx)
+    manifest = read_manifest(settings.index_dir)
+    info = {
+        "index_dir": str(settings.index_dir),
+        "generation": manifest.generation,
+        "documents": len(manifest.documents),
+        "passages": manifest.count,
+        "embedding_model": manifest.embedding_model,
+        "dimension": manifest.dimension,
+        "chunking": f"{manifest.chunk_size} words, {manifest.chunk_overlap} overlap",
+        "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
+        "generator": settings.generator_backend if settings.generator_backend != "llama_cpp" else f"llama_cpp: {settings.gguf_path or 'bundled SmolLM2-135M-Instruct Q4_1'}",
+        "updated_at": manifest.updated_at,
+    }
+    if as_json:
+        info["document_list"] = [d.model_dump() for d in manifest.documents.values()]
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    for key, value in info.items():
+        out.print(f"[bold]{key}[/]: {escape(str(value))}")
+    for d in sorted(manifest.documents.values(), key=lambda d: d.doc_id):
+        out.print(f"  {escape(d.doc_id)}  {d.date or 'undated':10}  {d.passages:3} passages  {escape(d.title or '')}")
+
+
+@app.command("serve")
+def serve_cmd(
+    ctx: typer.Context,
+    host: Annotated[Optional[str], typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (default 8000)")] = None,
+) -> None:
+    """Run the HTTP API (JSON, SSE streaming, OpenAI-compatible)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(ctx)
+    settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command("migrate")
+def migrate_cmd(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="target vector store: milvus (or faiss, to move back)")],
+    uri: Annotated[Optional[str], typer.Option("--uri", help="Milvus URI: a .db file path (Milvus Lite) or http://host:19530 (RAG_MILVUS_URI)")] = None,
+    collection: Annotated[Optional[str], typer.Option("--collection", help="Milvus collection (RAG_MILVUS_COLLECTION)")] = None,
+) -> None:
+    """Copy the index's vectors into another vector store, without re-embedding, and switch the index to it."""
+    from rag.migrate import migrate
+
+    with _progress_bar() as bar:
+        task = bar.add_task("copy", total=None)
+        report = migrate(_settings(ctx), to=to, uri=uri, collection=collection, progress=lambda d, t: bar.update(task, completed=d, total=t))
+    out.print(f"migrated {report.vectors} vectors from {report.source} to {report.target} (generation {report.generation})")
+    out.print("now set, for every command and the server:")
+    for key, value in report.env().items():
+        out.print(f"  {key}={escape(value)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except RagError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

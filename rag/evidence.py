@@ -1,0 +1,159 @@
+"""From retrieved passages to the evidence a question is answered from: scored sentences, deduplicated
+sources within a token budget, and how strongly the evidence answers the question at all."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+from rag.embedder import Embedder
+from rag.lexical import tokenize
+from rag.sentences import split_sentences
+from rag.settings import Settings
+from rag.types import Evidence, EvidenceSentence, ScoredPassage
+
+# Words that shape a question but are not what it is about.
+QUESTION_WORDS = frozenset("many much kind type name happen happened according ever exactly".split())
+# The weight of embedding similarity against term coverage in a sentence's relevance; the rest is coverage.
+DENSE_SHARE = 0.5
+_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][\w’'-]+)")
+TokenCounter = Callable[[str], int]
+
+
+def estimate_tokens(text: str) -> int:
+    return int(len(text.split()) * 1.35) + 1
+
+
+def question_terms(question: str) -> set[str]:
+    return {t for t in tokenize(question) if t not in QUESTION_WORDS}
+
+
+def numbers_in(text: str) -> set[str]:
+    return {m.replace(",", "") for m in _NUMBER.findall(text)}
+
+
+def names_in(text: str) -> set[str]:
+    """Capitalised words that are not merely sentence-initial: the names a claim stands on."""
+    out = set()
+    for match in _NAME.finditer(text.strip()):
+        word = match.group(1).strip("’'-")
+        if word.lower() not in _COMMON_CAPS and len(word) > 1:
+            out.add(word)
+    return out
+
+
+_COMMON_CAPS = frozenset("i the a an he she it they we you this that these those what who which when where why how "
+                         "and but or if in on at to of for by with from as is are was were".split())
+
+
+def term_present(term: str, vocabulary: set[str]) -> bool:
+    """Exact, or close enough to survive transliteration (Kyiv/Kiev) and inflection (Ukraine/Ukrainian)."""
+    term = term.lower()
+    if term in vocabulary:
+        return True
+    if len(term) < 4:
+        return False
+    return any(
+        v.startswith(term[:5]) and len(term) >= 5 or difflib.SequenceMatcher(None, term, v).ratio() >= 0.75
+        for v in vocabulary
+        if abs(len(v) - len(term)) <= 3
+    )
+
+
+def missing_terms(question: str, texts: list[str]) -> list[str]:
+    """Numbers and names the question is about that no retrieved text mentions: the articles cannot answer it."""
+    joined = " ".join(texts)
+    vocab = {w.lower().strip("’'") for w in re.findall(r"[\w’'-]+", joined)} | set(tokenize(joined))
+    numbers = numbers_in(joined)
+    missing = [n for n in sorted(numbers_in(question)) if n not in numbers]
+    missing += [n for n in sorted(names_in(question)) if not term_present(n, vocab)]
+    return missing
+
+
+def coverage(terms: set[str], text_terms: set[str]) -> float:
+    if not terms:
+        return 0.0
+    return sum(1 for t in terms if t in text_terms) / len(terms)
+
+
+def _sentences_of(scored: list[ScoredPassage]) -> list[EvidenceSentence]:
+    """Sentences of the passages in rank order, each once (overlapping chunks repeat sentences)."""
+    seen: set[tuple[str, int]] = set()
+    out: list[EvidenceSentence] = []
+    for sp in scored:
+        p = sp.passage
+        for start, end in split_sentences(p.text):
+            key = (p.doc_id, p.start + start)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(EvidenceSentence(text=p.text[start:end], doc_id=p.doc_id, passage_id=p.passage_id, start=p.start + start, end=p.start + end))
+    return out
+
+
+def _near_duplicate(a: set[str], b: set[str], threshold: float) -> bool:
+    if not a or not b:
+        return False
+    return len(a & b) / len(a | b) >= threshold
+
+
+def select_evidence(
+    question: str,
+    scored: list[ScoredPassage],
+    embedder: Embedder,
+    settings: Settings,
+    count_tokens: TokenCounter = estimate_tokens,
+    query_vector: np.ndarray | None = None,
+) -> Evidence:
+    sentences = _sentences_of(scored)
+    if not sentences:
+        return Evidence(question=question, sources=[], sentences=[], strength=0.0, missing_terms=missing_terms(question, []))
+    q_vec = query_vector if query_vector is not None else embedder.embed([question])[0]
+    s_vecs = embedder.embed([s.text for s in sentences])
+    dense = s_vecs @ q_vec
+    terms = question_terms(question)
+    tokens = [set(tokenize(s.text)) for s in sentences]
+    for i, sentence in enumerate(sentences):
+        # A sentence's neighbours in its passage often carry the subject it leaves implicit.
+        window = set(tokens[i])
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(sentences) and sentences[j].passage_id == sentence.passage_id:
+                window |= tokens[j]
+        sentence.relevance = float(DENSE_SHARE * dense[i] + (1 - DENSE_SHARE) * coverage(terms, window))
+
+    # Drop near-duplicate sentences (syndicated copies of one wire story) keeping the first, best-ranked one.
+    kept: list[int] = []
+    for i in range(len(sentences)):
+        if not any(_near_duplicate(tokens[i], tokens[j], settings.near_duplicate_threshold) for j in kept):
+            kept.append(i)
+    sentences = [sentences[i] for i in kept]
+
+    # Fill the prompt budget: passages in rank order, each trimmed to its sentences worth the room.
+    budget = settings.context_token_budget
+    chosen: set[tuple[str, int]] = set()
+    by_passage: dict[str, list[EvidenceSentence]] = {}
+    for s in sentences:
+        by_passage.setdefault(s.passage_id, []).append(s)
+    ranked = sorted(sentences, key=lambda s: -s.relevance)
+    used = 0
+    for s in ranked:
+        cost = count_tokens(s.text) + 2
+        if used + cost > budget:
+            continue
+        chosen.add((s.passage_id, s.start))
+        used += cost
+    sources = [sp for sp in scored if any((sp.passage.passage_id, s.start) in chosen for s in by_passage.get(sp.passage.passage_id, []))]
+    selected = [s for s in sentences if (s.passage_id, s.start) in chosen]
+    strength = max((s.relevance for s in sentences), default=0.0)
+    return Evidence(
+        question=question,
+        sources=sources,
+        sentences=selected,
+        prompt_tokens_estimate=used,
+        strength=strength,
+        missing_terms=missing_terms(question, [sp.passage.text for sp in scored]),
+    )

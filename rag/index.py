@@ -1,0 +1,269 @@
+"""The index on disk: numbered generations, swapped in atomically, each knowing how it was built.
+
+Layout under the index directory:
+    CURRENT              name of the live generation, replaced with os.replace
+    gen-000007/          manifest.json, articles.jsonl, passages.jsonl, vectors, bm25
+    documents/           the raw bytes of every indexed document, stored before indexing (for `rag reindex`)
+    .lock                held by the one writer
+A writer builds a whole new generation in a temp dir, fsyncs it, renames it, then flips CURRENT. A crash
+at any point leaves the previous generation live; leftovers are swept by the next writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from pydantic import BaseModel, Field, ValidationError
+
+from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
+from rag.lexical import LexicalIndex
+from rag.settings import Settings
+from rag.types import Article, Passage
+from rag.vectorstore import VectorStore, build_vector_store
+
+FORMAT_VERSION = 1
+KEEP_GENERATIONS = 2
+
+
+class DocumentRecord(BaseModel):
+    doc_id: str
+    content_hash: str
+    passages: int
+    title: str | None = None
+    date: str | None = None
+    source: str | None = None
+    stored_as: str | None = None  # file name under documents/
+    indexed_at: str
+
+
+class Manifest(BaseModel):
+    format_version: int = FORMAT_VERSION
+    generation: int = 0
+    embedding_model: str
+    dimension: int
+    normalised: bool = True
+    metric: str = "inner_product"
+    chunk_size: int
+    chunk_overlap: int
+    vector_backend: str
+    vector_kind: str = "flat"
+    count: int = 0
+    documents: dict[str, DocumentRecord] = Field(default_factory=dict)
+    updated_at: str = ""
+
+    def check_compatible(self, *, embedding_model: str, dimension: int, settings: Settings) -> None:
+        """Refuse an index built differently: its vectors or passages would not mean what we think."""
+        problems = []
+        if self.format_version != FORMAT_VERSION:
+            problems.append(f"format version {self.format_version} (this build reads {FORMAT_VERSION})")
+        if self.embedding_model != embedding_model or self.dimension != dimension:
+            problems.append(f"embedding model {self.embedding_model} ({self.dimension}-d), configured {embedding_model} ({dimension}-d)")
+        if (self.chunk_size, self.chunk_overlap) != (settings.chunk_size, settings.chunk_overlap):
+            problems.append(f"chunking {self.chunk_size}/{self.chunk_overlap} words, configured {settings.chunk_size}/{settings.chunk_overlap}")
+        if self.vector_backend != settings.vector_backend:
+            problems.append(f"vector backend {self.vector_backend}, configured {settings.vector_backend} (use `rag migrate`)")
+        if problems:
+            raise IndexMismatchError(
+                "index was built differently: " + "; ".join(problems) + ". Rebuild it with `rag reindex --rebuild` or restore the settings."
+            )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file and rename, so readers see the old bytes or the new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _write_jsonl(path: Path, rows) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(row.model_dump_json() + "\n")
+
+
+def _read_jsonl(path: Path, model: type[BaseModel]) -> list:
+    with path.open(encoding="utf-8") as fh:
+        return [model.model_validate_json(line) for line in fh if line.strip()]
+
+
+class Index:
+    """One loaded generation: passages, articles, vectors and BM25, read-only once built."""
+
+    def __init__(self, root: Path, manifest: Manifest, articles: dict[str, Article], passages: list[Passage], store: VectorStore, lexical: LexicalIndex):
+        self.root = root
+        self.manifest = manifest
+        self.articles = articles
+        self.passages = passages
+        self.passage_by_id = {p.passage_id: p for p in passages}
+        self.store = store
+        self.lexical = lexical
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    @property
+    def generation(self) -> int:
+        return self.manifest.generation
+
+    def passages_of(self, doc_id: str) -> list[Passage]:
+        return [p for p in self.passages if p.doc_id == doc_id]
+
+    @classmethod
+    def empty(cls, root: Path, settings: Settings, *, embedding_model: str, dimension: int) -> Index:
+        manifest = Manifest(
+            embedding_model=embedding_model,
+            dimension=dimension,
+            chunk_size=settings.chunk_size,
+            chunk_overlap=settings.chunk_overlap,
+            vector_backend=settings.vector_backend,
+        )
+        return cls(root, manifest, {}, [], build_vector_store(settings, dimension, None), LexicalIndex())
+
+
+def current_generation_dir(root: Path) -> Path | None:
+    pointer = root / "CURRENT"
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    if not name.startswith("gen-") or "/" in name:
+        raise IndexCorruptError(f"{pointer} names {name!r}, not a generation")
+    gen_dir = root / name
+    if not gen_dir.is_dir():
+        raise IndexCorruptError(f"{pointer} names {name}, which is missing; restore it or run `rag reindex`")
+    return gen_dir
+
+
+def read_manifest(root: Path) -> Manifest:
+    gen_dir = current_generation_dir(root)
+    if gen_dir is None:
+        raise IndexMissingError(f"no index at {root}: build one with `rag index data/corpus`")
+    try:
+        return Manifest.model_validate_json((gen_dir / "manifest.json").read_text())
+    except (OSError, ValidationError) as exc:
+        raise IndexCorruptError(f"manifest in {gen_dir} does not load: {exc}") from exc
+
+
+def load_index(settings: Settings, *, embedding_model: str, dimension: int, missing_ok: bool = False) -> Index:
+    """Load the live generation, checking it was built the way settings say."""
+    root = settings.index_dir
+    gen_dir = current_generation_dir(root) if root.is_dir() else None
+    if gen_dir is None:
+        if missing_ok:
+            return Index.empty(root, settings, embedding_model=embedding_model, dimension=dimension)
+        raise IndexMissingError(f"no index at {root}: build one with `rag index data/corpus`")
+    manifest = read_manifest(root)
+    manifest.check_compatible(embedding_model=embedding_model, dimension=dimension, settings=settings)
+    try:
+        articles = {a.doc_id: a for a in _read_jsonl(gen_dir / "articles.jsonl", Article)}
+        passages = _read_jsonl(gen_dir / "passages.jsonl", Passage)
+        lexical = LexicalIndex.load(gen_dir)
+    except (OSError, ValidationError, ValueError) as exc:
+        raise IndexCorruptError(f"index files in {gen_dir} do not load: {exc}") from exc
+    store = build_vector_store(settings, dimension, gen_dir)
+    if len(passages) != manifest.count or len(lexical) != len(passages):
+        raise IndexCorruptError(f"index in {gen_dir} is inconsistent: {len(passages)} passages, manifest says {manifest.count}")
+    if settings.vector_backend == "faiss" and len(store) != len(passages):
+        raise IndexCorruptError(f"index in {gen_dir} has {len(store)} vectors for {len(passages)} passages")
+    return Index(root, manifest, articles, passages, store, lexical)
+
+
+class IndexLock:
+    """One writer at a time across processes; readers never take it."""
+
+    def __init__(self, root: Path, timeout: float = 0.0):
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(root / ".lock"), timeout=timeout)
+
+    def __enter__(self) -> IndexLock:
+        try:
+            self._lock.acquire()
+        except Timeout as exc:
+            raise IndexLockedError("another process is writing this index; try again when it finishes") from exc
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+def commit_generation(index: Index, settings: Settings) -> Index:
+    """Write `index` as the next generation and make it live. Caller holds the IndexLock."""
+    root = settings.index_dir
+    root.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers(root)
+    previous = current_generation_dir(root)
+    number = (int(previous.name.split("-")[1]) if previous else 0) + 1
+    index.manifest.generation = number
+    index.manifest.count = len(index.passages)
+    index.manifest.updated_at = _now()
+    index.manifest.vector_kind = getattr(index.store, "kind", settings.vector_backend)
+    tmp = root / f"tmp-{number:06d}-{os.getpid()}-{int(time.time() * 1000)}"
+    tmp.mkdir()
+    _write_jsonl(tmp / "articles.jsonl", index.articles.values())
+    _write_jsonl(tmp / "passages.jsonl", index.passages)
+    index.store.save(tmp)
+    index.lexical.save(tmp)
+    (tmp / "manifest.json").write_text(index.manifest.model_dump_json(indent=2))
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    final = root / f"gen-{number:06d}"
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    write_atomic(root / "CURRENT", final.name.encode())
+    _prune_generations(root, keep=KEEP_GENERATIONS)
+    index.root = root
+    return index
+
+
+def sweep_leftovers(root: Path) -> None:
+    """Remove temp dirs of writers that died; only called under the lock."""
+    for path in root.glob("tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob(".*.tmp*"):
+        path.unlink(missing_ok=True)
+    docs = root / "documents"
+    if docs.is_dir():
+        for path in docs.glob(".*.tmp*"):
+            path.unlink(missing_ok=True)
+
+
+def _prune_generations(root: Path, keep: int) -> None:
+    live = (root / "CURRENT").read_text().strip()
+    gens = sorted(p for p in root.glob("gen-*") if p.is_dir())
+    for path in gens[:-keep]:
+        if path.name != live:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def documents_dir(settings: Settings) -> Path:
+    return settings.index_dir / "documents"
+
+
+def json_dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2)

@@ -1,0 +1,231 @@
+"""Bringing documents into the index: diff by content hash, embed only what changed, commit a generation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from rag.chunking import chunk_article
+from rag.corpus import article_from_bytes, iter_article_paths, validate_doc_id
+from rag.embedder import Embedder
+from rag.errors import BadInputError, DocumentNotFoundError, RagError
+from rag.index import (
+    DocumentRecord,
+    Index,
+    IndexLock,
+    _now,
+    commit_generation,
+    documents_dir,
+    load_index,
+    write_atomic,
+)
+from rag.settings import Settings
+from rag.types import Article, Passage
+
+EMBED_BATCH = 512  # texts per progress step; the embedder batches further inside
+
+
+class SkippedFile(BaseModel):
+    path: str
+    reason: str
+
+
+class IndexReport(BaseModel):
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    skipped: list[SkippedFile] = Field(default_factory=list)
+    passages_embedded: int = 0
+    generation: int = 0
+    total_documents: int = 0
+    total_passages: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+ProgressFn = Callable[[int, int], None]  # (done, total) passages embedded
+
+
+def embed_passages(embedder: Embedder, passages: list[Passage], progress: ProgressFn | None = None) -> np.ndarray:
+    vectors = []
+    for start in range(0, len(passages), EMBED_BATCH):
+        batch = passages[start : start + EMBED_BATCH]
+        vectors.append(embedder.embed([passage_text_for_embedding(p) for p in batch]))
+        if progress:
+            progress(min(start + EMBED_BATCH, len(passages)), len(passages))
+    if not vectors:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    return np.concatenate(vectors)
+
+
+def passage_text_for_embedding(passage: Passage) -> str:
+    # The title gives a passage the context its sentences assume ("the council" of which story?).
+    title = passage.meta.title
+    return f"{title}. {passage.text}" if title and passage.ordinal == 0 else passage.text
+
+
+def _store_raw(settings: Settings, article: Article, name: str, data: bytes) -> str:
+    folder = documents_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    stored_as = article.doc_id + Path(name).suffix.lower()
+    write_atomic(folder / stored_as, data)
+    return stored_as
+
+
+def apply_articles(
+    index: Index,
+    settings: Settings,
+    embedder: Embedder,
+    incoming: list[tuple[Article, str, bytes]],
+    remove_ids: list[str],
+    report: IndexReport,
+    progress: ProgressFn | None = None,
+) -> Index:
+    """Mutate `index` in memory: drop removed/changed documents, add new passages. Nothing is written yet."""
+    by_hash = {rec.content_hash: rec.doc_id for rec in index.manifest.documents.values()}
+    fresh: list[tuple[Article, list[Passage], str, bytes]] = []
+    for article, name, data in incoming:
+        old = index.manifest.documents.get(article.doc_id)
+        if old is not None and old.content_hash == article.content_hash:
+            report.unchanged.append(article.doc_id)
+            continue
+        twin = by_hash.get(article.content_hash)
+        if twin is not None and twin != article.doc_id:
+            report.skipped.append(SkippedFile(path=name, reason=f"same content as document {twin} already indexed"))
+            continue
+        passages = chunk_article(article, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        if not passages:
+            report.skipped.append(SkippedFile(path=name, reason="no text left after cleaning"))
+            continue
+        (report.updated if old is not None else report.added).append(article.doc_id)
+        by_hash[article.content_hash] = article.doc_id
+        fresh.append((article, passages, name, data))
+
+    drop_docs = set(remove_ids) | {a.doc_id for a, _, _, _ in fresh}
+    drop_passages = {p.passage_id for p in index.passages if p.doc_id in drop_docs}
+    new_passages = [p for _, ps, _, _ in fresh for p in ps]
+    vectors = embed_passages(embedder, new_passages, progress)
+    report.passages_embedded = len(new_passages)
+
+    index.store.apply(add_ids=[p.passage_id for p in new_passages], add_vectors=vectors, remove_ids=drop_passages)
+    index.lexical.apply(add=[(p.passage_id, p.text) for p in new_passages], remove_ids=drop_passages)
+    index.passages = [p for p in index.passages if p.doc_id not in drop_docs] + new_passages
+    index.passage_by_id = {p.passage_id: p for p in index.passages}
+    for doc_id in drop_docs:
+        index.articles.pop(doc_id, None)
+        index.manifest.documents.pop(doc_id, None)
+    for article, passages, name, data in fresh:
+        stored_as = _store_raw(settings, article, name, data)
+        index.articles[article.doc_id] = article.model_copy(update={"removed_lines": []})
+        index.manifest.documents[article.doc_id] = DocumentRecord(
+            doc_id=article.doc_id,
+            content_hash=article.content_hash,
+            passages=len(passages),
+            title=article.meta.title,
+            date=article.meta.date,
+            source=article.meta.source,
+            stored_as=stored_as,
+            indexed_at=_now(),
+        )
+    report.removed.extend(d for d in remove_ids)
+    return index
+
+
+def _finish(index: Index, settings: Settings, report: IndexReport, removed_files: list[str]) -> Index:
+    if report.changed or index.generation == 0:
+        index = commit_generation(index, settings)
+        # Raw files go only after the generation that forgot them is live, so a crash never loses one still indexed.
+        for name in removed_files:
+            (documents_dir(settings) / name).unlink(missing_ok=True)
+    report.generation = index.generation
+    report.total_documents = len(index.manifest.documents)
+    report.total_passages = len(index.passages)
+    return index
+
+
+def _read_inputs(paths: list[Path], settings: Settings, report: IndexReport) -> list[tuple[Article, str, bytes]]:
+    incoming: list[tuple[Article, str, bytes]] = []
+    seen: set[str] = set()
+    for path in iter_article_paths(paths):
+        try:
+            data = path.read_bytes()
+            article = article_from_bytes(path.stem, path.name, data, max_bytes=settings.max_upload_bytes)
+        except (OSError, RagError) as exc:
+            report.skipped.append(SkippedFile(path=str(path), reason=str(exc) if isinstance(exc, RagError) else f"unreadable: {exc.strerror or exc}"))
+            continue
+        if article.doc_id in seen:
+            report.skipped.append(SkippedFile(path=str(path), reason=f"another file in this batch already has id {article.doc_id}"))
+            continue
+        seen.add(article.doc_id)
+        incoming.append((article, path.name, data))
+    return incoming
+
+
+def index_paths(settings: Settings, embedder: Embedder, paths: list[Path], progress: ProgressFn | None = None) -> tuple[Index, IndexReport]:
+    """`rag index PATH...`: add new files, replace changed ones, skip unchanged ones without embedding."""
+    missing = [str(p) for p in paths if not p.exists()]
+    report = IndexReport(skipped=[SkippedFile(path=m, reason="no such file or directory") for m in missing])
+    with IndexLock(settings.index_dir):
+        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+        incoming = _read_inputs([p for p in paths if p.exists()], settings, report)
+        index = apply_articles(index, settings, embedder, incoming, [], report, progress)
+        return _finish(index, settings, report, []), report
+
+
+def add_document(settings: Settings, embedder: Embedder, name: str, data: bytes, doc_id: str | None = None) -> tuple[Index, IndexReport]:
+    """An upload: validated, stored, indexed. Raises instead of skipping, since the caller sent one file."""
+    if len(data) > settings.max_upload_bytes:
+        from rag.errors import TooLargeError
+
+        raise TooLargeError(f"{name} is {len(data)} bytes; the limit is {settings.max_upload_bytes} (RAG_MAX_UPLOAD_BYTES)")
+    doc_id = validate_doc_id(doc_id or Path(name).stem)
+    article = article_from_bytes(doc_id, name, data, max_bytes=settings.max_upload_bytes)
+    report = IndexReport()
+    with IndexLock(settings.index_dir, timeout=30):
+        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+        index = apply_articles(index, settings, embedder, [(article, name, data)], [], report)
+        if report.skipped:
+            raise BadInputError(f"{name}: {report.skipped[0].reason}")
+        return _finish(index, settings, report, []), report
+
+
+def remove_documents(settings: Settings, embedder: Embedder, doc_ids: list[str]) -> tuple[Index, IndexReport]:
+    for doc_id in doc_ids:
+        validate_doc_id(doc_id)
+    report = IndexReport()
+    with IndexLock(settings.index_dir, timeout=30):
+        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
+        unknown = [d for d in doc_ids if d not in index.manifest.documents]
+        if unknown:
+            raise DocumentNotFoundError(f"no document {', '.join(unknown)} in the index (see `rag info`)")
+        stored = [index.manifest.documents[d].stored_as for d in doc_ids]
+        index = apply_articles(index, settings, embedder, [], doc_ids, report)
+        return _finish(index, settings, report, [s for s in stored if s]), report
+
+
+def reindex(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: ProgressFn | None = None) -> tuple[Index, IndexReport]:
+    """Rebuild from the stored raw documents (after a crash, a settings change, or with --rebuild from scratch)."""
+    folder = documents_dir(settings)
+    files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
+    report = IndexReport()
+    with IndexLock(settings.index_dir, timeout=30):
+        if rebuild:
+            from rag.index import Index as _Index
+
+            index = _Index.empty(settings.index_dir, settings, embedding_model=embedder.name, dimension=embedder.dimension)
+            index.store.reset()  # a self-persisting store (Milvus) still holds the previous build's vectors
+        else:
+            index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+        incoming = _read_inputs(files, settings, report)
+        present = {a.doc_id for a, _, _ in incoming}
+        gone = [d for d in index.manifest.documents if d not in present]
+        index = apply_articles(index, settings, embedder, incoming, gone, report, progress)
+        if rebuild:
+            report.added.extend(report.unchanged)
+        return _finish(index, settings, report, []), report

@@ -1,0 +1,112 @@
+"""BM25 over passages with bm25s. Tokens are stored per passage, so an update re-tokenises only new text."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between both
+    but by can could did do does doing down during each few for from further had has have having he her here hers
+    herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
+    once only or other our ours ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself yourselves also said says say would could may might
+    must shall us""".split()
+)
+_TOKEN = re.compile(r"[\w][\w'’.-]*\w|\w", re.UNICODE)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens without stopwords; keeps numbers like 5.1 and names like NATO-Ukraine whole and split."""
+    out: list[str] = []
+    for raw in _TOKEN.findall(text.lower()):
+        tok = raw.replace("’", "'").rstrip(".")
+        if tok.endswith("'s"):
+            tok = tok[:-2]
+        if not tok or tok in STOPWORDS:
+            continue
+        out.append(tok)
+        if "-" in tok:  # "nato-ukraine" should also match "nato" and "ukraine"
+            out.extend(p for p in tok.split("-") if p and p not in STOPWORDS)
+    return out
+
+
+class LexicalIndex:
+    """A bm25s index rebuilt from cached token lists; rows follow `ids`."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.tokens: list[list[str]] = []
+        self._bm25 = None
+        self._vocab: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def apply(self, *, add: list[tuple[str, str]], remove_ids: set[str]) -> None:
+        """add: (passage_id, text) pairs. Removal first; re-adding an id replaces it."""
+        drop = set(remove_ids) | {pid for pid, _ in add}
+        if drop:
+            keep = [i for i, pid in enumerate(self.ids) if pid not in drop]
+            self.ids = [self.ids[i] for i in keep]
+            self.tokens = [self.tokens[i] for i in keep]
+        for pid, text in add:
+            self.ids.append(pid)
+            self.tokens.append(tokenize(text))
+        self._bm25 = None
+
+    def _build(self):
+        import bm25s
+
+        model = bm25s.BM25()
+        # bm25s rejects an all-empty corpus; a placeholder token keeps empty passages addressable.
+        model.index([t or ["\x00"] for t in self.tokens], show_progress=False)
+        self._bm25 = model
+        self._vocab = set(model.vocab_dict) if hasattr(model, "vocab_dict") else {t for toks in self.tokens for t in toks}
+        return model
+
+    def search(self, query: str, k: int, allow: set[str] | None = None) -> list[tuple[str, float]]:
+        if not self.ids or k <= 0:
+            return []
+        model = self._bm25 if self._bm25 is not None else self._build()
+        q = [t for t in tokenize(query) if t in self._vocab]
+        if not q:
+            return []
+        mask = None
+        if allow is not None:
+            mask = np.array([1.0 if pid in allow else 0.0 for pid in self.ids], dtype=np.float32)
+            if not mask.any():
+                return []
+        k = min(k, len(self.ids))
+        docs, scores = model.retrieve([q], k=k, show_progress=False, weight_mask=mask)
+        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    def save(self, directory: Path) -> None:
+        with (directory / "bm25_tokens.jsonl").open("w", encoding="utf-8") as fh:
+            for pid, toks in zip(self.ids, self.tokens):
+                fh.write(json.dumps([pid, toks], ensure_ascii=False) + "\n")
+        model = self._bm25 if self._bm25 is not None else (self._build() if self.ids else None)
+        if model is not None:
+            model.save(str(directory / "bm25"))
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        index = cls()
+        path = directory / "bm25_tokens.jsonl"
+        if not path.is_file():
+            return index
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                pid, toks = json.loads(line)
+                index.ids.append(pid)
+                index.tokens.append(toks)
+        if (directory / "bm25").is_dir() and index.ids:
+            import bm25s
+
+            index._bm25 = bm25s.BM25.load(str(directory / "bm25"))
+            index._vocab = set(index._bm25.vocab_dict)
+        return index

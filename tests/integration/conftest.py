@@ -1,0 +1,48 @@
+"""Real models, built once per session: the MiniLM embedder, FAISS, and the bundled SmolLM2 GGUF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.embedder import build_embedder
+from rag.generator import build_generator
+from rag.indexing import index_paths
+from rag.pipeline import Pipeline
+from rag.prompts import PromptSet
+from rag.settings import Settings
+
+from tests.conftest import CORPUS
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def real_settings(tmp_path_factory) -> Settings:
+    return Settings(_env_file=None, index_dir=tmp_path_factory.mktemp("real") / "index", corpus_dir=CORPUS)
+
+
+@pytest.fixture(scope="session")
+def real_embedder(real_settings):
+    return build_embedder(real_settings)
+
+
+@pytest.fixture(scope="session")
+def real_generator(real_settings):
+    return build_generator(real_settings)
+
+
+@pytest.fixture(scope="session")
+def real_index(real_settings, real_embedder):
+    index, _ = index_paths(real_settings, real_embedder, [CORPUS])
+    return index
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(real_settings, real_index, real_embedder, real_generator) -> Pipeline:
+    return Pipeline(real_settings, real_index, real_embedder, real_generator, PromptSet.load())

@@ -1,0 +1,135 @@
+"""The answer path with a hashing embedder and a scripted generator: verification, repair, abstention."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import BadInputError, TooLargeError
+from rag.indexing import index_paths
+from rag.pipeline import Pipeline
+from rag.types import ChatTurn
+from tests.fakes import ScriptedGenerator
+
+COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at the table with the 31 allies."
+
+
+@pytest.fixture
+def build(settings, hashing_embedder, prompts, corpus_copy):
+    index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
+    loose = settings.model_copy(update={"abstain_threshold": 0.2, "support_threshold": 0.5})
+
+    def make(*replies: str, **overrides) -> tuple[Pipeline, ScriptedGenerator]:
+        gen = ScriptedGenerator(*replies)
+        return Pipeline(loose.model_copy(update=overrides), index, hashing_embedder, gen, prompts), gen
+
+    return make
+
+
+def test_supported_sentence_is_cited_with_quote_and_span(build):
+    pipeline, _ = build(COUNCIL + " [1]")
+    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?")
+    assert not answer.abstained
+    assert answer.citations, answer
+    c = answer.citations[0]
+    article = pipeline.index.articles[c.doc_id]
+    assert article.text[c.start : c.end] == c.quote
+    assert c.doc_id == "001_d33884d0ecc97606"
+    assert c.passage_id in {sp.passage.passage_id for sp in answer.sources}
+    assert answer.text.endswith("[1]")
+
+
+def test_wrong_marker_is_corrected_to_the_supporting_source(build):
+    pipeline, gen = build(COUNCIL + " [4]")
+    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?")
+    assert answer.citations[0].doc_id == "001_d33884d0ecc97606"
+    assert "council" in answer.citations[0].quote.lower()
+
+
+def test_unsupported_sentence_is_removed_or_marked(build):
+    claim = "The council will be chaired by a rotating panel of penguins from Antarctica."
+    pipeline, _ = build(COUNCIL + " [1] " + claim + " [1]")
+    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?")
+    assert "penguins" not in answer.text and len(answer.sentences) == 1
+    marked, _ = build(COUNCIL + " [1] " + claim + " [1]", unsupported_policy="mark")
+    answer = marked.ask("What was decided about the NATO-Ukraine Council?")
+    flagged = [s for s in answer.sentences if not s.supported]
+    assert flagged and "penguins" in flagged[0].text and not flagged[0].citations
+    assert "[unsupported]" in answer.text
+
+
+def test_number_not_in_evidence_is_not_cited(build):
+    pipeline, _ = build(COUNCIL.replace("31 allies", "45 allies") + " [1]")
+    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?")
+    assert "45" not in answer.text
+    assert answer.fallback == "extractive"  # nothing generated survived; the evidence is quoted instead
+
+
+def test_abstains_when_question_names_what_articles_never_mention(build):
+    pipeline, gen = build("NATO decided to admit Ukraine in The Hague in 2025 [1].")
+    answer = pipeline.ask("What did NATO decide at its 2025 summit in The Hague?")
+    assert answer.abstained and answer.text.startswith("The articles don't say")
+    assert not answer.citations and answer.sources
+    assert gen.calls == []  # no generation spent on a question we will not answer
+
+
+def test_model_refusal_with_strong_evidence_falls_back_to_quotes(build):
+    pipeline, _ = build("The articles don't say.")
+    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?")
+    assert not answer.abstained and answer.fallback == "extractive" and answer.citations
+
+
+def test_extractive_mode_needs_no_generator(settings, hashing_embedder, prompts, corpus_copy):
+    index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
+    pipeline = Pipeline(settings.model_copy(update={"abstain_threshold": 0.2}), index, hashing_embedder, None, prompts)
+    answer = pipeline.ask("Which Ukrainian foreign minister spoke about goals for the Washington summit?", mode="extractive")
+    assert answer.citations and all(pipeline.index.articles[c.doc_id].text[c.start : c.end] == c.quote for c in answer.citations)
+    assert any(c.doc_id == "002_e0b0d12e770a7305" for c in answer.citations)
+
+
+def test_prompt_holds_numbered_sources_and_stays_in_budget(build):
+    pipeline, gen = build(COUNCIL + " [1]", context_token_budget=120)
+    pipeline.ask("What was decided about the NATO-Ukraine Council?")
+    system, user = gen.calls[0]
+    assert system["role"] == "system" and "[1]" in user["content"]
+    assert user["content"].rstrip().endswith("Question: What was decided about the NATO-Ukraine Council?")
+    sources_part = user["content"].split("Question:")[0]
+    assert len(sources_part.split()) <= 120 + 40  # budget plus per-source headers
+
+
+def test_bad_questions(build):
+    pipeline, _ = build("x")
+    with pytest.raises(BadInputError):
+        pipeline.ask("   ")
+    with pytest.raises(TooLargeError):
+        pipeline.ask("x" * 100_000)
+    with pytest.raises(BadInputError):
+        pipeline.ask("NATO?", top_k=0)
+    with pytest.raises(BadInputError):
+        pipeline.ask("NATO?", since="yesterday")
+    with pytest.raises(BadInputError):
+        pipeline.ask("NATO?", mode="poetry")
+
+
+def test_date_filters(build):
+    pipeline, _ = build("x")
+    results = pipeline.search("NATO Ukraine membership", since="2024-01-01")
+    assert results and {r.passage.doc_id for r in results} == {"002_e0b0d12e770a7305"}
+    results = pipeline.search("NATO Ukraine membership", until="2023-05-31", top_k=10)
+    assert {r.passage.doc_id for r in results} == {"004_7c186e125f3c4461"}
+    assert pipeline.search("NATO", since="2030-01-01") == []
+
+
+def test_latest_question_prefers_recent_articles(build):
+    pipeline, _ = build("x")
+    plain = pipeline.search("What is the news on Ukraine and NATO membership?", top_k=3)
+    latest = pipeline.search("What is the latest news on Ukraine and NATO membership?", top_k=3)
+    assert latest[0].passage.meta.date >= plain[0].passage.meta.date
+    assert latest[0].passage.doc_id == "002_e0b0d12e770a7305"
+
+
+def test_followup_is_rewritten_with_history(build):
+    pipeline, _ = build(COUNCIL + " [1]")
+    history = [ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?"), ChatTurn(role="assistant", content="It was upgraded.")]
+    answer = pipeline.ask("And when did the commission meet?", history=history)
+    assert "council" in answer.standalone_question.lower()
+    assert answer.sources[0].passage.doc_id in {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
