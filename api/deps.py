@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from api.errors import forbidden, unauthorized
 from api.metrics import Metrics
@@ -84,7 +85,8 @@ _bearer = HTTPBearer(auto_error=False, description="Needed on every route but /h
 
 
 def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    key = runtime.settings.api_key.get_secret_value() if runtime.settings.api_key else ""
+    key = runtime.settings.api_key
+    key = key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
     if not key:
         return
     if credentials is None or credentials.scheme.lower() != "bearer":

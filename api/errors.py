@@ -15,7 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.datastructures import Headers
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.errors import (
@@ -202,7 +203,7 @@ class CatchAllMiddleware:
         try:
             await self.app(scope, receive, send_tracking)
         except Exception as exc:  # noqa: BLE001 - the point of this middleware
-            if isinstance(exc, StarletteHTTPException) and exc.status_code == 413 and not started:
+            if isinstance(exc, StarletteHTTPException) and not started:
                 response = await handle_http_exception(Request(scope, receive), exc)
                 await response(scope, receive, send)
                 return
@@ -214,9 +215,30 @@ class CatchAllMiddleware:
             await JSONResponse(body, status_code=status)(scope, receive, send)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+class BodyLimitMiddleware:
+    """Request bodies over `max_body_size` get a JSON 413: at once when Content-Length says so, before a
+    byte is read, otherwise as soon as the streamed body passes the limit (Starlette's counter, which
+    FastAPI turns into an HTTPException our handler formats)."""
+
+    def __init__(self, app: ASGIApp, max_body_size: int):
+        self.max_body_size = max_body_size
+        self.app = RequestBodyLimitMiddleware(app, max_body_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = Headers(scope=scope).get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body_size:
+                message = f"request body of {declared} bytes is larger than the limit of {self.max_body_size} bytes"
+                body = error_body(413, "too_large", message, openai=is_openai_path(scope.get("path", "")))
+                await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI, *, max_body_size: int) -> None:
     app.add_exception_handler(RagError, handle_rag_error)
     app.add_exception_handler(ApiError, handle_rag_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_size=max_body_size)

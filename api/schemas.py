@@ -151,7 +151,7 @@ class DocumentDetail(DocumentRecord):
     author: str | None = None
     text: str = Field(description="the cleaned article text that citation spans point into")
     passage_ids: list[str]
-    passages: list[PassageRef]
+    passage_spans: list[PassageRef]
 
 
 class UploadResponse(BaseModel):

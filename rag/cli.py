@@ -81,9 +81,12 @@ def index_cmd(ctx: typer.Context, paths: Annotated[list[Path], typer.Argument(he
 @app.command("remove")
 def remove_cmd(ctx: typer.Context, doc_ids: Annotated[list[str], typer.Argument(help="document ids (file stems)")]) -> None:
     """Delete documents from the index."""
+    from rag.corpus import validate_doc_id
     from rag.embedder import build_embedder
     from rag.indexing import remove_documents
 
+    for doc_id in doc_ids:
+        validate_doc_id(doc_id)  # before the model load, not after
     _, report = remove_documents(_settings(ctx), build_embedder(_settings(ctx)), doc_ids)
     out.print(f"removed {', '.join(report.removed)}; index now {report.total_documents} documents / {report.total_passages} passages")
 
@@ -120,8 +123,11 @@ def search_cmd(
     """Show the passages retrieval ranks highest."""
     from rag.errors import BadInputError
 
+    from rag.pipeline import check_request
+
     if method not in ("hybrid", "dense", "bm25"):
         raise BadInputError(f"--method must be hybrid, dense or bm25, got {method!r}")
+    check_request(_settings(ctx), query, top_k=top_k, since=since, until=until)  # before the model load, not after
     results = _search_pipeline(_settings(ctx)).search(query, top_k=top_k, since=since, until=until, method=method)
     if as_json:
         print(json.dumps([r.model_dump() for r in results], ensure_ascii=False, indent=2))
@@ -135,6 +141,8 @@ def search_cmd(
 
 
 def print_answer(answer: Answer, *, show_sources: bool = True) -> None:
+    if answer.fallback and answer.fallback.startswith("extractive:"):
+        err.print(f"[yellow]note:[/] answered by quoting the articles, no generator: {escape(answer.fallback[12:])}")
     style = "yellow" if answer.abstained else "bold"
     out.print(f"[{style}]{escape(answer.text)}[/]")
     if not show_sources:
@@ -172,10 +180,11 @@ def _ask_streaming(pipeline, question: str, **kwargs) -> Answer:
 @app.command("ask")
 def ask_cmd(ctx: typer.Context, question: str, mode: ModeOpt = None, top_k: TopKOpt = None, since: SinceOpt = None, until: UntilOpt = None, as_json: JsonOpt = False) -> None:
     """Answer one question with verified citations (or say the articles don't say)."""
-    from rag.pipeline import Pipeline
+    from rag.pipeline import Pipeline, check_request
 
     settings = _settings(ctx)
     mode = mode or settings.mode
+    check_request(settings, question, mode=mode, top_k=top_k, since=since, until=until)  # a typo must not cost a model load
     pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
     kwargs = dict(mode=mode, top_k=top_k, since=since, until=until)
     answer = pipeline.ask(question, **kwargs) if as_json else _ask_streaming(pipeline, question, **kwargs)
@@ -292,6 +301,61 @@ def migrate_cmd(
     out.print("now set, for every command and the server:")
     for key, value in report.env().items():
         out.print(f"  {key}={escape(value)}")
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    questions: Annotated[Path, typer.Argument(help="question file, JSON Lines (see data/questions/)")],
+    mode: ModeOpt = None,
+    top_k: TopKOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for report.json and report.md")] = Path("build/eval"),
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="an earlier report.json; exit 1 when a quality figure drops")] = None,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="allowed drop per figure (default RAG_EVAL_TOLERANCE, 0.05)")] = None,
+) -> None:
+    """Score retrieval, answers, abstentions and citations on a question file; optionally gate on a baseline."""
+    from rich.markdown import Markdown
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from rag.evaluate import run_eval
+
+    columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("loading", total=None)
+
+        def progress(done: int, total: int, qid: str) -> None:
+            bar.update(task, completed=done, description=qid)
+            if not err.is_terminal and done % max(1, total // 10) == 0:
+                err.print(f"{done}/{total} questions")  # the bar does not draw in CI logs; long runs still show life
+
+        outcome = run_eval(
+            _settings(ctx), questions, out_dir=out_dir, mode=mode, top_k=top_k, baseline_path=baseline, tolerance=tolerance,
+            on_start=lambda n: bar.update(task, total=n, description="asking"), on_progress=progress,
+        )
+    # Raw Markdown when piped (CI logs, files); rendered tables on a terminal.
+    out.print(Markdown(outcome.markdown) if out.is_terminal else outcome.markdown, markup=False, highlight=False, soft_wrap=True)
+    err.print(f"report written to {escape(str(outcome.out_dir / 'report.json'))} and report.md")
+    outcome.raise_for_regressions()
+
+
+@app.command("squad")
+def squad_cmd(
+    squad_json: Annotated[Path, typer.Argument(help="SQuAD 2.0 JSON, e.g. ../shared/benchmarks/squad-v2/dev-v2.0.json")],
+    out_dir: Annotated[Path, typer.Argument(help="writes OUT_DIR/corpus/*.txt (every paragraph) and OUT_DIR/questions.jsonl")],
+    limit: Annotated[Optional[int], typer.Option("--limit", help="sample this many questions (default: all)")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the question sample")] = 13,
+    unanswerable_share: Annotated[Optional[float], typer.Option("--unanswerable-share", help="fraction of the sample that is unanswerable (default: as in the file)")] = None,
+) -> None:
+    """Turn SQuAD 2.0 into a corpus folder and a question file for `rag index` and `rag eval`."""
+    from rag.squad import export_squad
+
+    result = export_squad(squad_json, out_dir, limit=limit, seed=seed, unanswerable_share=unanswerable_share)
+    out.print(
+        f"{result.paragraphs} paragraphs in {escape(str(result.corpus_dir))}"
+        + (f" ({result.stale_removed} stale removed)" if result.stale_removed else "")
+        + f"; {result.answerable + result.unanswerable} questions ({result.answerable} answerable, {result.unanswerable} unanswerable) "
+        f"in {escape(str(result.questions_path))}"
+    )
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import date
 from collections.abc import Callable
 
 import numpy as np
@@ -13,7 +14,7 @@ from rag.embedder import Embedder
 from rag.lexical import tokenize
 from rag.sentences import split_sentences
 from rag.settings import Settings
-from rag.types import Evidence, EvidenceSentence, ScoredPassage
+from rag.types import ArticleMeta, Evidence, EvidenceSentence, ScoredPassage
 
 # Words that shape a question but are not what it is about.
 QUESTION_WORDS = frozenset("many much kind type name happen happened according ever exactly".split())
@@ -74,10 +75,48 @@ def missing_terms(question: str, texts: list[str]) -> list[str]:
     return missing
 
 
-def coverage(terms: set[str], text_terms: set[str]) -> float:
+IdfFn = Callable[[str], float]
+
+
+def meta_text(meta: ArticleMeta) -> str:
+    """An article's title, source, author and date in words: a question may name them ("the May 2023 report")."""
+    parts = [meta.title or "", meta.source or "", meta.author or ""]
+    if meta.date:
+        try:
+            d = date.fromisoformat(meta.date[:10])
+            parts.append(f"{d.day} {d.strftime('%B')} {d.year}")
+        except ValueError:
+            parts.append(meta.date)
+    return " ".join(p for p in parts if p)
+
+
+def coverage(terms: set[str], text_terms: set[str], idf: IdfFn | None = None) -> float:
+    """Share of the terms the text contains, each weighted by its rarity when an idf is given: missing
+    "population" matters more than matching "Ukraine" in a corpus where every passage says Ukraine."""
     if not terms:
         return 0.0
-    return sum(1 for t in terms if t in text_terms) / len(terms)
+    weight = idf or (lambda _t: 1.0)
+    total = sum(weight(t) for t in terms)
+    if total <= 0:
+        return 0.0
+    return sum(weight(t) for t in terms if t in text_terms) / total
+
+
+# Sentences addressed to a language model rather than to a reader: prompt injection planted in an article.
+# Narrow on purpose (a news sentence may well say "ignored the rules"); what it misses, verification still
+# checks, but what it catches can neither steer the model nor be cited as support for the claim it asks for.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?"
+    r"(?:previous|prior|above|earlier|preceding|foregoing|system|original)\s+(?:instructions?|prompts?|messages?|context|rules)\b"
+    r"|\b(?:ignore|disregard)\s+(?:all|any)\s+(?:instructions?|prompts?)\b"
+    r"|\byou are now (?:an? |the )?(?:ai|assistant|chatbot|language model|llm)\b"
+    r"|<\|[\w-]+\|>|\[/?INST\]|<</?SYS>>",
+    re.I,
+)
+
+
+def is_instruction(text: str) -> bool:
+    return bool(_INSTRUCTION.search(text))
 
 
 def _sentences_of(scored: list[ScoredPassage]) -> list[EvidenceSentence]:
@@ -88,7 +127,7 @@ def _sentences_of(scored: list[ScoredPassage]) -> list[EvidenceSentence]:
         p = sp.passage
         for start, end in split_sentences(p.text):
             key = (p.doc_id, p.start + start)
-            if key in seen:
+            if key in seen or is_instruction(p.text[start:end]):
                 continue
             seen.add(key)
             out.append(EvidenceSentence(text=p.text[start:end], doc_id=p.doc_id, passage_id=p.passage_id, start=p.start + start, end=p.start + end))
@@ -108,6 +147,7 @@ def select_evidence(
     settings: Settings,
     count_tokens: TokenCounter = estimate_tokens,
     query_vector: np.ndarray | None = None,
+    idf: IdfFn | None = None,
 ) -> Evidence:
     sentences = _sentences_of(scored)
     if not sentences:
@@ -123,7 +163,7 @@ def select_evidence(
         for j in (i - 1, i + 1):
             if 0 <= j < len(sentences) and sentences[j].passage_id == sentence.passage_id:
                 window |= tokens[j]
-        sentence.relevance = float(DENSE_SHARE * dense[i] + (1 - DENSE_SHARE) * coverage(terms, window))
+        sentence.relevance = float(DENSE_SHARE * dense[i] + (1 - DENSE_SHARE) * coverage(terms, window, idf))
 
     # Drop near-duplicate sentences (syndicated copies of one wire story) keeping the first, best-ranked one.
     kept: list[int] = []
@@ -155,5 +195,5 @@ def select_evidence(
         sentences=selected,
         prompt_tokens_estimate=used,
         strength=strength,
-        missing_terms=missing_terms(question, [sp.passage.text for sp in scored]),
+        missing_terms=missing_terms(question, [sp.passage.text + " " + meta_text(sp.passage.meta) for sp in scored]),
     )

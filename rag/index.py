@@ -162,21 +162,48 @@ def read_manifest(root: Path) -> Manifest:
     gen_dir = current_generation_dir(root)
     if gen_dir is None:
         raise IndexMissingError(f"no index at {root}: build one with `rag index data/corpus`")
+    return _manifest_at(gen_dir)
+
+
+def _manifest_at(gen_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate_json((gen_dir / "manifest.json").read_text())
     except (OSError, ValidationError) as exc:
         raise IndexCorruptError(f"manifest in {gen_dir} does not load: {exc}") from exc
 
 
+def _current_name(root: Path) -> str | None:
+    try:
+        return (root / "CURRENT").read_text().strip()
+    except OSError:
+        return None
+
+
+LOAD_ATTEMPTS = 3
+
+
 def load_index(settings: Settings, *, embedding_model: str, dimension: int, missing_ok: bool = False) -> Index:
     """Load the live generation, checking it was built the way settings say."""
+    # Two commits during one slow load prune the generation being read; that is a moved target, not
+    # corruption, so read the new live generation instead of failing.
+    for attempt in range(1, LOAD_ATTEMPTS + 1):
+        seen = _current_name(settings.index_dir)
+        try:
+            return _load_live(settings, embedding_model=embedding_model, dimension=dimension, missing_ok=missing_ok)
+        except IndexCorruptError:
+            if attempt == LOAD_ATTEMPTS or _current_name(settings.index_dir) == seen:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_live(settings: Settings, *, embedding_model: str, dimension: int, missing_ok: bool) -> Index:
     root = settings.index_dir
     gen_dir = current_generation_dir(root) if root.is_dir() else None
     if gen_dir is None:
         if missing_ok:
             return Index.empty(root, settings, embedding_model=embedding_model, dimension=dimension)
         raise IndexMissingError(f"no index at {root}: build one with `rag index data/corpus`")
-    manifest = read_manifest(root)
+    manifest = _manifest_at(gen_dir)  # not read_manifest(root): CURRENT may have moved on since gen_dir was read
     manifest.check_compatible(embedding_model=embedding_model, dimension=dimension, settings=settings)
     try:
         articles = {a.doc_id: a for a in _read_jsonl(gen_dir / "articles.jsonl", Article)}
@@ -233,6 +260,10 @@ def commit_generation(index: Index, settings: Settings) -> Index:
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
     final = root / f"gen-{number:06d}"
+    if final.exists():
+        # Left by a writer killed between this rename and the CURRENT flip: never live, and os.replace
+        # cannot rename over a non-empty directory, so without this every later write would fail.
+        shutil.rmtree(final)
     os.replace(tmp, final)
     _fsync_dir(root)
     write_atomic(root / "CURRENT", final.name.encode())

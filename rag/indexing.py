@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from rag.chunking import chunk_article
 from rag.corpus import article_from_bytes, iter_article_paths, validate_doc_id
 from rag.embedder import Embedder
-from rag.errors import BadInputError, DocumentNotFoundError, RagError
+from rag.errors import BadInputError, DocumentNotFoundError, RagError, TooLargeError
 from rag.index import (
     DocumentRecord,
     Index,
@@ -154,6 +154,9 @@ def _read_inputs(paths: list[Path], settings: Settings, report: IndexReport) -> 
     seen: set[str] = set()
     for path in iter_article_paths(paths):
         try:
+            size = path.stat().st_size
+            if size > settings.max_upload_bytes:  # refused before reading: a huge file never reaches memory
+                raise TooLargeError(f"{path.name}: {size} bytes exceeds the limit of {settings.max_upload_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
             data = path.read_bytes()
             article = article_from_bytes(path.stem, path.name, data, max_bytes=settings.max_upload_bytes)
         except (OSError, RagError) as exc:

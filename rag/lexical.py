@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class LexicalIndex:
         self.tokens: list[list[str]] = []
         self._bm25 = None
         self._vocab: set[str] = set()
+        self._df: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -58,6 +60,19 @@ class LexicalIndex:
             self.ids.append(pid)
             self.tokens.append(tokenize(text))
         self._bm25 = None
+        self._df = None
+
+    def idf(self, term: str) -> float:
+        """BM25-style inverse document frequency over passages; a term no passage holds gets the maximum."""
+        if self._df is None:
+            df: dict[str, int] = {}
+            for toks in self.tokens:
+                for t in set(toks):
+                    df[t] = df.get(t, 0) + 1
+            self._df = df
+        n = len(self.tokens)
+        d = self._df.get(term, 0)
+        return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
 
     def _build(self):
         import bm25s

@@ -7,7 +7,6 @@ midway leaves the old generation live and unchanged, and running the command aga
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 from pydantic import BaseModel
 
@@ -16,7 +15,6 @@ from rag.index import Index, IndexLock, commit_generation, load_index, read_mani
 from rag.settings import Settings
 from rag.vectorstore import build_vector_store
 
-Backend = Literal["faiss", "milvus"]
 BACKENDS: tuple[str, ...] = ("faiss", "milvus")
 COPY_BATCH = 2048
 

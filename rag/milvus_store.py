@@ -8,6 +8,7 @@ generation flip leaves such ids; re-running the command upserts and deletes agai
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,11 +85,12 @@ class MilvusStore:
     def from_settings(cls, settings: Settings, dimension: int, *, index_type: str = "AUTOINDEX") -> MilvusStore:
         """Connect to RAG_MILVUS_URI and open (or create) RAG_MILVUS_COLLECTION.
 
-        AUTOINDEX lets the engine choose (HNSW on a cluster and in Lite when faiss is present); tests pass FLAT for
-        exact search."""
+        AUTOINDEX lets the engine choose (HNSW on a cluster, and in Lite when faiss is present); FLAT is exact."""
         uri = resolve_uri(settings)
         if is_lite_uri(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            # It logs a traceback when the file is locked; the error below says what to do instead.
+            logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
         token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
         try:
             from pymilvus import MilvusClient, MilvusException

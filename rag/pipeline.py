@@ -33,6 +33,7 @@ class Pipeline:
         self.generator = generator
         self.prompts = prompts
         self.verifier = CitationVerifier(embedder, settings)
+        self.generator_problem: str | None = None  # why generate mode falls back to extractive, if it does
         self.use_index(index)
 
     @classmethod
@@ -45,8 +46,18 @@ class Pipeline:
         prompts = PromptSet.load(settings.prompts_dir)
         embedder = build_embedder(settings)
         index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
-        generator = build_generator(settings) if with_generator else None
-        return cls(settings, index, embedder, generator, prompts)
+        generator, problem = None, None
+        if with_generator:
+            try:
+                generator = build_generator(settings)
+            except ModelMissingError as exc:
+                # A GGUF the user named must load; the bundled default being absent degrades to quoting.
+                if settings.gguf_path is not None or settings.generator_backend != "llama_cpp":
+                    raise
+                problem = str(exc)
+        pipeline = cls(settings, index, embedder, generator, prompts)
+        pipeline.generator_problem = problem
+        return pipeline
 
     def use_index(self, index: Index) -> None:
         """Swap in a newer generation; requests already running keep the one they started with."""
@@ -55,11 +66,7 @@ class Pipeline:
 
     # --- inputs -------------------------------------------------------------------------------------------
     def check_question(self, question: str) -> str:
-        if not isinstance(question, str) or not question.strip():
-            raise BadInputError("the question is empty")
-        if len(question) > self.settings.max_question_chars:
-            raise TooLargeError(f"the question has {len(question)} characters; the limit is {self.settings.max_question_chars} (RAG_MAX_QUESTION_CHARS)")
-        return " ".join(question.split())
+        return check_question(self.settings, question)
 
     def search(self, query: str, *, top_k: int | None = None, since: str | date | None = None, until: str | date | None = None, method: str = "hybrid") -> list[ScoredPassage]:
         query = self.check_question(query)
@@ -85,16 +92,19 @@ class Pipeline:
             raise BadInputError(f"mode must be 'generate' or 'extractive', got {mode!r}")
         since_d, until_d = parse_date(since, field="since"), parse_date(until, field="until")
         history = (history or [])[-self.settings.max_history_turns :] if self.settings.max_history_turns else []
+        fallback = None
         if mode == "generate" and self.generator is None:
-            raise ModelMissingError("no generator is loaded; use --mode extractive or configure RAG_GGUF_PATH")
+            if not self.generator_problem:
+                raise ModelMissingError("no generator is loaded; use --mode extractive or configure RAG_GGUF_PATH")
+            mode, fallback = "extractive", f"extractive: {self.generator_problem}"
 
         standalone = rewrite_followup(question, history, generator=self.generator if self.settings.rewrite_with_model else None, prompts=self.prompts)
         query_vector = self.embedder.embed([standalone])[0]
         scored = self.retriever.search(standalone, top_k=top_k, since=since_d, until=until_d, query_vector=query_vector)
         count = self.generator.count_tokens if self.generator is not None and mode == "generate" else None
-        evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector)
+        evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=self.index.lexical.idf)
         timings = Timings(retrieval_s=time.perf_counter() - started)
-        answer = Answer(question=question, standalone_question=standalone, text="", mode=mode, sources=scored, timings=timings)
+        answer = Answer(question=question, standalone_question=standalone, text="", mode=mode, sources=scored, timings=timings, fallback=fallback)
 
         reason = self.abstain_reason(evidence)
         if reason:
@@ -180,6 +190,26 @@ class Pipeline:
     def _finish(self, answer: Answer, started: float) -> Answer:
         answer.timings.total_s = time.perf_counter() - started
         return answer
+
+
+def check_question(settings: Settings, question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise BadInputError("the question is empty")
+    if len(question) > settings.max_question_chars:
+        raise TooLargeError(f"the question has {len(question)} characters; the limit is {settings.max_question_chars} (RAG_MAX_QUESTION_CHARS)")
+    return " ".join(question.split())
+
+
+def check_request(settings: Settings, question: str, *, mode: str | None = None, top_k: int | None = None, since: str | None = None, until: str | None = None) -> None:
+    """Every check that needs neither model nor index, so a caller can refuse a bad request before loading them."""
+    check_question(settings, question)
+    if mode is not None and mode not in ("generate", "extractive"):
+        raise BadInputError(f"mode must be 'generate' or 'extractive', got {mode!r}")
+    if top_k is not None and not 1 <= top_k <= settings.max_top_k:
+        raise BadInputError(f"top_k must be between 1 and {settings.max_top_k}, got {top_k}")
+    since_d, until_d = parse_date(since, field="since"), parse_date(until, field="until")
+    if since_d and until_d and since_d > until_d:
+        raise BadInputError(f"since {since_d} is after until {until_d}")
 
 
 def extract_sentences(evidence: Evidence, limit: int) -> list:

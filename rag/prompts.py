@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,17 @@ class Template:
     text: str
 
     def render(self, **values: object) -> str:
-        return self.text.format(**values)
+        return self.text.format(**{k: neutralise_special_tokens(v) if isinstance(v, str) else v for k, v in values.items()})
+
+
+# Chat-template control tokens (ChatML/SmolLM2 and Llama 3 <|...|>, Llama 2/Mistral [INST] <<SYS>> <s>, Gemma
+# <start_of_turn>). llama.cpp parses them in prompt text, so an article or a question carrying one could end
+# the user turn and open a fake system turn. A space after the first character leaves them readable, inert.
+_SPECIAL_TOKEN = re.compile(r"<\||\|>|\[/?INST\]|<</?SYS>>|</?s>|<(?:start|end)_of_turn>", re.I)
+
+
+def neutralise_special_tokens(text: str) -> str:
+    return _SPECIAL_TOKEN.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1:], text)
 
 
 def _slots_of(text: str) -> set[str]:

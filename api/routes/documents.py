@@ -118,7 +118,7 @@ async def get_document(doc_id: str, pipeline: PipelineDep) -> DocumentDetail:
     return DocumentDetail(
         **record.model_dump(), url=article.meta.url, author=article.meta.author, text=article.text,
         passage_ids=[p.passage_id for p in passages],
-        passages=[PassageRef(passage_id=p.passage_id, ordinal=p.ordinal, span=(p.start, p.end)) for p in passages],
+        passage_spans=[PassageRef(passage_id=p.passage_id, ordinal=p.ordinal, span=(p.start, p.end)) for p in passages],
     )
 
 

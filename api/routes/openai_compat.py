@@ -110,7 +110,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, runtim
 async def chunk_stream(job: AskJob, completion_id: str, created: int) -> AsyncIterator[str]:
     def chunk(delta: ChunkDelta, **extra) -> str:
         body = ChatCompletionChunk(id=completion_id, created=created, model=MODEL_ID, choices=[ChunkChoice(delta=delta, finish_reason=extra.pop("finish_reason", None))], **extra)
-        return body.model_dump_json(exclude_none=True)
+        data = {k: v for k, v in body.model_dump(mode="json").items() if v is not None}  # extras only where they apply
+        data["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
+        return json.dumps(data, ensure_ascii=False)
 
     yield chunk(ChunkDelta(role="assistant", content=""))
     async for kind, value in job.events():

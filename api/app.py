@@ -1,0 +1,106 @@
+"""The HTTP app: `create_app(settings)` builds one, with the index and models loaded once at start-up.
+
+Tests inject a Pipeline built from fakes; `rag serve` passes none and the lifespan loads the real one. If
+loading fails (no index yet, a model missing) the server still starts: /healthz answers, /readyz and every
+other route say why with a 503, instead of the process dying in a restart loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api.deps import Auth, Runtime
+from api.errors import install_error_handlers
+from api.metrics import Metrics, MetricsMiddleware
+from api.queue import GenerationQueue
+from api.routes import ask, documents, health, openai_compat, search
+from rag import __version__
+from rag.errors import RagError
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+log = logging.getLogger("newsrag.api")
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around an upload of max_upload_bytes
+MIN_BODY_LIMIT = 1024 * 1024  # JSON bodies (a long chat history) when uploads are configured tiny
+
+DESCRIPTION = """Private question answering over news articles. Every answer sentence is checked against the
+article text; citations carry the exact quote and its character span. When `RAG_API_KEY` is set, every route
+but `/healthz` needs `Authorization: Bearer <key>`."""
+
+
+def load_pipeline(settings: Settings) -> Pipeline:
+    return Pipeline.from_settings(settings, with_generator=settings.generator_backend != "none")
+
+
+def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+    runtime = Runtime(settings=settings, metrics=metrics, queue=GenerationQueue(settings.queue_max, settings.queue_timeout_s))
+    if pipeline is not None:
+        runtime.attach(pipeline)
+    metrics.bind(
+        queue_depth=lambda: runtime.queue.depth,
+        in_flight=lambda: runtime.queue.in_flight,
+        index_stats=runtime.index_stats,
+        ready=lambda: runtime.ready,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime.pipeline is None:
+            try:
+                runtime.attach(await anyio.to_thread.run_sync(load_pipeline, settings))
+                docs, passages, generation = runtime.index_stats()
+                log.info("ready: %d documents, %d passages (index generation %d)", docs, passages, generation)
+            except RagError as exc:
+                runtime.load_error = exc
+                log.error("not ready: %s", exc)
+        yield
+
+    app = FastAPI(
+        title="newsrag",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served below, behind the API key when one is set
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.runtime = runtime
+
+    # Innermost: the catch-all, then the body limit (ours, not FastAPI's max_body_size, whose 413 is plain text).
+    install_error_handlers(app, max_body_size=max(settings.max_upload_bytes + MULTIPART_OVERHEAD, MIN_BODY_LIMIT))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the final status of everything
+
+    app.include_router(health.router)  # /healthz is open; /readyz and /metrics carry the key check themselves
+    for module in (ask, openai_compat, search, documents):
+        app.include_router(module.router, dependencies=[Auth])
+    add_docs_routes(app)
+    return app
+
+
+def add_docs_routes(app: FastAPI) -> None:
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Auth])
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Auth])
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="newsrag API")

@@ -1,0 +1,284 @@
+"""The eval harness: read a question file, ask every question through the real Pipeline, judge, report.
+
+Everything a run can reject (question file, baseline, options, output folder) is checked before any model
+loads, so a typo costs a second, not a model load. Judging rules live in rag/scoring.py, the report's
+shape and Markdown in rag/report.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rag.errors import BadInputError, RagError
+from rag.scoring import CitationCheck, Comparison, QuestionRecord, Retrieved, Verdict, compare, describe_regressions, lexical_support, missing_groups, normalise
+from rag.types import Answer, ChatTurn, Mode
+
+if TYPE_CHECKING:
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+SupportCheck = Callable[[str, str], tuple[bool, float]]
+Progress = Callable[[int, int, str], None]  # (done, total, id of the question just finished)
+MAX_REPORTED_ERRORS = 20
+
+
+class QualityRegressionError(RagError):
+    """A quality figure dropped below the baseline by more than the tolerance."""
+
+
+class EvalQuestion(BaseModel):
+    """One line of a question file. Unknown fields are kept (model_extra) and carried into the report."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    question: str
+    answer: str | None = None  # reference text, for readers of the report only
+    must_include: list[list[str]]  # groups of alternatives; [] = the articles do not say, abstain
+    gold_docs: list[str] = Field(default_factory=list)
+    type: str = "untyped"
+    history: list[ChatTurn] = Field(default_factory=list)
+
+    @field_validator("id", "question", "type")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("must_include")
+    @classmethod
+    def _groups(cls, groups: list[list[str]]) -> list[list[str]]:
+        for i, group in enumerate(groups):
+            if not group:
+                raise ValueError(f"group {i} is empty (a group needs at least one alternative; use [] for no groups)")
+            for alt in group:
+                if not normalise(alt):
+                    raise ValueError(f"group {i} has an alternative with no letters or digits: {alt!r}")
+        return groups
+
+    @property
+    def should_abstain(self) -> bool:
+        return not self.must_include
+
+
+def _pydantic_problem(exc: ValidationError) -> str:
+    problems = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "line"
+        problems.append(f"{where}: {e['msg']}")
+    return "; ".join(problems)
+
+
+def load_questions(path: Path, *, max_question_chars: int | None = None) -> list[EvalQuestion]:
+    """Validate the whole file; report every bad line (up to MAX_REPORTED_ERRORS) with its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"question file {path} does not exist")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path} is not UTF-8 text (bad byte at offset {exc.start})") from None
+    questions: list[EvalQuestion] = []
+    errors: list[str] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(data, dict):
+            errors.append(f"line {number}: expected a JSON object, got {type(data).__name__}")
+            continue
+        try:
+            q = EvalQuestion.model_validate(data)
+        except ValidationError as exc:
+            errors.append(f"line {number}: {_pydantic_problem(exc)}")
+            continue
+        if q.id in first_line:
+            errors.append(f"line {number}: duplicate id {q.id!r} (first on line {first_line[q.id]})")
+        elif max_question_chars is not None and len(q.question) > max_question_chars:
+            errors.append(f"line {number}: question has {len(q.question)} characters; the limit is {max_question_chars} (RAG_MAX_QUESTION_CHARS)")
+        first_line.setdefault(q.id, number)
+        questions.append(q)
+    if errors:
+        more = f"; and {len(errors) - MAX_REPORTED_ERRORS} more" if len(errors) > MAX_REPORTED_ERRORS else ""
+        raise BadInputError(f"{path}: " + "; ".join(errors[:MAX_REPORTED_ERRORS]) + more)
+    if not questions:
+        raise BadInputError(f"{path} holds no questions")
+    return questions
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """An earlier report.json; only its `summary` (and `run` for a sanity note) is used."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"baseline {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"baseline {path} is not a JSON report: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
+        raise BadInputError(f"baseline {path} has no `summary` object; pass a report.json written by `rag eval`")
+    return data
+
+
+# --------------------------------------------------------------------------------------------- judging
+def judge(q: EvalQuestion, answer: Answer | None, supports: SupportCheck, *, error: str | None = None) -> QuestionRecord:
+    """One question's record: what was retrieved and answered, and every verdict on it."""
+    record = QuestionRecord(
+        id=q.id, type=q.type, question=q.question, history=q.history, reference=q.answer,
+        must_include=q.must_include, gold_docs=q.gold_docs, extra=dict(q.model_extra or {}), error=error,
+        verdict=Verdict(should_abstain=q.should_abstain, passed=False),
+    )
+    if answer is not None:
+        record.standalone_question = answer.standalone_question
+        record.retrieved = [Retrieved(passage_id=sp.passage.passage_id, doc_id=sp.passage.doc_id, rank=sp.rank or i, score=round(sp.score, 6)) for i, sp in enumerate(answer.sources, start=1)]
+        record.gold_rank = next((r.rank for r in sorted(record.retrieved, key=lambda r: r.rank) if r.doc_id in q.gold_docs), None)
+        record.answer, record.abstained, record.abstain_reason, record.fallback = answer.text, answer.abstained, answer.abstain_reason, answer.fallback
+        record.citations = check_citations(answer, supports)
+        record.timings = answer.timings.model_copy()
+
+    v = record.verdict
+    v.abstain = "right" if record.abstained == q.should_abstain else "wrong"
+    v.citations_valid = sum(c.verifier_ok for c in record.citations)
+    v.citations_valid_lexical = sum(c.lexical_ok for c in record.citations)
+    answered = answer is not None and not record.abstained
+    if q.should_abstain:
+        v.passed = record.abstained
+    else:
+        v.missing = missing_groups(record.answer, q.must_include) if answered else q.must_include
+        v.correct = v.passed = answered and not v.missing
+        if answered and q.gold_docs:
+            v.gold_cited = any(c.doc_id in q.gold_docs for c in record.citations)
+    return record
+
+
+def check_citations(answer: Answer, supports: SupportCheck) -> list[CitationCheck]:
+    """Replay every shown (sentence, citation) pair through the verifier and the lexical check."""
+    by_number = {c.number: c for c in answer.citations}
+    checks = []
+    for sentence in answer.sentences:
+        if not sentence.supported:
+            continue  # shown as [unsupported], with no citation to check
+        for number in sentence.citations:
+            c = by_number.get(number)
+            quote = c.quote if c else ""  # a marker with no citation behind it fails both checks
+            ok, score = supports(sentence.text, quote) if quote else (False, 0.0)
+            lex_ok, lex_score = lexical_support(sentence.text, quote)
+            checks.append(
+                CitationCheck(
+                    number=number, doc_id=c.doc_id if c else "", passage_id=c.passage_id if c else "", sentence=sentence.text,
+                    quote=quote, verifier_ok=ok, verifier_score=round(score, 4), lexical_ok=lex_ok, lexical_score=lex_score,
+                )
+            )
+    return checks
+
+
+def run_questions(pipeline: Pipeline, questions: list[EvalQuestion], *, mode: Mode, top_k: int | None = None, on_progress: Progress | None = None) -> list[QuestionRecord]:
+    records = []
+    for done, q in enumerate(questions, start=1):
+        try:
+            answer = pipeline.ask(q.question, mode=mode, top_k=top_k, history=q.history)
+            record = judge(q, answer, pipeline.verifier.supports)
+        except RagError as exc:
+            # One question's failure (a generator hiccup) is recorded and scored as wrong, not fatal.
+            record = judge(q, None, pipeline.verifier.supports, error=f"{type(exc).__name__}: {exc}")
+        records.append(record)
+        if on_progress:
+            on_progress(done, len(questions), q.id)
+    return records
+
+
+# --------------------------------------------------------------------------------------------- a whole run
+@dataclass
+class EvalOutcome:
+    report: dict[str, Any]
+    markdown: str
+    out_dir: Path
+    tolerance: float
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.regressed]
+
+    def raise_for_regressions(self) -> None:
+        if self.regressions:
+            raise QualityRegressionError(describe_regressions(self.comparisons, self.tolerance) + f" (report: {self.out_dir / 'report.md'})")
+
+
+def check_options(settings: Settings, *, mode: str | None, top_k: int | None, tolerance: float | None) -> tuple[Mode, int, float]:
+    mode = mode or settings.mode
+    if mode not in ("generate", "extractive"):
+        raise BadInputError(f"--mode must be 'generate' or 'extractive', got {mode!r}")
+    k = settings.top_k if top_k is None else top_k
+    if not 1 <= k <= settings.max_top_k:
+        raise BadInputError(f"--top-k must be between 1 and {settings.max_top_k} (RAG_MAX_TOP_K), got {k}")
+    tol = settings.eval_tolerance if tolerance is None else tolerance
+    if not 0.0 <= tol <= 1.0:
+        raise BadInputError(f"--tolerance must be between 0 and 1, got {tol}")
+    return mode, k, tol  # type: ignore[return-value]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_eval(
+    settings: Settings,
+    questions_path: Path,
+    *,
+    out_dir: Path,
+    mode: str | None = None,
+    top_k: int | None = None,
+    baseline_path: Path | None = None,
+    tolerance: float | None = None,
+    pipeline: Pipeline | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
+) -> EvalOutcome:
+    """Validate, load models (unless a pipeline is given), ask, judge, write report.json and report.md."""
+    from rag.report import build_report, render_markdown, write_report
+
+    mode, k, tol = check_options(settings, mode=mode, top_k=top_k, tolerance=tolerance)
+    questions = load_questions(questions_path, max_question_chars=settings.max_question_chars)
+    baseline = load_baseline(baseline_path) if baseline_path else None
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create the output folder {out_dir}: {exc.strerror}") from None
+
+    if pipeline is None:
+        from rag.pipeline import Pipeline
+
+        pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
+    if on_start:
+        on_start(len(questions))
+    records = run_questions(pipeline, questions, mode=mode, top_k=k, on_progress=on_progress)
+
+    report = build_report(records, settings=settings, pipeline=pipeline, mode=mode, k=k, questions_path=Path(questions_path), questions_sha256=file_sha256(questions_path))
+    comparisons: list[Comparison] = []
+    if baseline is not None:
+        comparisons = compare(report["summary"], baseline["summary"], tol)
+        report["baseline"] = {
+            "path": str(baseline_path),
+            "tolerance": tol,
+            "same_questions": baseline.get("run", {}).get("questions_sha256") == report["run"]["questions_sha256"],
+            "comparison": [c.model_dump() for c in comparisons],
+            "regressed": [c.figure for c in comparisons if c.regressed],
+        }
+    markdown = render_markdown(report)
+    write_report(report, markdown, out_dir)
+    return EvalOutcome(report=report, markdown=markdown, out_dir=out_dir, tolerance=tol, comparisons=comparisons)

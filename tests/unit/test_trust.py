@@ -1,0 +1,98 @@
+"""Citation parsing, prompt files, follow-up rewriting and abstention signals, with fakes only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.citations import adds_information, facts_grounded, strip_markers
+from rag.evidence import coverage, missing_terms, names_in, numbers_in
+from rag.lexical import LexicalIndex, tokenize
+from rag.prompts import PromptError, PromptSet, default_prompts_dir
+from rag.rewrite import needs_rewrite, rewrite_followup, rule_rewrite
+from rag.types import ChatTurn
+from tests.fakes import ScriptedGenerator
+
+HISTORY = [
+    ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?"),
+    ChatTurn(role="assistant", content="The commission is to become a council [1]."),
+]
+
+
+def test_markers_and_filler_are_stripped():
+    assert strip_markers("The answer is: NATO met in Oslo [2].") == ("NATO met in Oslo.", [2])
+    assert strip_markers("Kuleba spoke [1, 3]") == ("Kuleba spoke", [1, 3])
+    assert strip_markers("No markers here.") == ("No markers here.", [])
+
+
+def test_restating_the_question_adds_no_information():
+    q = "How would a common format with Kyiv help Ukraine as a future NATO member?"
+    assert not adds_information("The article discusses how a common format with Kyiv can help Ukraine as a future NATO member.", q)
+    assert adds_information("It would bring Ukraine close to NATO standards.", q)
+
+
+def test_numbers_and_names_must_appear_in_the_cited_text():
+    source = "NATO agreed in 2008 that Ukraine would join the organization one day."
+    assert facts_grounded("NATO agreed in 2008 that Ukraine would join.", source)
+    assert not facts_grounded("NATO agreed in 2009 that Ukraine would join.", source)
+    assert not facts_grounded("NATO agreed with Georgia that Ukraine would join.", source)
+    assert numbers_in("31 allies and 1,500 troops in 2023") == {"31", "1500", "2023"}
+    assert names_in("What did NATO decide at its summit in The Hague?") >= {"NATO", "Hague"}
+    assert "What" not in names_in("What did NATO decide?")
+
+
+def test_missing_terms_tolerate_transliteration_but_not_absence():
+    texts = ["Creating a common format with Kiev would help shape Ukraine as a future member."]
+    assert missing_terms("How would a common format with Kyiv help Ukraine?", texts) == []
+    assert missing_terms("What did NATO decide in The Hague in 2025?", texts + ["NATO met."]) == ["2025", "Hague"]
+
+
+def test_idf_weighted_coverage_lets_rare_terms_decide():
+    lex = LexicalIndex()
+    lex.apply(add=[(f"d#{i}", "Ukraine and NATO met again") for i in range(10)] + [("x#0", "population census")], remove_ids=set())
+    terms = {"population", "ukraine"}
+    plain = coverage(terms, set(tokenize("Ukraine borders")))
+    weighted = coverage(terms, set(tokenize("Ukraine borders")), lex.idf)
+    assert plain == 0.5 and weighted < 0.2
+
+
+def test_prompt_files_are_checked_for_their_slots(tmp_path: Path):
+    PromptSet.load()  # the shipped files are valid
+    for f in default_prompts_dir().glob("*.txt"):
+        (tmp_path / f.name).write_text(f.read_text())
+    (tmp_path / "answer.txt").write_text("Sources: {sources}\nQ: {question} {extra}")
+    with pytest.raises(PromptError, match="unknown slots \\['extra'\\]"):
+        PromptSet.load(tmp_path)
+    (tmp_path / "answer.txt").write_text("Sources only: {sources}")
+    with pytest.raises(PromptError, match="missing slots \\['question'\\]"):
+        PromptSet.load(tmp_path)
+    (tmp_path / "answer.txt").unlink()
+    with pytest.raises(PromptError, match="cannot be read"):
+        PromptSet.load(tmp_path)
+
+
+def test_standalone_questions_are_left_alone():
+    assert not needs_rewrite("Who is the NATO Secretary General?", HISTORY)
+    assert rewrite_followup("Who is the NATO Secretary General?", HISTORY) == "Who is the NATO Secretary General?"
+    assert not needs_rewrite("And when was that?", [])
+
+
+def test_rule_rewrite_carries_the_subject_forward():
+    out = rule_rewrite("And when was that?", HISTORY)
+    assert out.startswith("when was that?") or out.lower().startswith("when was that?")
+    assert "council" in out and "nato-ukraine" in out
+
+
+def test_model_rewrite_used_when_it_passes_checks():
+    prompts = PromptSet.load()
+    good = ScriptedGenerator("When was the decision about the NATO-Ukraine Council made?")
+    assert rewrite_followup("And when was that?", HISTORY, generator=good, prompts=prompts) == "When was the decision about the NATO-Ukraine Council made?"
+    assert "Follow-up question: And when was that?" in good.calls[0][0]["content"]
+
+
+@pytest.mark.parametrize("reply", ["", "Sure! Here is a poem about cats.\nRoses are red", "x" * 400])
+def test_model_rewrite_falls_back_to_rules_when_unusable(reply):
+    bad = ScriptedGenerator(reply)
+    out = rewrite_followup("And when was that?", HISTORY, generator=bad, prompts=PromptSet.load())
+    assert out == rule_rewrite("And when was that?", HISTORY)
