@@ -35,6 +35,8 @@ class Runtime:
     _write_lock: asyncio.Lock | None = None
 
     def attach(self, pipeline: Pipeline) -> None:
+        # The pipeline's generator is wrapped in place: every path that generates (answers, follow-up
+        # rewrites) must pass the same gate, and the pipeline is the one place they all look it up.
         if pipeline.generator is not None:
             pipeline.generator = self.queue.gate(pipeline.generator)
         self.pipeline = pipeline

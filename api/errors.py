@@ -32,6 +32,7 @@ from rag.errors import (
     RagError,
     TooLargeError,
     UnsupportedFileError,
+    VectorStoreError,
 )
 
 log = logging.getLogger("newsrag.api")
@@ -59,6 +60,7 @@ RAG_ERRORS: dict[type[BaseException], ErrorSpec] = {
     IndexMismatchError: ErrorSpec(503, "index_unavailable"),
     IndexLockedError: ErrorSpec(409, "index_locked"),
     GeneratorError: ErrorSpec(502, "generator_failed"),
+    VectorStoreError: ErrorSpec(503, "index_unavailable"),
     RagError: ErrorSpec(500, "internal_error"),
 }
 

@@ -92,10 +92,11 @@ def rss_mb(pid: int | str = "self") -> float:
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
-    """Highest resident memory so far (VmHWM), in MiB; for this process the same as ru_maxrss."""
-    if pid == "self":
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    return round(_status_kb(pid, "VmHWM") / 1024, 1)
+    """Highest resident memory since start or the last reset_peak_rss() (VmHWM), in MiB."""
+    hwm = _status_kb(pid, "VmHWM")
+    if hwm != hwm and pid == "self":  # NaN: no /proc; ru_maxrss cannot be reset but is the same figure
+        hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(hwm / 1024, 1)
 
 
 def reset_peak_rss() -> bool:
@@ -160,9 +161,16 @@ def write_json(name: str, data: dict[str, Any], out_dir: Path | None = None) -> 
     folder = out_dir or OUT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    payload = {"benchmark": name, "machine": machine_info(), "command": " ".join([Path(sys.executable).name, *sys.argv]), **data}
+    payload = {"benchmark": name, "machine": machine_info(), "command": " ".join([".venv/bin/python", _relative(sys.argv[0]), *sys.argv[1:]]), **data}
     path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
     return path
+
+
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
 
 
 def _jsonable(value: Any) -> Any:

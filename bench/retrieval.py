@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, required=True)
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--bm25-weights", type=str, default="", help="comma-separated BM25 weights to sweep for hybrid")
     args = ap.parse_args()
     questions = [json.loads(l) for l in args.questions.read_text().splitlines() if l.strip()]
     questions = [q for q in questions if q.get("gold_docs") and not q.get("history")]
@@ -61,6 +62,12 @@ def main() -> None:
     print("| method | hit@1 | hit@5 | MRR |\n|---|---|---|---|")
     for m, r in rows.items():
         print(f"| {m} | {r['hit_at_1']:.3f} | {r['hit_at_5']:.3f} | {r['mrr']:.3f} |")
+    for w in [float(x) for x in args.bm25_weights.split(",") if x]:
+        pipeline.settings = pipeline.settings.model_copy(update={"bm25_weight": w})
+        pipeline.use_index(pipeline.index)
+        r = evaluate(pipeline, questions, "hybrid", args.depth)
+        rows[f"hybrid_bm25x{w}"] = r
+        print(f"| hybrid, BM25 weight {w} | {r['hit_at_1']:.3f} | {r['hit_at_5']:.3f} | {r['mrr']:.3f} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=2))

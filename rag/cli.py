@@ -231,7 +231,7 @@ def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None) ->
         try:
             last = _ask_streaming(pipeline, line, mode=mode, top_k=top_k, history=history)
         except RagError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}")
+            err.print(f"[red]error:[/] {escape(one_line(str(exc)))}")
             continue
         if last.standalone_question != last.question:
             out.print(f"[dim](searched for: {escape(last.standalone_question)})[/]")
@@ -358,11 +358,16 @@ def squad_cmd(
     )
 
 
+def one_line(message: str) -> str:
+    # Some messages embed a library's multi-line text (pydantic's validation report); an error stays one line.
+    return " ".join(message.split())
+
+
 def main() -> None:
     try:
         app()
     except RagError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        err.print(f"[red]error:[/] {escape(one_line(str(exc)))}")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -65,8 +65,7 @@ class SentenceTransformerEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads or torch.get_num_threads()
         try:
             self._model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
         except Exception as exc:  # the library raises many kinds; the user needs one message
@@ -80,6 +79,13 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        # A query or a prompt's evidence sentences (one batch or less) run on one thread: their matrix products
+        # are too small to pay for an OpenMP team, and on 2 cores shared with llama.cpp the team's barrier waits
+        # for a descheduled thread (one query 24 ms on one thread vs 51-160 ms on two; bench/README.md).
+        # Indexing batches keep every thread. torch's setting is process-wide; a race only costs speed.
+        threads = 1 if len(texts) <= self.batch_size else self.threads
+        if self._torch.get_num_threads() != threads:
+            self._torch.set_num_threads(threads)
         with self._torch.inference_mode():
             vectors = self._model.encode(
                 texts,

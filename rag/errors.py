@@ -47,5 +47,9 @@ class GeneratorError(RagError):
     """The generator backend failed (server down, bad response)."""
 
 
+class VectorStoreError(RagError):
+    """The vector engine is unreachable or refused an operation."""
+
+
 class BusyError(RagError):
     """Too many requests are waiting for the model; try again later."""

@@ -149,7 +149,10 @@ def current_generation_dir(root: Path) -> Path | None:
     pointer = root / "CURRENT"
     if not pointer.is_file():
         return None
-    name = pointer.read_text().strip()
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
+        raise IndexCorruptError(f"{pointer} does not read: {exc}") from exc
     if not name.startswith("gen-") or "/" in name:
         raise IndexCorruptError(f"{pointer} names {name!r}, not a generation")
     gen_dir = root / name
@@ -168,7 +171,7 @@ def read_manifest(root: Path) -> Manifest:
 def _manifest_at(gen_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate_json((gen_dir / "manifest.json").read_text())
-    except (OSError, ValidationError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or fields (ValidationError), or not UTF-8
         raise IndexCorruptError(f"manifest in {gen_dir} does not load: {exc}") from exc
 
 

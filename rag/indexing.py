@@ -53,15 +53,19 @@ ProgressFn = Callable[[int, int], None]  # (done, total) passages embedded
 
 
 def embed_passages(embedder: Embedder, passages: list[Passage], progress: ProgressFn | None = None) -> np.ndarray:
-    vectors = []
-    for start in range(0, len(passages), EMBED_BATCH):
-        batch = passages[start : start + EMBED_BATCH]
-        vectors.append(embedder.embed([passage_text_for_embedding(p) for p in batch]))
+    if not passages:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    texts = [passage_text_for_embedding(p) for p in passages]
+    # Longest first over the whole set, not per progress step: the embedder pads each batch to its longest
+    # text, and sorting only within 512-text steps leaves mixed lengths (padding) in every batch.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    for start in range(0, len(order), EMBED_BATCH):
+        rows = order[start : start + EMBED_BATCH]
+        vectors[rows] = embedder.embed([texts[i] for i in rows])
         if progress:
             progress(min(start + EMBED_BATCH, len(passages)), len(passages))
-    if not vectors:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
-    return np.concatenate(vectors)
+    return vectors
 
 
 def passage_text_for_embedding(passage: Passage) -> str:
@@ -139,14 +143,30 @@ def apply_articles(
 
 def _finish(index: Index, settings: Settings, report: IndexReport, removed_files: list[str]) -> Index:
     if report.changed or index.generation == 0:
-        index = commit_generation(index, settings)
-        # Raw files go only after the generation that forgot them is live, so a crash never loses one still indexed.
-        for name in removed_files:
+        # The stored copies say what the index is meant to hold, so they change before the commit, like new
+        # copies are stored before it: after a crash anywhere, a retry or `rag reindex` completes the write.
+        # (Unlinked after the commit, a crash in between left a deleted document's copy for reindex to revive,
+        # while retrying the delete said "no such document".)
+        for name in removed_files + _superseded_copies(index, settings):
             (documents_dir(settings) / name).unlink(missing_ok=True)
+        index = commit_generation(index, settings)
     report.generation = index.generation
     report.total_documents = len(index.manifest.documents)
     report.total_passages = len(index.passages)
     return index
+
+
+def _superseded_copies(index: Index, settings: Settings) -> list[str]:
+    """Stored copies of live documents under a name the manifest no longer uses (story.html re-sent as
+    story.txt): left behind, `rag reindex` would find two files for one id and could restore the old one."""
+    folder = documents_dir(settings)
+    if not folder.is_dir():
+        return []
+    live = {record.stored_as for record in index.manifest.documents.values()}
+    return [
+        path.name for path in folder.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.name not in live and path.stem in index.manifest.documents
+    ]
 
 
 def _read_inputs(paths: list[Path], settings: Settings, report: IndexReport) -> list[tuple[Article, str, bytes]]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.errors import IndexMismatchError, RagError
+from rag.errors import IndexMismatchError, VectorStoreError
 
 if TYPE_CHECKING:
     from rag.settings import Settings
@@ -30,9 +30,6 @@ OVERFETCH = 10  # a wide allow set is first tried as a post-filter over k*OVERFE
 CONNECT_TIMEOUT_S = 10.0
 NETWORK_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 
-
-class VectorStoreError(RagError):
-    """The vector engine is unreachable or refused an operation."""
 
 
 def is_lite_uri(uri: str) -> bool:

@@ -61,8 +61,12 @@ class Pipeline:
 
     def use_index(self, index: Index) -> None:
         """Swap in a newer generation; requests already running keep the one they started with."""
-        self.index = index
+        # The retriever carries its index, so a request that took one reads one consistent generation.
         self.retriever = Retriever(index, embedder=self.embedder, settings=self.settings)
+
+    @property
+    def index(self) -> Index:
+        return self.retriever.index
 
     # --- inputs -------------------------------------------------------------------------------------------
     def check_question(self, question: str) -> str:
@@ -70,6 +74,8 @@ class Pipeline:
 
     def search(self, query: str, *, top_k: int | None = None, since: str | date | None = None, until: str | date | None = None, method: str = "hybrid") -> list[ScoredPassage]:
         query = self.check_question(query)
+        if method not in ("hybrid", "dense", "bm25"):
+            raise BadInputError(f"method must be hybrid, dense or bm25, got {method!r}")
         return self.retriever.search(query, top_k=top_k, since=parse_date(since, field="since"), until=parse_date(until, field="until"), method=method)
 
     # --- answering ----------------------------------------------------------------------------------------
@@ -100,9 +106,10 @@ class Pipeline:
 
         standalone = rewrite_followup(question, history, generator=self.generator if self.settings.rewrite_with_model else None, prompts=self.prompts)
         query_vector = self.embedder.embed([standalone])[0]
-        scored = self.retriever.search(standalone, top_k=top_k, since=since_d, until=until_d, query_vector=query_vector)
+        retriever = self.retriever
+        scored = retriever.search(standalone, top_k=top_k, since=since_d, until=until_d, query_vector=query_vector)
         count = self.generator.count_tokens if self.generator is not None and mode == "generate" else None
-        evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=self.index.lexical.idf)
+        evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=retriever.index.lexical.idf)
         timings = Timings(retrieval_s=time.perf_counter() - started)
         answer = Answer(question=question, standalone_question=standalone, text="", mode=mode, sources=scored, timings=timings, fallback=fallback)
 

@@ -114,7 +114,15 @@ class FaissStore:
             k = min(k, len(rows))
         elif self._index_kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
-        scores, rows = index.search(q, min(k, len(self.ids)), params=params)
+        # One query gains nothing from an OpenMP team, and on a busy machine the team's barrier waits for a
+        # descheduled thread: flat 10k went from 95 ms to 0.5 ms p50 single-threaded (bench/search.py).
+        # libgomp keeps the thread count per calling thread, and it is restored, so index builds keep theirs.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            scores, rows = index.search(q, min(k, len(self.ids)), params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return [(self.ids[r], float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
     def reset(self) -> None:

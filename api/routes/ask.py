@@ -32,7 +32,7 @@ Closing the connection stops generation."""
     description=SSE_DOC,
     responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 413, 422, 503)},
 )
-async def ask(body: AskRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep):
+async def ask(body: AskRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep) -> AskResponse | EventSourceResponse:
     params = AskParams(question=body.question, mode=body.mode, top_k=body.top_k, since=body.since, until=body.until, history=body.history)
     job = AskJob(runtime, pipeline, params)
     if not body.stream:

@@ -88,7 +88,7 @@ def text_pieces(text: str, words: int = WORDS_PER_CHUNK) -> list[str]:
     description="Extra fields `mode`, `top_k`, `since`, `until` may be sent (OpenAI clients: `extra_body`); OpenAI sampling fields are accepted and ignored.",
     responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 413, 422, 503)},
 )
-async def chat_completions(body: ChatCompletionRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep):
+async def chat_completions(body: ChatCompletionRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep) -> ChatCompletion | EventSourceResponse:
     job = AskJob(runtime, pipeline, params_from_messages(body))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     if body.stream:

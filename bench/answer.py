@@ -1,0 +1,176 @@
+"""Answer latency: Pipeline.ask against a direct llama-cpp-python call with the identical prompt, same run.
+
+Per question, interleaved on the one Llama the pipeline loaded:
+    ours    Pipeline.ask(mode="generate"): retrieval, evidence, prompt, stream, verification
+    raw     Llama.create_completion(prompt, stream=True) with the exact prompt ours built
+            (pipeline.build_messages + generator.format_prompt), the same max_tokens and stops
+    fresh   the same raw call after llm.reset(): no KV-cache prefix reused from the previous question
+
+The KV cache is saved before ours runs and restored before raw runs, so both start from the same cache (the
+previous question's prompt, whose system-prompt prefix llama-cpp-python reuses) and raw does not get ours'
+prompt for free. One Llama, not two: a second instance in the process starves on the first one's idle,
+spinning threads (first try: raw 100 s for what ours did in 15 s). Questions that abstain before
+generation are counted apart.
+
+    python bench/answer.py [--limit 12] [--questions FILE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, load_questions, peak_rss_mb, print_header, summary_ms, write_json
+
+DEFAULT_QUESTIONS = [ROOT / "data/questions/dev_questions.jsonl", ROOT / "data/questions/nato_questions.jsonl"]
+
+
+def raw_call(llm: Any, prompt: str, *, max_tokens: int, stop: list[str]) -> dict[str, float]:
+    start = time.perf_counter()
+    ttft = None
+    tokens = 0
+    for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop, stream=True):
+        tokens += 1
+        if ttft is None and chunk["choices"][0]["text"]:
+            ttft = time.perf_counter() - start
+    total = time.perf_counter() - start
+    return {"ttft_s": ttft if ttft is not None else total, "total_s": total, "tokens": tokens}
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=Path, nargs="*", default=DEFAULT_QUESTIONS)
+    parser.add_argument("--limit", type=int, default=None, help="first N questions (default: all)")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "data/corpus")
+    parser.add_argument("--no-json", action="store_true")
+    args = parser.parse_args()
+
+    print_header("answer")
+    from rag.embedder import build_embedder
+    from rag.indexing import index_paths
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    rows = load_questions(args.questions)[: args.limit]
+    work = Path(tempfile.mkdtemp(prefix="newsrag-bench-answer-"))
+    try:
+        settings = Settings(index_dir=work / "index")
+        index_paths(settings, build_embedder(settings), [args.corpus])
+        pipeline = Pipeline.from_settings(settings)
+        generator = pipeline.generator
+        llm = generator._llm  # the raw side calls the very model object ours streams from
+
+        captured: list[list[dict[str, str]]] = []
+        build_messages = pipeline.build_messages
+        pipeline.build_messages = lambda evidence: captured.append(build_messages(evidence)) or captured[-1]  # type: ignore[method-assign]
+
+        # Warm-up, untimed, on a question outside the timed ones' order: the first call pays for buffers, and
+        # afterwards the cache holds a prompt whose system-prompt prefix every later prompt shares.
+        pipeline.ask(rows[-1]["question"], mode="generate")
+
+        results: list[dict[str, Any]] = []
+        abstained = 0
+        previous_tokens: list[int] = []
+        for row in rows:
+            captured.clear()
+            state = llm.save_state()
+            answer = pipeline.ask(row["question"], mode="generate")
+            if not captured:  # abstained before any prompt was built: nothing to compare
+                abstained += 1
+                print(f"  {row.get('id', '?'):>6} abstained before generation ({answer.abstain_reason})", flush=True)
+                continue
+            prompt, stops = generator.format_prompt(captured[-1])
+            t = answer.timings
+            budget = min(settings.max_new_tokens, settings.n_ctx - t.prompt_tokens - 1)
+            llm.load_state(state)  # back to the cache ours started from
+            raw = raw_call(llm, prompt, max_tokens=budget, stop=stops)
+            llm.reset()  # forget the cached prefix: the next call prefills the whole prompt
+            fresh = raw_call(llm, prompt, max_tokens=budget, stop=stops)
+            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            shared = common_prefix(previous_tokens, tokens)
+            previous_tokens = tokens
+            ttft = t.ttft_s if t.ttft_s is not None else t.total_s
+            results.append(
+                {
+                    "id": row.get("id"),
+                    "prompt_tokens": t.prompt_tokens,
+                    "shared_prefix_tokens": shared,
+                    "ours_ttft_s": ttft,
+                    "ours_generation_ttft_s": ttft - t.retrieval_s,
+                    "ours_retrieval_s": t.retrieval_s,
+                    "ours_total_s": t.total_s,
+                    "ours_tokens": t.completion_tokens,
+                    "ours_tokens_per_s": t.tokens_per_s,
+                    "raw_ttft_s": raw["ttft_s"],
+                    "raw_total_s": raw["total_s"],
+                    "raw_tokens": raw["tokens"],
+                    "fresh_ttft_s": fresh["ttft_s"],
+                    "fallback": answer.fallback,
+                }
+            )
+            print(
+                f"  {row.get('id', '?'):>6} prompt {t.prompt_tokens:4d} tok (shared {shared:3d})  ours ttft {ttft * 1000:6.0f} ms "
+                f"(retrieval {t.retrieval_s * 1000:4.0f})  raw ttft {raw['ttft_s'] * 1000:6.0f} ms  fresh {fresh['ttft_s'] * 1000:6.0f} ms  "
+                f"total ours {t.total_s:5.2f}s raw {raw['total_s']:5.2f}s  {t.completion_tokens} tok",
+                flush=True,
+            )
+        if not results:
+            raise SystemExit("every question abstained: nothing was generated to time")
+
+        med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
+        tps_raw = sum(r["raw_tokens"] for r in results) / sum(r["raw_total_s"] - r["raw_ttft_s"] for r in results)
+        tps_ours = [r["ours_tokens_per_s"] for r in results if r["ours_tokens_per_s"]]
+        summary = {
+            "questions": len(rows),
+            "generated": len(results),
+            "abstained_before_generation": abstained,
+            "prompt_tokens_max": max(r["prompt_tokens"] for r in results),
+            "prompt_tokens_mean": round(statistics.mean(r["prompt_tokens"] for r in results), 1),
+            "shared_prefix_tokens_mean": round(statistics.mean(r["shared_prefix_tokens"] for r in results[1:]), 1) if len(results) > 1 else 0,
+            "ours_ttft": summary_ms([r["ours_ttft_s"] for r in results]),
+            "ours_generation_ttft": summary_ms([r["ours_generation_ttft_s"] for r in results]),
+            "ours_retrieval": summary_ms([r["ours_retrieval_s"] for r in results]),
+            "raw_ttft": summary_ms([r["raw_ttft_s"] for r in results]),
+            "fresh_ttft": summary_ms([r["fresh_ttft_s"] for r in results]),
+            "ours_total": summary_ms([r["ours_total_s"] for r in results]),
+            "raw_total": summary_ms([r["raw_total_s"] for r in results]),
+            "ratio_ttft": round(med("ours_ttft_s") / med("raw_ttft_s"), 3),
+            "ratio_generation_ttft": round(med("ours_generation_ttft_s") / med("raw_ttft_s"), 3),
+            "ratio_total": round(med("ours_total_s") / med("raw_total_s"), 3),
+            "kv_reuse_saving": round(1 - med("raw_ttft_s") / med("fresh_ttft_s"), 3),
+            "tokens_per_s_ours_median": round(statistics.median(tps_ours), 1) if tps_ours else None,
+            "tokens_per_s_raw": round(tps_raw, 1),
+        }
+        summary["target_ttft_met"] = summary["ratio_ttft"] <= 1.15
+        summary["target_prompt_met"] = summary["prompt_tokens_max"] <= 900
+        print(f"{len(results)} generated, {abstained} abstained before generation, of {len(rows)} questions")
+        print(f"prompt tokens: mean {summary['prompt_tokens_mean']}, max {summary['prompt_tokens_max']} (target <= 900: {'met' if summary['target_prompt_met'] else 'NOT met'}); shared prefix with the previous prompt: mean {summary['shared_prefix_tokens_mean']} tokens")
+        print(
+            f"TTFT p50: ours {summary['ours_ttft']['p50_ms']:.0f} ms (retrieval+evidence {summary['ours_retrieval']['p50_ms']:.0f} ms), raw {summary['raw_ttft']['p50_ms']:.0f} ms -> "
+            f"{summary['ratio_ttft']:.3f}x (target <= 1.15: {'met' if summary['target_ttft_met'] else 'NOT met'}); generation part alone {summary['ratio_generation_ttft']:.3f}x"
+        )
+        print(f"total p50: ours {summary['ours_total']['p50_ms']:.0f} ms, raw {summary['raw_total']['p50_ms']:.0f} ms -> {summary['ratio_total']:.3f}x")
+        print(f"KV-cache prefix reuse: TTFT p50 {summary['raw_ttft']['p50_ms']:.0f} ms reused vs {summary['fresh_ttft']['p50_ms']:.0f} ms after reset -> saves {summary['kv_reuse_saving'] * 100:.0f}%")
+        print(f"tokens/s: ours median {summary['tokens_per_s_ours_median']}, raw {summary['tokens_per_s_raw']}; peak RSS {peak_rss_mb()} MB")
+        if not args.no_json:
+            print("wrote", write_json("answer", {"summary": summary, "per_question": results, "peak_rss_mb": peak_rss_mb()}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Vector search at 10k..1M: flat vs HNSW (vs IVF), our FaissStore against raw faiss, and end-to-end retrieval.
+
+Synthetic 384-d unit vectors stand in for MiniLM embeddings. They are clustered (a Gaussian around one of
+`n / 100` random centres) because real sentence embeddings are: uniform random vectors on the sphere are the
+worst case for graph search and would understate HNSW recall at a given efSearch. `--data uniform` measures
+that worst case. Queries are dataset vectors plus noise, as a question lies near, not on, its passage.
+
+    python bench/search.py                       # 10k, 50k, 100k; end-to-end at 100k
+    python bench/search.py --full                # adds 1M (flat 1.5 GB, HNSW build takes minutes)
+    python bench/search.py --sizes 100000 --hnsw-m 16 --ef-search 32,64,128 --ivf
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import time
+from typing import Any
+
+import numpy as np
+from common import load_questions, peak_rss_mb, print_header, rss_mb, summary_ms, timed, write_json, ROOT
+
+DIM = 384
+K = 10
+
+
+def synthetic_vectors(n: int, dim: int, *, kind: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        x = rng.standard_normal((n, dim), dtype=np.float32)
+    else:
+        centres = rng.standard_normal((max(1, n // 100), dim), dtype=np.float32)
+        x = centres[rng.integers(0, len(centres), n)]
+        x += 0.6 * rng.standard_normal((n, dim), dtype=np.float32)  # ~0.5 cosine within a cluster, like one topic
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def make_queries(base: np.ndarray, nq: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1)
+    q = base[rng.integers(0, len(base), nq)] + 0.05 * rng.standard_normal((nq, base.shape[1]), dtype=np.float32)
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(set(f[f >= 0]) & set(t)) for f, t in zip(found, truth))
+    return hits / truth.size
+
+
+def latencies(fn, queries: np.ndarray) -> list[float]:
+    out = []
+    for q in queries:
+        start = time.perf_counter()
+        fn(q)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kind: str, *, m: int, ef: int, nlist: int, nprobe: int) -> dict[str, Any]:
+    """Build one index through FaissStore (IVF through raw faiss, which FaissStore does not offer), then time
+    our search and raw `index.search` on that same index, interleaved per query so both see the same load."""
+    import faiss
+
+    from rag.vectorstore import FaissStore
+
+    ids = [f"p{i}" for i in range(len(vectors))]
+    gc.collect()
+    before = rss_mb()
+    row: dict[str, Any] = {"n": len(vectors), "kind": kind}
+    with timed() as t:
+        if kind == "ivf":
+            quantizer = faiss.IndexFlatIP(vectors.shape[1])
+            index = faiss.IndexIVFFlat(quantizer, vectors.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+            index.train(vectors[: max(nlist * 39, 10_000)])
+            index.add(vectors)
+            index.nprobe = nprobe
+            store = None
+            row.update(nlist=nlist, nprobe=nprobe)
+        else:
+            store = FaissStore(vectors.shape[1], kind=kind, hnsw_m=m, ef_search=ef)
+            store.apply(add_ids=ids, add_vectors=vectors, remove_ids=[])
+            index = store._build()
+            if kind == "hnsw":
+                index.hnsw.efSearch = ef  # raw side: the same efSearch FaissStore passes per call
+                row.update(m=m, ef_search=ef)
+    row["build_s"] = round(t["s"], 2)
+    row["memory_mb"] = round(rss_mb() - before, 1)  # the store's copy of the vectors + the faiss index
+
+    _, found = index.search(queries, K)  # batched: recall only, not timed
+    row["recall_at_10"] = round(recall_at_k(found, truth), 4)
+
+    # raw: faiss as shipped (OpenMP team of omp_get_max_threads); raw_1t: the same call on one thread, which
+    # is what FaissStore does per query, so ours/raw_1t is the wrapper's own cost.
+    default_threads = faiss.omp_get_max_threads()
+    times: dict[str, list[float]] = {"raw": [], "raw_1t": [], "ours": []}
+    for q in queries:
+        q2 = q.reshape(1, -1)
+        start = time.perf_counter()
+        index.search(q2, K)
+        times["raw"].append(time.perf_counter() - start)
+        faiss.omp_set_num_threads(1)
+        start = time.perf_counter()
+        index.search(q2, K)
+        times["raw_1t"].append(time.perf_counter() - start)
+        faiss.omp_set_num_threads(default_threads)
+        if store is not None:
+            start = time.perf_counter()
+            store.search(q, K)
+            times["ours"].append(time.perf_counter() - start)
+    row["raw"] = summary_ms(times["raw"])
+    row["raw_1t"] = summary_ms(times["raw_1t"])
+    if times["ours"]:
+        row["ours"] = summary_ms(times["ours"])
+        row["ratio_p50"] = round(row["ours"]["p50_ms"] / row["raw"]["p50_ms"], 3)
+        row["ratio_p50_vs_1t"] = round(row["ours"]["p50_ms"] / row["raw_1t"]["p50_ms"], 3)
+    del index, store
+    gc.collect()
+    return row
+
+
+def query_embedding(n: int) -> dict[str, Any]:
+    """Real MiniLM on the bundled (short) questions: our embed_query path vs raw SentenceTransformer.encode."""
+    from rag.embedder import build_embedder
+    from rag.settings import Settings
+
+    questions = [r["question"] for r in load_questions([ROOT / "data/questions/dev_questions.jsonl", ROOT / "data/questions/nato_questions.jsonl"])]
+    import torch
+
+    default_threads = torch.get_num_threads()  # the library's own default, before our embedder changes it
+    embedder = build_embedder(Settings())
+    model = embedder._model
+    for q in questions[:3]:  # warm-up: first calls pay for lazy allocations
+        embedder.embed([q])
+    ours, raw = [], []
+    for i in range(n):
+        q = questions[i % len(questions)]
+        start = time.perf_counter()
+        embedder.embed([q])
+        ours.append(time.perf_counter() - start)
+        torch.set_num_threads(default_threads)
+        start = time.perf_counter()
+        model.encode([q], batch_size=1, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        raw.append(time.perf_counter() - start)
+    o, r = summary_ms(ours), summary_ms(raw)
+    return {"ours": o, "raw": r, "ratio_p50": round(o["p50_ms"] / r["p50_ms"], 3), "embedder": embedder}
+
+
+def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+    """Retriever.search over an in-memory Index: dense + BM25 + fusion, with and without embedding the query."""
+    from rag.index import Index, Manifest
+    from rag.lexical import LexicalIndex, tokenize
+    from rag.retriever import Retriever
+    from rag.settings import Settings
+    from rag.types import ArticleMeta, Passage
+    from rag.vectorstore import FaissStore
+
+    rng = random.Random(7)
+    vocab = sorted({t for r in load_questions([ROOT / "data/questions/nato_questions.jsonl", ROOT / "data/questions/dev_questions.jsonl"]) for t in tokenize(r["question"] + " " + r.get("answer", ""))})
+    vocab += [f"w{i}" for i in range(20_000)]  # a long tail, so postings are as sparse as in a real archive
+    weights = [1.0 / (i + 1) for i in range(len(vocab))]
+    rng.shuffle(weights)
+    settings = Settings(faiss_kind=kind, faiss_hnsw_m=args.hnsw_m, faiss_hnsw_ef_search=args.ef_search[0])
+    with timed() as t:
+        tokens = [rng.choices(vocab, weights, k=args.words) for _ in range(n)]
+        meta = ArticleMeta()
+        passages = [Passage(passage_id=f"d{i}#0", doc_id=f"d{i}", ordinal=0, text=" ".join(toks), start=0, end=1, meta=meta) for i, toks in enumerate(tokens)]
+        store = FaissStore(DIM, kind=kind, hnsw_m=args.hnsw_m, ef_search=args.ef_search[0])
+        store.apply(add_ids=[p.passage_id for p in passages], add_vectors=vectors[:n], remove_ids=[])
+        store._build()
+        lexical = LexicalIndex()
+        # Token lists share the vocabulary's strings: tokenising 100k random texts again would only cost time.
+        lexical.ids, lexical.tokens = [p.passage_id for p in passages], tokens
+        lexical._build()
+        manifest = Manifest(embedding_model="synthetic", dimension=DIM, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, vector_backend="faiss")
+        index = Index(ROOT / "build" / "bench-synthetic", manifest, {}, passages, store, lexical)
+    retriever = Retriever(index, embedder=embedder, settings=settings)
+    qtexts = [" ".join(rng.choices(vocab[:500], k=7)) for _ in range(len(queries))]
+    for i in range(5):
+        retriever.search(qtexts[i], query_vector=queries[i])
+    given, full = [], []
+    for qt, qv in zip(qtexts, queries):
+        start = time.perf_counter()
+        retriever.search(qt, query_vector=qv)
+        given.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        retriever.search(qt)
+        full.append(time.perf_counter() - start)
+    row = {"n": n, "kind": store.kind, "build_s": round(t["s"], 1), "given_vector": summary_ms(given), "with_query_embedding": summary_ms(full)}
+    del index, store, lexical, passages, tokens
+    gc.collect()
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,50000,100000", help="comma-separated vector counts")
+    parser.add_argument("--full", action="store_true", help="add 1,000,000 to --sizes and to the end-to-end run")
+    parser.add_argument("--data", choices=["clustered", "uniform"], default="clustered")
+    parser.add_argument("--queries", type=int, default=300, help="timed single queries per index")
+    parser.add_argument("--hnsw-m", type=int, default=32)
+    parser.add_argument("--ef-search", default="64", help="comma-separated efSearch values to try")
+    parser.add_argument("--ivf", action="store_true", help="also IVF-Flat, nlist = 4*sqrt(n)")
+    parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--e2e", default="100000", help="comma-separated sizes for end-to-end Retriever.search ('' to skip)")
+    parser.add_argument("--words", type=int, default=60, help="words per synthetic passage (BM25)")
+    parser.add_argument("--no-json", action="store_true")
+    args = parser.parse_args()
+    args.ef_search = [int(x) for x in args.ef_search.split(",")]
+    sizes = sorted({int(x) for x in args.sizes.split(",") if x} | ({1_000_000} if args.full else set()))
+    e2e_sizes = sorted({int(x) for x in args.e2e.split(",") if x} | ({1_000_000} if args.full else set()))
+
+    print_header("search")
+    import faiss
+
+    print(f"faiss {faiss.__version__}, omp threads {faiss.omp_get_max_threads()}, data {args.data}", flush=True)
+    biggest = max(sizes + e2e_sizes)
+    with timed() as t:
+        all_vectors = synthetic_vectors(biggest, DIM, kind=args.data, seed=1)
+    print(f"generated {biggest:,} vectors in {t['s']:.1f}s", flush=True)
+
+    rows = []
+    for n in sizes:
+        vectors = all_vectors[:n]
+        queries = make_queries(vectors, args.queries, seed=n)
+        exact = faiss.IndexFlatIP(DIM)
+        exact.add(vectors)
+        _, truth = exact.search(queries, K)
+        del exact
+        kinds = [("flat", args.ef_search[0])] + [("hnsw", ef) for ef in args.ef_search] + ([("ivf", 0)] if args.ivf else [])
+        for kind, ef in kinds:
+            row = bench_store(vectors, queries, truth, kind, m=args.hnsw_m, ef=ef, nlist=int(4 * n**0.5), nprobe=args.nprobe)
+            rows.append(row)
+            ours = (
+                f"ours p50 {row['ours']['p50_ms']:.3f} p99 {row['ours']['p99_ms']:.3f} ms ({row['ratio_p50']:.2f}x raw, {row['ratio_p50_vs_1t']:.2f}x raw 1-thread)"
+                if "ours" in row
+                else "(raw faiss only)"
+            )
+            label = kind + (f" M={row['m']} ef={row['ef_search']}" if kind == "hnsw" else f" nprobe={args.nprobe}" if kind == "ivf" else "")
+            print(
+                f"{n:>9,} {label:<18} build {row['build_s']:>7.2f}s mem {row['memory_mb']:>7.1f} MB recall@10 {row['recall_at_10']:.3f} "
+                f"raw p50 {row['raw']['p50_ms']:.3f} p99 {row['raw']['p99_ms']:.3f} ms, 1-thread p50 {row['raw_1t']['p50_ms']:.3f} ms; {ours}",
+                flush=True,
+            )
+
+    emb = query_embedding(200)
+    embedder = emb.pop("embedder")
+    print(f"query embedding (MiniLM, short questions): ours p50 {emb['ours']['p50_ms']:.2f} ms, raw encode p50 {emb['raw']['p50_ms']:.2f} ms ({emb['ratio_p50']:.2f}x)", flush=True)
+
+    e2e = []
+    for n in e2e_sizes:
+        kind = "auto"
+        queries = make_queries(all_vectors[:n], min(args.queries, 200), seed=n + 5)
+        row = end_to_end(n, kind, args, embedder, all_vectors, queries)
+        e2e.append(row)
+        print(
+            f"end-to-end Retriever.search at {n:,} ({row['kind']}): p50 {row['given_vector']['p50_ms']:.2f} ms p99 {row['given_vector']['p99_ms']:.2f} ms given the vector; "
+            f"p50 {row['with_query_embedding']['p50_ms']:.2f} ms p99 {row['with_query_embedding']['p99_ms']:.2f} ms with query embedding",
+            flush=True,
+        )
+    print(f"peak RSS {peak_rss_mb()} MB", flush=True)
+    if not args.no_json:
+        print("wrote", write_json("search", {"data": args.data, "indexes": rows, "query_embedding": emb, "end_to_end": e2e, "peak_rss_mb": peak_rss_mb()}))
+
+
+if __name__ == "__main__":
+    main()

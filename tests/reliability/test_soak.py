@@ -1,0 +1,185 @@
+"""A bounded soak of the real server: `rag serve` on 127.0.0.1 over a real index, 32 clients mixing questions
+(extractive, and a few generated), searches, listings, uploads and deletes. Afterwards: no 5xx but 503-busy,
+no document lost or duplicated, and the API's document list == the manifest on disk == the passages' documents
+== the stored copies. ~25 s here; RAG_RELIABILITY_FULL=1 runs it for 3 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.reliability.conftest import FULL, RAG, clean_env, free_port, read_disk_index
+
+CLIENTS = 32
+SOAK_S = 180 if FULL else 25
+QUESTIONS = [
+    "What was decided about the NATO-Ukraine Council?",
+    "Who is the NATO Secretary General quoted in these reports?",
+    "What is the Ukraine Contact Group?",
+    "Which Ukrainian foreign minister spoke about goals for the Washington summit?",
+]
+WORDS = "harbour ferry council budget museum bridge festival railway market river orchard library".split()
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    index_dir: Path
+    log: Path
+    proc: subprocess.Popen = field(repr=False)
+
+
+@pytest.fixture(scope="module")
+def server(real_index_template, tmp_path_factory) -> Iterator[Server]:
+    work = tmp_path_factory.mktemp("soak")
+    index_dir = work / "index"
+    shutil.copytree(real_index_template, index_dir, ignore=shutil.ignore_patterns(".lock"))
+    port = free_port()
+    log = work / "server.log"
+    env = clean_env(RAG_INDEX_DIR=index_dir, RAG_QUEUE_MAX="1", RAG_N_THREADS="1", RAG_MAX_NEW_TOKENS="40")
+    with open(log, "w") as sink:  # a file, not a pipe: a full pipe would stall the server mid-soak
+        proc = subprocess.Popen([str(RAG), "serve", "--port", str(port)], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        assert proc.poll() is None, f"rag serve exited early:\n{log.read_text()}"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"rag serve never became ready:\n{log.read_text()}"
+        time.sleep(0.5)
+    yield Server(url, port, index_dir, log, proc)
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of LISTEN sockets on `port`, from the kernel's own table."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_serve_binds_loopback_only(server):
+    # 0100007F is 127.0.0.1 in the kernel's little-endian hex; 0.0.0.0 or :: would be 00000000 / all zeros.
+    assert listening_addresses(server.port) == {"0100007F"}
+
+
+@dataclass
+class Tally:
+    statuses: Counter = field(default_factory=Counter)
+    unexpected: list[str] = field(default_factory=list)
+    kept: set[str] = field(default_factory=set)  # uploaded and not deleted
+    deleted: set[str] = field(default_factory=set)
+    tokens: dict[str, str] = field(default_factory=dict)  # doc id -> a word only it contains
+
+    def check(self, action: str, response: httpx.Response, *allowed: int) -> bool:
+        self.statuses[(action, response.status_code)] += 1
+        busy = response.status_code == 503 and response.json().get("error", {}).get("code") == "busy"
+        if response.status_code not in allowed and not busy:
+            self.unexpected.append(f"{action} -> {response.status_code}: {response.text[:300]}")
+        return response.status_code in allowed
+
+
+async def client(n: int, http: httpx.AsyncClient, tally: Tally, deadline: float) -> None:
+    rng = random.Random(n)
+    mine: list[str] = []
+    count = 0
+    while time.monotonic() < deadline:
+        roll = rng.random()
+        if roll < 0.40:
+            r = await http.post("/v1/ask", json={"question": rng.choice(QUESTIONS), "mode": "extractive"})
+            if tally.check("ask-extractive", r, 200):
+                assert r.json()["citations"] or r.json()["abstained"]
+        elif roll < 0.43:
+            tally.check("ask-generate", await http.post("/v1/ask", json={"question": rng.choice(QUESTIONS)}), 200)
+        elif roll < 0.58:
+            tally.check("search", await http.post("/v1/search", json={"query": rng.choice(QUESTIONS)}), 200)
+        elif roll < 0.68:
+            tally.check("list", await http.get("/v1/documents"), 200)
+        elif roll < 0.86:
+            count += 1
+            doc_id, token = f"soak-{n}-{count}", f"zq{n}x{count}"
+            words = " ".join(rng.choice(WORDS) for _ in range(40))
+            body = f"Soak story {doc_id}\n\nThe {token} report says {words}.\n\nIt ends with {token} again.\n".encode()
+            r = await http.post("/v1/documents", files={"file": (f"{doc_id}.txt", body, "text/plain")})
+            if tally.check("upload", r, 201):
+                mine.append(doc_id)
+                tally.kept.add(doc_id)
+                tally.tokens[doc_id] = token
+                if rng.random() < 0.2:  # the same bytes again: unchanged, not a second document
+                    again = await http.post("/v1/documents", files={"file": (f"{doc_id}.txt", body, "text/plain")})
+                    if tally.check("re-upload", again, 200):
+                        assert again.json()["status"] == "unchanged"
+        elif mine:
+            doc_id = mine.pop(rng.randrange(len(mine)))
+            if tally.check("delete", await http.delete(f"/v1/documents/{doc_id}"), 200):
+                tally.kept.discard(doc_id)
+                tally.deleted.add(doc_id)
+        else:
+            tally.check("delete-missing", await http.delete(f"/v1/documents/never-{n}"), 404)
+
+
+async def soak(url: str, seconds: float) -> Tally:
+    tally = Tally()
+    limits = httpx.Limits(max_connections=CLIENTS + 4, max_keepalive_connections=CLIENTS + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=180, limits=limits) as http:
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(client(n, http, tally, deadline) for n in range(CLIENTS)))
+    return tally
+
+
+def test_soak_mixed_load_keeps_documents_and_index_consistent(server):
+    initial = {d["doc_id"] for d in httpx.get(f"{server.url}/v1/documents").json()["documents"]}
+    tally = asyncio.run(soak(server.url, SOAK_S))
+    summary = dict(sorted(Counter({f"{a} {s}": c for (a, s), c in tally.statuses.items()}).items()))
+    print(f"soak {SOAK_S}s, {CLIENTS} clients: {summary}")  # shown with -rP: what the load actually was
+    assert not tally.unexpected, f"{tally.unexpected[:10]}\n{summary}"
+    assert tally.statuses[("upload", 201)] >= 5 and tally.statuses[("delete", 200)] >= 1, summary
+    assert tally.statuses[("ask-extractive", 200)] >= 20, summary
+
+    listing = httpx.get(f"{server.url}/v1/documents").json()
+    listed = [d["doc_id"] for d in listing["documents"]]
+    assert len(listed) == len(set(listed)) == listing["total"], "a document is listed twice"
+    assert set(listed) == initial | tally.kept, "a document was lost or a deleted one came back"
+    disk = read_disk_index(server.index_dir)  # manifest, passages, vectors and BM25 agree with each other
+    assert set(disk.documents) == set(listed) == disk.passage_doc_ids
+    assert int(disk.generation.split("-")[1]) == listing["generation"]
+    stored = {p.stem for p in (server.index_dir / "documents").iterdir() if not p.name.startswith(".")}
+    assert stored == set(listed), "stored copies differ from the index: `rag reindex` would not rebuild it"
+    for doc_id in sorted(tally.kept)[:5]:  # what was kept is searchable; what was deleted is not
+        hits = httpx.post(f"{server.url}/v1/search", json={"query": tally.tokens[doc_id], "method": "bm25"}).json()["results"]
+        assert hits and hits[0]["doc_id"] == doc_id
+    for doc_id in sorted(tally.deleted)[:5]:
+        hits = httpx.post(f"{server.url}/v1/search", json={"query": tally.tokens[doc_id], "method": "bm25"}).json()["results"]
+        assert all(h["doc_id"] != doc_id for h in hits)
+    assert server.proc.poll() is None and httpx.get(f"{server.url}/healthz").status_code == 200
+    log = server.log.read_text()
+    assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
