@@ -141,6 +141,7 @@ def machine_info() -> dict[str, Any]:
         "mem_gb": round(total_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
         "load_avg": load_average(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
     }

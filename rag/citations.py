@@ -13,8 +13,8 @@ import re
 import numpy as np
 
 from rag.embedder import Embedder
-from rag.evidence import coverage, names_in, numbers_in, term_present
-from rag.lexical import tokenize
+from rag.evidence import META_WORDS, coverage, names_in, numbers_in, term_present
+from rag.lexical import content_terms, stem, tokenize
 from rag.sentences import split_sentences
 from rag.settings import Settings
 from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, ScoredPassage
@@ -22,10 +22,6 @@ from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, Scor
 _MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Lead-ins small models put before an answer; they carry no claim.
 _FILLER = re.compile(r"^\s*(?:the\s+)?(?:short\s+)?answer(?:\s+is)?\s*[:\-]\s*|^\s*(?:according to the (?:sources?|articles?)|based on the (?:sources?|articles?))[,:]?\s*", re.I)
-# Words about the sources rather than about the news: a sentence made only of these and the question's own
-# words restates the question instead of answering it.
-META_WORDS = frozenset("article articles source sources discuss discusses discussed report reports reported mention mentions "
-                       "mentioned question answer text passage states state stated describe describes described information".split())
 # Share of the support score that comes from embedding similarity; the rest is content-word overlap.
 DENSE_SHARE = 0.5
 
@@ -38,7 +34,7 @@ def strip_markers(text: str) -> tuple[str, list[int]]:
 
 def adds_information(claim: str, question: str) -> bool:
     """True when the claim says something the question did not already say."""
-    return bool(set(tokenize(claim)) - set(tokenize(question)) - META_WORDS)
+    return bool(content_terms(claim) - content_terms(question) - {stem(w) for w in META_WORDS})
 
 
 def support_score(claim_vec: np.ndarray, claim_terms: set[str], source_vec: np.ndarray, source_terms: set[str]) -> float:
@@ -65,10 +61,10 @@ class CitationVerifier:
             return [[] for _ in claims]
         vecs = self.embedder.embed(claims + [s.text for s in sources])
         claim_vecs, source_vecs = vecs[: len(claims)], vecs[len(claims) :]
-        source_terms = [set(tokenize(s.text)) for s in sources]
+        source_terms = [content_terms(s.text) for s in sources]
         out = []
         for cv, claim in zip(claim_vecs, claims):
-            terms = set(tokenize(claim))
+            terms = content_terms(claim)
             scores = [(j, support_score(cv, terms, source_vecs[j], source_terms[j])) for j in range(len(sources))]
             scores.sort(key=lambda js: -js[1])
             out.append(scores)

@@ -11,13 +11,19 @@ from collections.abc import Callable
 import numpy as np
 
 from rag.embedder import Embedder
-from rag.lexical import tokenize
+from rag.lexical import content_terms, stem, tokenize
 from rag.sentences import split_sentences
 from rag.settings import Settings
 from rag.types import ArticleMeta, Evidence, EvidenceSentence, ScoredPassage
 
 # Words that shape a question but are not what it is about.
 QUESTION_WORDS = frozenset("many much kind type name happen happened according ever exactly".split())
+# Words about the articles rather than about the news ("quoted in these reports"): neither evidence of an
+# answer in a question nor new information in an answer.
+META_WORDS = frozenset("article articles source sources discuss discusses discussed report reports reported reporting mention "
+                       "mentions mentioned question answer text passage states state stated describe describes described "
+                       "information quote quoted quotes news story stories according".split())
+_IGNORED = frozenset(stem(w) for w in QUESTION_WORDS | META_WORDS)
 # The weight of embedding similarity against term coverage in a sentence's relevance; the rest is coverage.
 DENSE_SHARE = 0.5
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
@@ -30,7 +36,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def question_terms(question: str) -> set[str]:
-    return {t for t in tokenize(question) if t not in QUESTION_WORDS}
+    return content_terms(question) - _IGNORED
 
 
 def numbers_in(text: str) -> set[str]:
@@ -156,7 +162,7 @@ def select_evidence(
     s_vecs = embedder.embed([s.text for s in sentences])
     dense = s_vecs @ q_vec
     terms = question_terms(question)
-    tokens = [set(tokenize(s.text)) for s in sentences]
+    tokens = [content_terms(s.text) for s in sentences]
     for i, sentence in enumerate(sentences):
         # A sentence's neighbours in its passage often carry the subject it leaves implicit.
         window = set(tokens[i])

@@ -36,6 +36,24 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+_SUFFIXES = ("ing", "ed", "es", "s", "e")
+
+
+def stem(token: str) -> str:
+    """A light suffix stripper so "promised"/"promise" and "years"/"year" meet when judging coverage.
+    (BM25 keeps exact tokens: its index is stored and its ranking is already good.)"""
+    if len(token) <= 4 or not token.isalpha():
+        return token
+    for suffix in _SUFFIXES:
+        if token.endswith(suffix) and len(token) - len(suffix) >= 4:
+            return token[: -len(suffix)]
+    return token
+
+
+def content_terms(text: str) -> set[str]:
+    return {stem(t) for t in tokenize(text)}
+
+
 class LexicalIndex:
     """A bm25s index rebuilt from cached token lists; rows follow `ids`."""
 
@@ -63,11 +81,11 @@ class LexicalIndex:
         self._df = None
 
     def idf(self, term: str) -> float:
-        """BM25-style inverse document frequency over passages; a term no passage holds gets the maximum."""
+        """BM25-style inverse document frequency of a stemmed term over passages; a term no passage holds gets the maximum."""
         if self._df is None:
             df: dict[str, int] = {}
             for toks in self.tokens:
-                for t in set(toks):
+                for t in {stem(t) for t in toks}:
                     df[t] = df.get(t, 0) + 1
             self._df = df
         n = len(self.tokens)

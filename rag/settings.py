@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1)
     candidates: int = Field(30, ge=1)  # depth of each retriever before fusion
     dense_weight: float = Field(1.0, ge=0.0)
-    bm25_weight: float = Field(1.0, ge=0.0)
+    bm25_weight: float = Field(2.0, ge=0.0)  # docs/retrieval.md: best hybrid on SQuAD and NATO sets
     rrf_k: int = Field(60, ge=1)
     recency_weight: float = Field(0.5, ge=0.0)  # used only when a question asks for the latest news
 
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
 
     # Trust: thresholds chosen on data; docs/calibration.md tells how, bench/calibrate.py reproduces.
     mode: Literal["generate", "extractive"] = "generate"
-    abstain_threshold: float = 0.42
+    abstain_threshold: float = 0.5
     support_threshold: float = 0.55
     unsupported_policy: Literal["remove", "mark"] = "remove"
     extractive_max_sentences: int = Field(3, ge=1, le=20)

@@ -8,7 +8,7 @@ import pytest
 
 from rag.citations import adds_information, facts_grounded, strip_markers
 from rag.evidence import coverage, missing_terms, names_in, numbers_in
-from rag.lexical import LexicalIndex, tokenize
+from rag.lexical import LexicalIndex, content_terms, stem
 from rag.prompts import PromptError, PromptSet, default_prompts_dir
 from rag.rewrite import needs_rewrite, rewrite_followup, rule_rewrite
 from rag.types import ChatTurn
@@ -51,10 +51,15 @@ def test_missing_terms_tolerate_transliteration_but_not_absence():
 def test_idf_weighted_coverage_lets_rare_terms_decide():
     lex = LexicalIndex()
     lex.apply(add=[(f"d#{i}", "Ukraine and NATO met again") for i in range(10)] + [("x#0", "population census")], remove_ids=set())
-    terms = {"population", "ukraine"}
-    plain = coverage(terms, set(tokenize("Ukraine borders")))
-    weighted = coverage(terms, set(tokenize("Ukraine borders")), lex.idf)
+    terms = content_terms("population Ukraine")
+    plain = coverage(terms, content_terms("Ukraine borders"))
+    weighted = coverage(terms, content_terms("Ukraine borders"), lex.idf)
     assert plain == 0.5 and weighted < 0.2
+
+
+def test_light_stemming_joins_word_forms():
+    assert stem("promised") == stem("promise") and stem("years") == stem("year") and stem("decided") == stem("decide")
+    assert stem("NATO") == "NATO" and stem("2008") == "2008"
 
 
 def test_prompt_files_are_checked_for_their_slots(tmp_path: Path):
