@@ -57,14 +57,15 @@ def latencies(fn, queries: np.ndarray) -> list[float]:
     return out
 
 
-def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kind: str, *, m: int, ef: int, nlist: int, nprobe: int) -> dict[str, Any]:
+def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kind: str, *, m: int, ef: int, nlist: int, nprobe: int, keep: bool = False) -> tuple[dict[str, Any], Any]:
     """Build one index through FaissStore (IVF through raw faiss, which FaissStore does not offer), then time
-    our search and raw `index.search` on that same index, interleaved per query so both see the same load."""
+    our search and raw `index.search` on that same index, interleaved per query so both see the same load.
+    With keep, the FaissStore is returned for the end-to-end run, which would otherwise build it again."""
     import faiss
 
     from rag.vectorstore import FaissStore
 
-    ids = [f"p{i}" for i in range(len(vectors))]
+    ids = [f"d{i}#0" for i in range(len(vectors))]  # the passage ids end_to_end gives the same rows
     gc.collect()
     before = rss_mb()
     row: dict[str, Any] = {"n": len(vectors), "kind": kind}
@@ -114,9 +115,10 @@ def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kin
         row["ours"] = summary_ms(times["ours"])
         row["ratio_p50"] = round(row["ours"]["p50_ms"] / row["raw"]["p50_ms"], 3)
         row["ratio_p50_vs_1t"] = round(row["ours"]["p50_ms"] / row["raw_1t"]["p50_ms"], 3)
+    kept = store if keep else None
     del index, store
     gc.collect()
-    return row
+    return row, kept
 
 
 def query_embedding(n: int) -> dict[str, Any]:
@@ -146,7 +148,7 @@ def query_embedding(n: int) -> dict[str, Any]:
     return {"ours": o, "raw": r, "ratio_p50": round(o["p50_ms"] / r["p50_ms"], 3), "embedder": embedder}
 
 
-def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: np.ndarray, queries: np.ndarray, store: Any = None) -> dict[str, Any]:
     """Retriever.search over an in-memory Index: dense + BM25 + fusion, with and without embedding the query."""
     from rag.index import Index, Manifest
     from rag.lexical import LexicalIndex, tokenize
@@ -165,9 +167,10 @@ def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: n
         tokens = [rng.choices(vocab, weights, k=args.words) for _ in range(n)]
         meta = ArticleMeta()
         passages = [Passage(passage_id=f"d{i}#0", doc_id=f"d{i}", ordinal=0, text=" ".join(toks), start=0, end=1, meta=meta) for i, toks in enumerate(tokens)]
-        store = FaissStore(DIM, kind=kind, hnsw_m=args.hnsw_m, ef_search=args.ef_search[0])
-        store.apply(add_ids=[p.passage_id for p in passages], add_vectors=vectors[:n], remove_ids=[])
-        store._build()
+        if store is None:
+            store = FaissStore(DIM, kind=kind, hnsw_m=args.hnsw_m, ef_search=args.ef_search[0])
+            store.apply(add_ids=[p.passage_id for p in passages], add_vectors=vectors[:n], remove_ids=[])
+            store._build()
         lexical = LexicalIndex()
         # Token lists share the vocabulary's strings: tokenising 100k random texts again would only cost time.
         lexical.ids, lexical.tokens = [p.passage_id for p in passages], tokens
@@ -202,6 +205,7 @@ def main() -> None:
     parser.add_argument("--ef-search", default="64", help="comma-separated efSearch values to try")
     parser.add_argument("--ivf", action="store_true", help="also IVF-Flat, nlist = 4*sqrt(n)")
     parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--ann-threshold", type=int, default=None, help="flat below, HNSW from this size, for end-to-end (default: Settings)")
     parser.add_argument("--e2e", default="100000", help="comma-separated sizes for end-to-end Retriever.search ('' to skip)")
     parser.add_argument("--words", type=int, default=60, help="words per synthetic passage (BM25)")
     parser.add_argument("--no-json", action="store_true")
@@ -219,7 +223,12 @@ def main() -> None:
         all_vectors = synthetic_vectors(biggest, DIM, kind=args.data, seed=1)
     print(f"generated {biggest:,} vectors in {t['s']:.1f}s", flush=True)
 
+    from rag.settings import Settings
+
+    threshold = args.ann_threshold or Settings().faiss_ann_threshold
+    auto_kind = lambda n: "hnsw" if n >= threshold else "flat"  # noqa: E731  (FaissStore's rule for kind="auto")
     rows = []
+    kept: dict[int, Any] = {}
     for n in sizes:
         vectors = all_vectors[:n]
         queries = make_queries(vectors, args.queries, seed=n)
@@ -229,8 +238,11 @@ def main() -> None:
         del exact
         kinds = [("flat", args.ef_search[0])] + [("hnsw", ef) for ef in args.ef_search] + ([("ivf", 0)] if args.ivf else [])
         for kind, ef in kinds:
-            row = bench_store(vectors, queries, truth, kind, m=args.hnsw_m, ef=ef, nlist=int(4 * n**0.5), nprobe=args.nprobe)
+            keep = n in e2e_sizes and kind == auto_kind(n) and ef == args.ef_search[0]
+            row, store = bench_store(vectors, queries, truth, kind, m=args.hnsw_m, ef=ef, nlist=int(4 * n**0.5), nprobe=args.nprobe, keep=keep)
             rows.append(row)
+            if store is not None:
+                kept[n] = store
             ours = (
                 f"ours p50 {row['ours']['p50_ms']:.3f} p99 {row['ours']['p99_ms']:.3f} ms ({row['ratio_p50']:.2f}x raw, {row['ratio_p50_vs_1t']:.2f}x raw 1-thread)"
                 if "ours" in row
@@ -249,9 +261,11 @@ def main() -> None:
 
     e2e = []
     for n in e2e_sizes:
-        kind = "auto"
         queries = make_queries(all_vectors[:n], min(args.queries, 200), seed=n + 5)
-        row = end_to_end(n, kind, args, embedder, all_vectors, queries)
+        row = end_to_end(n, auto_kind(n), args, embedder, all_vectors, queries, store=kept.pop(n, None))
+        recall = [ix["recall_at_10"] for ix in rows if ix["n"] == n and ix["kind"] == row["kind"] and ix.get("ef_search", args.ef_search[0]) == args.ef_search[0]]
+        row["dense_recall_at_10"] = recall[0] if recall else None
+        row["ann_threshold"] = threshold
         e2e.append(row)
         print(
             f"end-to-end Retriever.search at {n:,} ({row['kind']}): p50 {row['given_vector']['p50_ms']:.2f} ms p99 {row['given_vector']['p99_ms']:.2f} ms given the vector; "

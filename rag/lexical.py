@@ -114,9 +114,14 @@ class LexicalIndex:
             mask = np.array([1.0 if pid in allow else 0.0 for pid in self.ids], dtype=np.float32)
             if not mask.any():
                 return []
-        k = min(k, len(self.ids))
-        docs, scores = model.retrieve([q], k=k, show_progress=False, weight_mask=mask)
-        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        scores = model.get_scores(q, weight_mask=mask)
+        # Top-k among the passages holding a query term, not over every score as bm25s.retrieve does: numpy's
+        # argpartition crawls on an array that is mostly zeros (83 ms vs 2 ms at 100k passages, bench/search.py).
+        hits = np.flatnonzero(scores > 0)
+        if len(hits) > k:
+            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
+        hits = hits[np.lexsort((hits, -scores[hits]))]  # best first; ties in index order, so results are stable
+        return [(self.ids[int(d)], float(scores[d])) for d in hits]
 
     def save(self, directory: Path) -> None:
         with (directory / "bm25_tokens.jsonl").open("w", encoding="utf-8") as fh:

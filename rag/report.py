@@ -19,6 +19,7 @@ _SECRET_SETTINGS = {"openai_api_key", "milvus_token", "api_key"}
 ANSWER_PREVIEW_CHARS = 240
 
 LABELS = {
+    "passed": "questions passed (right answer or right abstention)",
     "answer_accuracy": "answer accuracy (answerable)",
     "abstain_precision": "abstain precision",
     "abstain_recall": "abstain recall",
@@ -157,7 +158,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if details["n_errors"]:
         lines.append(f"- {details['n_errors']} question(s) failed with an error")
 
-    quality = ["answer_accuracy", "abstain_precision", "abstain_recall", "citation_validity", "citation_validity_lexical", "gold_doc_cited", "hit_at_1", "hit_at_5", "mrr"]
+    quality = ["passed", "answer_accuracy", "abstain_precision", "abstain_recall", "citation_validity", "citation_validity_lexical", "gold_doc_cited", "hit_at_1", "hit_at_5", "mrr"]
     if k != 5:
         quality.append(f"hit_at_{k}")
     speed = ["latency_p50_s", "latency_p95_s", "retrieval_p50_s", "retrieval_p95_s", "ttft_p50_s", "ttft_p95_s", "prompt_tokens_mean", "tokens_per_s_mean"]

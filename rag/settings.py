@@ -64,8 +64,8 @@ class Settings(BaseSettings):
 
     # Trust: thresholds chosen on data; docs/calibration.md tells how, bench/calibrate.py reproduces.
     mode: Literal["generate", "extractive"] = "generate"
-    abstain_threshold: float = 0.5
-    support_threshold: float = 0.55
+    abstain_threshold: float = 0.525
+    support_threshold: float = 0.775
     unsupported_policy: Literal["remove", "mark"] = "remove"
     extractive_max_sentences: int = Field(3, ge=1, le=20)
     rewrite_with_model: bool = True  # follow-ups; the rule-based rewrite is the fallback either way
