@@ -120,6 +120,7 @@ def main() -> None:
                     timer.wrap(indexing, "_read_inputs", "read+clean")
                     timer.wrap(indexing, "chunk_article", "chunk")
                     timer.wrap(indexing, "embed_passages", "embed")
+                    timer.wrap(indexing, "_store_raw", "keep raw copies (write + fsync each)")
                     timer.wrap(indexing, "commit_generation", "commit (BM25 build, write, fsync)")
                     try:
                         _, report = indexing.index_paths(settings, embedder, [corpus])

@@ -333,7 +333,8 @@ def eval_cmd(
             on_start=lambda n: bar.update(task, total=n, description="asking"), on_progress=progress,
         )
     # Raw Markdown when piped (CI logs, files); rendered tables on a terminal.
-    out.print(Markdown(outcome.markdown) if out.is_terminal else outcome.markdown, markup=False, highlight=False, soft_wrap=True)
+    summary = outcome.summary_markdown()
+    out.print(Markdown(summary) if out.is_terminal else summary, markup=False, highlight=False, soft_wrap=True)
     err.print(f"report written to {escape(str(outcome.out_dir / 'report.json'))} and report.md")
     outcome.raise_for_regressions()
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rag.errors import BadInputError, RagError
+from rag.errors import BadInputError, GeneratorError, ModelMissingError, RagError
 from rag.scoring import CitationCheck, Comparison, QuestionRecord, Retrieved, Verdict, compare, describe_regressions, lexical_support, missing_groups, normalise
 from rag.types import Answer, ChatTurn, Mode
 
@@ -191,8 +191,9 @@ def run_questions(pipeline: Pipeline, questions: list[EvalQuestion], *, mode: Mo
         try:
             answer = pipeline.ask(q.question, mode=mode, top_k=top_k, history=q.history)
             record = judge(q, answer, pipeline.verifier.supports)
-        except RagError as exc:
-            # One question's failure (a generator hiccup) is recorded and scored as wrong, not fatal.
+        except (GeneratorError, BadInputError) as exc:
+            # One question's failure (a server hiccup, a question the pipeline rejects) is scored as wrong;
+            # anything systemic (a missing model or index) still stops the run.
             record = judge(q, None, pipeline.verifier.supports, error=f"{type(exc).__name__}: {exc}")
         records.append(record)
         if on_progress:
@@ -208,6 +209,12 @@ class EvalOutcome:
     out_dir: Path
     tolerance: float
     comparisons: list[Comparison] = field(default_factory=list)
+
+    def summary_markdown(self, failed_limit: int = 20) -> str:
+        """What the CLI prints: the full report.md, with the failed list cut short on large sets."""
+        from rag.report import render_markdown
+
+        return render_markdown(self.report, failed_limit=failed_limit)
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -264,6 +271,10 @@ def run_eval(
         from rag.pipeline import Pipeline
 
         pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
+    if mode == "generate" and pipeline.generator is None:
+        # The pipeline would quietly quote instead; scored as generate mode, that would mislead.
+        problem = getattr(pipeline, "generator_problem", None) or "no generator is loaded"
+        raise ModelMissingError(f"generate mode needs the generator ({problem}); run with --mode extractive to score quoting")
     if on_start:
         on_start(len(questions))
     records = run_questions(pipeline, questions, mode=mode, top_k=k, on_progress=on_progress)

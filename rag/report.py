@@ -138,7 +138,7 @@ def what_went_wrong(q: dict[str, Any], k: int) -> list[str]:
     return problems
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: dict[str, Any], *, failed_limit: int | None = None) -> str:
     run, summary, details = report["run"], report["summary"], report["details"]
     k = run["top_k"]
     baseline = {c["figure"]: c for c in report["baseline"]["comparison"]} if report.get("baseline") else None
@@ -176,12 +176,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", f"## Failed questions ({len(failed)} of {summary['n']})", ""]
     if not failed:
         lines.append("None.")
-    for q, problems in failed:
+    for q, problems in failed[:failed_limit]:
         answer = " ".join(q["answer"].split())
         if len(answer) > ANSWER_PREVIEW_CHARS:
             answer = answer[:ANSWER_PREVIEW_CHARS] + "…"
         lines.append(f"- **{q['id']}** ({q['type']}) {q['question']}")
         lines += [f"  - {p}" for p in problems]
         lines.append(f"  - answer: {answer or '(none)'}")
+    if failed_limit is not None and len(failed) > failed_limit:
+        lines.append(f"- … and {len(failed) - failed_limit} more in report.md")
     return "\n".join(lines) + "\n"
 

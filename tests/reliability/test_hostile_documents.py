@@ -201,4 +201,4 @@ def test_real_chat_template_keeps_its_own_turns(real_hostile):
                    "source sentence's words but swaps its verb passes; docs/reliability.md, threat model")
 def test_real_verifier_rejects_a_claim_that_swaps_the_verb(real_hostile):
     source = "The NATO-Ukraine Council decision was discussed by ministers in Vilnius on Monday."
-    assert not real_hostile.verifier.supports("The NATO-Ukraine Council decision was cancelled by ministers.", source)[0]
+    assert not real_hostile.verifier.supports("The NATO-Ukraine Council decision was rejected by ministers in Vilnius on Monday.", source)[0]

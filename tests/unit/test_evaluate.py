@@ -321,3 +321,26 @@ def test_squad_sampling_is_seeded_and_keeps_the_whole_corpus(tmp_path):
         export_squad(path, tmp_path / "e", limit=0)
     with pytest.raises(BadInputError, match="data"):
         export_squad(write_lines(tmp_path / "x.json", [{"version": "v2.0"}]), tmp_path / "f")
+
+
+def test_a_generator_failure_costs_one_question_and_a_missing_generator_stops_the_run(tmp_path, settings, fake_pipeline):
+    from rag.errors import GeneratorError, ModelMissingError
+    from rag.report import render_markdown
+
+    class Down(ScriptedGenerator):
+        def stream(self, *a, **k):
+            raise GeneratorError("server down")
+
+    questions = write_lines(tmp_path / "q.jsonl", [
+        {"id": f"c{i}", "question": "What was decided about the NATO-Ukraine Council?", "must_include": [["penguin"]], "gold_docs": [], "type": "single"} for i in range(3)
+    ])
+    fake_pipeline.generator = Down()
+    outcome = run_eval(settings, questions, out_dir=tmp_path / "out", mode="generate", pipeline=fake_pipeline)
+    assert outcome.report["details"]["n_errors"] == 3 and "GeneratorError: server down" in outcome.markdown
+    assert "… and 2 more in report.md" in render_markdown(outcome.report, failed_limit=1)
+    assert "more in report.md" not in outcome.markdown  # the written report lists every failure
+
+    fake_pipeline.generator = None
+    with pytest.raises(ModelMissingError, match="--mode extractive"):
+        run_eval(settings, questions, out_dir=tmp_path / "out", mode="generate", pipeline=fake_pipeline)
+    assert run_eval(settings, questions, out_dir=tmp_path / "out", mode="extractive", pipeline=fake_pipeline).report["run"]["generator"] is None
