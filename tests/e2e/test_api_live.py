@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import CORPUS, ROOT
+from tests.servers import free_port, wait_until_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -30,11 +29,6 @@ The barge holds four thousand books and will moor at a different pier each week.
 Volunteers from the rowing club built the shelves over the winter months.
 """
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +45,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
         proc = subprocess.Popen([*RAG, "--index-dir", str(index_dir), "serve", "--port", str(port)], cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"server exited:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"server not ready in time:\n{log.read_text()[-3000:]}")
+        wait_until_ready(proc, f"{base}/readyz", log, 300)
         yield base, index_dir, log
     finally:
         proc.terminate()

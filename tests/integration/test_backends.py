@@ -17,6 +17,7 @@ import pytest
 from rag import milvus_store
 from rag.embedder import HashingEmbedder
 from rag.errors import IndexMismatchError
+from tests.servers import free_port
 from rag.index import load_index, read_manifest
 from rag.indexing import index_paths, reindex, remove_documents
 from rag.migrate import migrate
@@ -33,16 +34,10 @@ QUESTION = "What was decided about the NATO-Ukraine Council?"
 SERVER_START_S = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory):
     """`milvus-lite server` in its own process, listening on a free loopback port: a stand-in for Milvus standalone."""
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("milvus-server") / "data"
     log = (data.parent / "server.log").open("wb")
     proc = subprocess.Popen(

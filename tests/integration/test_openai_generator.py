@@ -3,18 +3,17 @@ loopback port, as a user would run llama-server, vLLM or Ollama."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 
 from rag.errors import GeneratorError
 from rag.generator import OpenAIGenerator, build_generator, default_gguf_path
 from rag.pipeline import Pipeline
 from rag.prompts import PromptSet
+from tests.servers import free_port, wait_until_ready
 
 QUESTION = "What was decided about the NATO-Ukraine Council?"
 COUNCIL_DOCS = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
@@ -22,32 +21,18 @@ SERVER_START_S = 90
 REQUEST_TIMEOUT_S = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory) -> str:
     """`python -m llama_cpp.server` with the bundled SmolLM2; the base URL of its OpenAI API."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("wb")
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf_path()), "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(command + ["--n_ctx", "2048", "--n_threads", "2"], stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            assert proc.poll() is None, f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-2000:]}"
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "llama_cpp.server did not answer /v1/models in time"
-            time.sleep(0.3)
+        wait_until_ready(proc, f"{base_url}/models", log_path, SERVER_START_S, interval_s=0.3)
         yield base_url
     finally:
         proc.terminate()
@@ -102,7 +87,7 @@ def test_stopping_early_closes_the_stream(openai_pipeline):
 
 
 def test_server_down_is_a_generator_error(openai_settings, real_index, real_embedder):
-    down = openai_settings.model_copy(update={"openai_base_url": f"http://127.0.0.1:{_free_port()}/v1", "openai_timeout_s": 5.0})
+    down = openai_settings.model_copy(update={"openai_base_url": f"http://127.0.0.1:{free_port()}/v1", "openai_timeout_s": 5.0})
     pipeline = Pipeline(down, real_index, real_embedder, build_generator(down), PromptSet.load())
     started = time.monotonic()
     with pytest.raises(GeneratorError, match="127.0.0.1"):

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -102,12 +101,6 @@ def read_disk_index(index_dir: Path) -> DiskIndex:
     order = np.argsort(np.array(vector_ids, dtype=object)) if vector_ids else []
     h.update(np.ascontiguousarray(vectors[order] if len(order) else vectors).tobytes())
     return DiskIndex(gen.name, {d: r["content_hash"] for d, r in docs.items()}, tuple(sorted(pids)), h.hexdigest())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- a real index, built once by the real CLI ----------------------------------------------------------------

@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.reliability.conftest import FULL, RAG, clean_env, free_port, read_disk_index
+from tests.reliability.conftest import FULL, RAG, clean_env, read_disk_index
+from tests.servers import free_port, wait_until_ready
 
 CLIENTS = 32
 SOAK_S = 180 if FULL else 20
@@ -54,16 +55,7 @@ def server(real_index_template, tmp_path_factory) -> Iterator[Server]:
     with open(log, "w") as sink:  # a file, not a pipe: a full pipe would stall the server mid-soak
         proc = subprocess.Popen([str(RAG), "serve", "--port", str(port)], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        assert proc.poll() is None, f"rag serve exited early:\n{log.read_text()}"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"rag serve never became ready:\n{log.read_text()}"
-        time.sleep(0.5)
+    wait_until_ready(proc, f"{url}/readyz", log, 300)
     yield Server(url, port, index_dir, log, proc)
     proc.terminate()
     try:

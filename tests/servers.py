@@ -1,0 +1,30 @@
+"""Starting real servers in tests: a free loopback port, and waiting until a server answers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout_s: float, interval_s: float = 0.5) -> None:
+    """Poll `url` until it answers 200; fail with the server's log if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, f"server exited early:\n{log.read_text(errors='replace')[-3000:]}"
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"server not ready at {url} in {timeout_s:.0f} s:\n{log.read_text(errors='replace')[-3000:]}"
+        time.sleep(interval_s)
