@@ -4,7 +4,7 @@ Each benchmark runs as a subprocess so its peak memory is its own and one failur
 Quick sizes by default (a few minutes on 2 cores, more when the machine is shared); --full for the sizes the
 README's targets name (1M vectors, every question, 3 rounds). Environment overrides, for CI or a laptop:
 
-    BENCH_SEARCH_SIZES=10000,100000  BENCH_SEARCH_E2E=100000  BENCH_ANSWER_LIMIT=12
+    BENCH_SEARCH_SIZES=10000,100000  BENCH_SEARCH_E2E=100000  BENCH_ANSWER_LIMIT=8  BENCH_ANSWER_MAX_NEW_TOKENS=64
     BENCH_INDEX_ROUNDS=2  BENCH_SERVE_SECONDS=60  BENCH_SERVE_CLIENTS=32  BENCH_COLD_ROUNDS=2
 
     python bench/run_all.py [--full] [--only index,search] [--no-readme]
@@ -34,11 +34,12 @@ def commands(full: bool) -> dict[str, list[str]]:
     search = ["--sizes", env("BENCH_SEARCH_SIZES", "10000,50000,100000"), "--e2e", env("BENCH_SEARCH_E2E", "100000")]
     if full:
         search += ["--full", "--ef-search", "64,128", "--ivf"]
-    answer_limit = env("BENCH_ANSWER_LIMIT", "" if full else "12")
+    answer_limit = env("BENCH_ANSWER_LIMIT", "" if full else "8")
+    answer_tokens = env("BENCH_ANSWER_MAX_NEW_TOKENS", "" if full else "64")
     return {
         "index": ["--rounds", env("BENCH_INDEX_ROUNDS", "3" if full else "2")],
         "search": search,
-        "answer": ["--limit", answer_limit] if answer_limit else [],
+        "answer": (["--limit", answer_limit] if answer_limit else []) + (["--max-new-tokens", answer_tokens] if answer_tokens else []),
         "serve": ["--seconds", env("BENCH_SERVE_SECONDS", "60"), "--clients", env("BENCH_SERVE_CLIENTS", "32")],
         "coldstart": ["--rounds", env("BENCH_COLD_ROUNDS", "2")],
     }

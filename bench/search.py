@@ -3,7 +3,7 @@
 Synthetic 384-d unit vectors stand in for MiniLM embeddings. They are clustered (a Gaussian around one of
 `n / 100` random centres) because real sentence embeddings are: uniform random vectors on the sphere are the
 worst case for graph search and would understate HNSW recall at a given efSearch. `--data uniform` measures
-that worst case. Queries are dataset vectors plus noise, as a question lies near, not on, its passage.
+that worst case, `--data lowrank` (32 latent dimensions) a middle ground. Queries are dataset vectors plus noise, as a question lies near, not on, its passage.
 
     python bench/search.py                       # 10k, 50k, 100k; end-to-end at 100k
     python bench/search.py --full                # adds 1M (flat 1.5 GB, HNSW build takes minutes)
@@ -29,6 +29,10 @@ def synthetic_vectors(n: int, dim: int, *, kind: str, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if kind == "uniform":
         x = rng.standard_normal((n, dim), dtype=np.float32)
+    elif kind == "lowrank":
+        # 32 latent dimensions spread over 384: sentence embeddings' intrinsic dimension is of that order.
+        basis = rng.standard_normal((32, dim), dtype=np.float32)
+        x = rng.standard_normal((n, 32), dtype=np.float32) @ basis
     else:
         centres = rng.standard_normal((max(1, n // 100), dim), dtype=np.float32)
         x = centres[rng.integers(0, len(centres), n)]
@@ -56,10 +60,24 @@ def clock(fn: Any, *args: Any) -> tuple[float, float]:
     return time.perf_counter() - wall, time.thread_time() - cpu
 
 
-def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kind: str, *, m: int, ef: int, nlist: int, nprobe: int, keep: bool = False) -> tuple[dict[str, Any], Any]:
+def time_queries(calls: dict[str, Any], queries: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each call once per query, in rotating order so no side always goes first; wall and CPU summaries."""
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for i, q in enumerate(queries):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            w, c = clock(calls[name], q)
+            wall[name].append(w)
+            cpu[name].append(c)
+    return {name: {**summary_ms(wall[name]), "cpu_p50_ms": round(percentile(cpu[name], 50) * 1000, 3)} for name in calls}
+
+
+def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kind: str, *, m: int, efs: list[int], nlist: int, nprobe: int, keep: bool = False) -> tuple[list[dict[str, Any]], Any]:
     """Build one index through FaissStore (IVF through raw faiss, which FaissStore does not offer), then time
     our search and raw `index.search` on that same index, interleaved per query so both see the same load.
-    With keep, the FaissStore is returned for the end-to-end run, which would otherwise build it again."""
+    HNSW is built once and searched at each efSearch (a search-time setting). With keep, the FaissStore is
+    returned (at efs[0]) for the end-to-end run, which would otherwise build it again."""
     import faiss
 
     from rag.vectorstore import FaissStore
@@ -67,7 +85,7 @@ def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kin
     ids = [f"d{i}#0" for i in range(len(vectors))]  # the passage ids end_to_end gives the same rows
     gc.collect()
     before = rss_mb()
-    row: dict[str, Any] = {"n": len(vectors), "kind": kind}
+    base: dict[str, Any] = {"n": len(vectors), "kind": kind}
     with timed() as t:
         if kind == "ivf":
             quantizer = faiss.IndexFlatIP(vectors.shape[1])
@@ -76,50 +94,48 @@ def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kin
             index.add(vectors)
             index.nprobe = nprobe
             store = None
-            row.update(nlist=nlist, nprobe=nprobe)
+            base.update(nlist=nlist, nprobe=nprobe)
         else:
-            store = FaissStore(vectors.shape[1], kind=kind, hnsw_m=m, ef_search=ef)
+            store = FaissStore(vectors.shape[1], kind=kind, hnsw_m=m, ef_search=efs[0])
             store.apply(add_ids=ids, add_vectors=vectors, remove_ids=[])
             index = store._build()
-            if kind == "hnsw":
-                index.hnsw.efSearch = ef  # raw side: the same efSearch FaissStore passes per call
-                row.update(m=m, ef_search=ef)
-    row["build_s"] = round(t["s"], 2)
-    row["memory_mb"] = round(rss_mb() - before, 1)  # the store's copy of the vectors + the faiss index
-
-    _, found = index.search(queries, K)  # batched: recall only, not timed
-    row["recall_at_10"] = round(recall_at_k(found, truth), 4)
+    base["build_s"] = round(t["s"], 2)
+    base["memory_mb"] = round(rss_mb() - before, 1)  # the store's copy of the vectors + the faiss index
 
     # raw: faiss as shipped (OpenMP team of omp_get_max_threads); raw_1t: the same call on one thread, which
     # is what FaissStore does per query, so ours/raw_1t is the wrapper's own cost.
     default_threads = faiss.omp_get_max_threads()
 
-    def raw_1t(q2: np.ndarray) -> None:
+    def raw_1t(q: np.ndarray) -> None:
         faiss.omp_set_num_threads(1)
-        index.search(q2, K)
+        index.search(q.reshape(1, -1), K)
         faiss.omp_set_num_threads(default_threads)
 
-    calls = {"raw": lambda q: index.search(q.reshape(1, -1), K), "raw_1t": lambda q: raw_1t(q.reshape(1, -1))}
-    if store is not None:
-        calls["ours"] = lambda q: store.search(q, K)
-    wall: dict[str, list[float]] = {name: [] for name in calls}
-    cpu: dict[str, list[float]] = {name: [] for name in calls}
-    names = list(calls)
-    for i, q in enumerate(queries):
-        for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate, so no side always goes first
-            w, c = clock(calls[name], q)
-            wall[name].append(w)
-            cpu[name].append(c)
-    for name in calls:
-        row[name] = {**summary_ms(wall[name]), "cpu_p50_ms": round(percentile(cpu[name], 50) * 1000, 3)}
-    if "ours" in calls:
-        row["ratio_p50"] = round(row["ours"]["p50_ms"] / row["raw"]["p50_ms"], 3)
-        row["ratio_p50_vs_1t"] = round(row["ours"]["p50_ms"] / row["raw_1t"]["p50_ms"], 3)
-        row["ratio_cpu_vs_1t"] = round(row["ours"]["cpu_p50_ms"] / row["raw_1t"]["cpu_p50_ms"], 3)
+    rows = []
+    for ef in efs if kind == "hnsw" else [None]:
+        row = dict(base)
+        if ef is not None:
+            index.hnsw.efSearch = ef  # raw side: the efSearch FaissStore passes per call
+            store.ef_search = ef
+            row.update(m=m, ef_search=ef)
+        _, found = index.search(queries, K)  # batched: recall only, not timed
+        row["recall_at_10"] = round(recall_at_k(found, truth), 4)
+        calls = {"raw": lambda q: index.search(q.reshape(1, -1), K), "raw_1t": raw_1t}
+        if store is not None:
+            calls["ours"] = lambda q: store.search(q, K)
+        row.update(time_queries(calls, queries))
+        if store is not None:
+            row["ratio_p50"] = round(row["ours"]["p50_ms"] / row["raw"]["p50_ms"], 3)
+            row["ratio_p50_vs_1t"] = round(row["ours"]["p50_ms"] / row["raw_1t"]["p50_ms"], 3)
+            row["ratio_cpu_vs_1t"] = round(row["ours"]["cpu_p50_ms"] / row["raw_1t"]["cpu_p50_ms"], 3)
+        rows.append(row)
+    if store is not None and kind == "hnsw":
+        store.ef_search = efs[0]
+        index.hnsw.efSearch = efs[0]
     kept = store if keep else None
     del index, store
     gc.collect()
-    return row, kept
+    return rows, kept
 
 
 def query_embedding(n: int) -> dict[str, Any]:
@@ -201,11 +217,27 @@ def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: n
     return row
 
 
+def print_row(row: dict[str, Any]) -> None:
+    kind = row["kind"]
+    ours = (
+        f"ours p50 {row['ours']['p50_ms']:.3f} p99 {row['ours']['p99_ms']:.3f} ms cpu {row['ours']['cpu_p50_ms']:.3f} ms "
+        f"({row['ratio_p50']:.2f}x raw, {row['ratio_p50_vs_1t']:.2f}x raw 1-thread, cpu {row['ratio_cpu_vs_1t']:.2f}x)"
+        if "ours" in row
+        else "(raw faiss only)"
+    )
+    label = kind + (f" M={row['m']} ef={row['ef_search']}" if kind == "hnsw" else f" nprobe={row['nprobe']}" if kind == "ivf" else "")
+    print(
+        f"{row['n']:>9,} {label:<18} build {row['build_s']:>7.2f}s mem {row['memory_mb']:>7.1f} MB recall@10 {row['recall_at_10']:.3f} "
+        f"raw p50 {row['raw']['p50_ms']:.3f} p99 {row['raw']['p99_ms']:.3f} ms, 1-thread p50 {row['raw_1t']['p50_ms']:.3f} cpu {row['raw_1t']['cpu_p50_ms']:.3f} ms; {ours}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,50000,100000", help="comma-separated vector counts")
     parser.add_argument("--full", action="store_true", help="add 1,000,000 to --sizes and to the end-to-end run")
-    parser.add_argument("--data", choices=["clustered", "uniform"], default="clustered")
+    parser.add_argument("--data", choices=["clustered", "lowrank", "uniform"], default="clustered")
     parser.add_argument("--queries", type=int, default=300, help="timed single queries per index")
     parser.add_argument("--hnsw-m", type=int, default=32)
     parser.add_argument("--ef-search", default="64", help="comma-separated efSearch values to try")
@@ -244,25 +276,15 @@ def main() -> None:
         _, truth = exact.search(queries, K)
         del exact
         wanted = args.kinds.split(",")
-        kinds = [("flat", args.ef_search[0])] * ("flat" in wanted) + [("hnsw", ef) for ef in args.ef_search if "hnsw" in wanted] + ([("ivf", 0)] if args.ivf else [])
-        for kind, ef in kinds:
-            keep = n in e2e_sizes and kind == auto_kind(n) and ef == args.ef_search[0]
-            row, store = bench_store(vectors, queries, truth, kind, m=args.hnsw_m, ef=ef, nlist=int(4 * n**0.5), nprobe=args.nprobe, keep=keep)
-            rows.append(row)
+        kinds = [k for k in ("flat", "hnsw") if k in wanted] + (["ivf"] if args.ivf else [])
+        for kind in kinds:
+            keep = n in e2e_sizes and kind == auto_kind(n)
+            built, store = bench_store(vectors, queries, truth, kind, m=args.hnsw_m, efs=args.ef_search, nlist=int(4 * n**0.5), nprobe=args.nprobe, keep=keep)
+            rows.extend(built)
             if store is not None:
                 kept[n] = store
-            ours = (
-                f"ours p50 {row['ours']['p50_ms']:.3f} p99 {row['ours']['p99_ms']:.3f} ms cpu {row['ours']['cpu_p50_ms']:.3f} ms "
-                f"({row['ratio_p50']:.2f}x raw, {row['ratio_p50_vs_1t']:.2f}x raw 1-thread, cpu {row['ratio_cpu_vs_1t']:.2f}x)"
-                if "ours" in row
-                else "(raw faiss only)"
-            )
-            label = kind + (f" M={row['m']} ef={row['ef_search']}" if kind == "hnsw" else f" nprobe={args.nprobe}" if kind == "ivf" else "")
-            print(
-                f"{n:>9,} {label:<18} build {row['build_s']:>7.2f}s mem {row['memory_mb']:>7.1f} MB recall@10 {row['recall_at_10']:.3f} "
-                f"raw p50 {row['raw']['p50_ms']:.3f} p99 {row['raw']['p99_ms']:.3f} ms, 1-thread p50 {row['raw_1t']['p50_ms']:.3f} cpu {row['raw_1t']['cpu_p50_ms']:.3f} ms; {ours}",
-                flush=True,
-            )
+            for row in built:
+                print_row(row)
 
     emb = query_embedding(200)
     embedder = emb.pop("embedder")

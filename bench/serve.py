@@ -38,27 +38,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def request_once(client: httpx.Client, kind: str, question: str) -> tuple[int, float, float | None]:
-    """(status, seconds, seconds to first streamed token or None)."""
+def request_once(client: httpx.Client, kind: str, question: str) -> tuple[int, float, float | None, str]:
+    """(status, seconds, seconds to first streamed token or None, error text or "")."""
     start = time.perf_counter()
-    if kind == "search":
-        r = client.post("/v1/search", json={"query": question})
-        return r.status_code, time.perf_counter() - start, None
-    if kind in ("extractive", "generate"):
-        r = client.post("/v1/ask", json={"question": question, "mode": kind})
-        return r.status_code, time.perf_counter() - start, None
+    if kind in ("search", "extractive", "generate"):
+        r = client.post("/v1/search", json={"query": question}) if kind == "search" else client.post("/v1/ask", json={"question": question, "mode": kind})
+        return r.status_code, time.perf_counter() - start, None, "" if r.status_code == 200 else r.text[:300]
     ttft = None
+    error = ""
     with client.stream("POST", "/v1/ask", json={"question": question, "mode": "generate", "stream": True}) as r:
         status = r.status_code
-        failed = False
+        in_error = False
         for line in r.iter_lines():
             if line.startswith("event: token") and ttft is None:
                 ttft = time.perf_counter() - start
             elif line.startswith("event: error"):
-                failed = True
-        if failed:
+                in_error = True
+            elif in_error and line.startswith("data:") and not error:
+                error = line[5:].strip()[:300]
+        if status != 200:
+            r.read()
+            error = r.text[:300]
+        elif in_error:
             status = 599  # the stream began with 200 and then reported an error
-    return status, time.perf_counter() - start, ttft
+    return status, time.perf_counter() - start, ttft, error
 
 
 def client_loop(base: str, deadline: float, mix: list[str], questions: list[str], seed: int, out: list[dict[str, Any]], max_requests: int) -> None:
@@ -69,12 +72,11 @@ def client_loop(base: str, deadline: float, mix: list[str], questions: list[str]
                 return
             kind = rng.choice(mix)
             try:
-                status, seconds, ttft = request_once(client, kind, rng.choice(questions))
+                status, seconds, ttft, error = request_once(client, kind, rng.choice(questions))
             except httpx.HTTPError as exc:
-                status, seconds, ttft = 0, float("nan"), None
-                out.append({"kind": kind, "status": 0, "error": type(exc).__name__})
+                out.append({"kind": kind, "status": 0, "error": f"{type(exc).__name__}: {exc}"[:300]})
                 continue
-            out.append({"kind": kind, "status": status, "s": seconds, "ttft_s": ttft})
+            out.append({"kind": kind, "status": status, "s": seconds, "ttft_s": ttft, **({"error": error} if error and status != 503 else {})})
 
 
 def in_process_baseline(index_dir: Path, questions: list[str], per_kind: int) -> dict[str, dict[str, float]]:
@@ -140,6 +142,7 @@ def summarise(records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "busy_503": sum(r["status"] == 503 for r in records),
         "errors": sum(r["status"] not in (200, 503) for r in records),
         "error_statuses": sorted({r["status"] for r in records if r["status"] not in (200, 503)}),
+        "error_samples": sorted({r["error"] for r in records if r.get("error")})[:5],
         "latency_ok": summary_ms(ok_all),
         "by_kind": by_kind,
     }
@@ -185,7 +188,7 @@ def main() -> None:
         with httpx.Client(base_url=base, timeout=180.0) as c:
             for kind in KINDS:
                 for i in range(args.baseline_n):
-                    status, s, ttft = request_once(c, kind, questions[i % len(questions)])
+                    status, s, ttft, _ = request_once(c, kind, questions[i % len(questions)])
                     single.append({"kind": kind, "status": status, "s": s, "ttft_s": ttft})
         one_client = {k: summary_ms([r["s"] for r in single if r["kind"] == k and r["status"] == 200]) for k in KINDS}
         ratios = {k: round(one_client[k]["p50_ms"] / baseline[k]["p50_ms"], 3) if baseline[k]["p50_ms"] else None for k in KINDS}
@@ -212,6 +215,8 @@ def main() -> None:
             in_process_p50=baseline, one_client_p50=one_client, ratio_one_client_vs_in_process=ratios,
         )
         print(f"{args.clients} clients for {elapsed:.1f}s: {result['ok']} ok ({result['throughput_ok_per_s']}/s), {result['busy_503']} busy 503, {result['errors']} errors {result['error_statuses']}")
+        for sample in result["error_samples"]:
+            print(f"  error sample: {sample}")
         print(f"all ok p50 {result['latency_ok']['p50_ms']:.0f} ms, p95 {result['latency_ok']['p95_ms']:.0f} ms")
         for kind, k in result["by_kind"].items():
             extra = f", first token p50 {k['ttft_ok']['p50_ms']:.0f} ms" if "ttft_ok" in k else ""

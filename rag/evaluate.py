@@ -256,8 +256,9 @@ def run_eval(
     on_progress: Progress | None = None,
 ) -> EvalOutcome:
     """Validate, load models (unless a pipeline is given), ask, judge, write report.json and report.md."""
-    from rag.report import build_report, render_markdown, write_report
+    from rag.report import build_report, git_state, render_markdown, write_report
 
+    git = git_state()
     mode, k, tol = check_options(settings, mode=mode, top_k=top_k, tolerance=tolerance)
     questions = load_questions(questions_path, max_question_chars=settings.max_question_chars)
     baseline = load_baseline(baseline_path) if baseline_path else None
@@ -279,7 +280,7 @@ def run_eval(
         on_start(len(questions))
     records = run_questions(pipeline, questions, mode=mode, top_k=k, on_progress=on_progress)
 
-    report = build_report(records, settings=settings, pipeline=pipeline, mode=mode, k=k, questions_path=Path(questions_path), questions_sha256=file_sha256(questions_path))
+    report = build_report(records, settings=settings, pipeline=pipeline, mode=mode, k=k, questions_path=Path(questions_path), questions_sha256=file_sha256(questions_path), git=git)
     comparisons: list[Comparison] = []
     if baseline is not None:
         comparisons = compare(report["summary"], baseline["summary"], tol)

@@ -55,8 +55,10 @@ def git_state(cwd: Path | None = None) -> dict[str, Any]:
 
 
 def build_report(
-    records: list[QuestionRecord], *, settings: Settings, pipeline: Pipeline, mode: str, k: int, questions_path: Path, questions_sha256: str
+    records: list[QuestionRecord], *, settings: Settings, pipeline: Pipeline, mode: str, k: int, questions_path: Path, questions_sha256: str,
+    git: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`git` is best taken when the run starts: a long run can outlive the commit it ran on."""
     summary, details = split_figures(figures(records, k))
     generator = getattr(pipeline.generator, "name", None) if mode == "generate" else None
     index = pipeline.index
@@ -68,7 +70,7 @@ def build_report(
             "mode": mode,
             "top_k": k,
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **git_state(),
+            **(git if git is not None else git_state()),
             "questions_file": str(questions_path),
             "questions_sha256": questions_sha256,
             "embedding_model": pipeline.embedder.name,

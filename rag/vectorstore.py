@@ -41,7 +41,7 @@ class VectorStore(Protocol):
 class FaissStore:
     """Exact flat search for small archives, HNSW above a size threshold (see bench/search.py for why)."""
 
-    def __init__(self, dimension: int, *, kind: str = "auto", ann_threshold: int = 200_000, hnsw_m: int = 32, ef_search: int = 64):
+    def __init__(self, dimension: int, *, kind: str = "auto", ann_threshold: int = 50_000, hnsw_m: int = 32, ef_search: int = 64):
         self.dimension = dimension
         self.requested_kind = kind
         self.ann_threshold = ann_threshold
@@ -52,6 +52,7 @@ class FaissStore:
         self._row_of: dict[str, int] = {}
         self._index = None  # built lazily; rebuilt after removals since HNSW cannot delete
         self._hnsw_loaded_from: Path | None = None
+        self._hnsw_params: dict[int, object] = {}  # efSearch -> faiss.SearchParametersHNSW
 
     @property
     def kind(self) -> str:
@@ -113,7 +114,9 @@ class FaissStore:
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k)) if self._index_kind == "hnsw" else faiss.SearchParameters(sel=selector)
             k = min(k, len(rows))
         elif self._index_kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+            # Reused, not rebuilt per query: the object costs ~10 us, a tenth of an HNSW search at 100k.
+            ef = max(self.ef_search, k)
+            params = self._hnsw_params.get(ef) or self._hnsw_params.setdefault(ef, faiss.SearchParametersHNSW(efSearch=ef))
         # One query gains nothing from an OpenMP team, and on a busy machine the team's barrier waits for a
         # descheduled thread: flat 10k went from 95 ms to 0.5 ms p50 single-threaded (bench/search.py).
         # libgomp keeps the thread count per calling thread, and it is restored, so index builds keep theirs.
@@ -123,7 +126,7 @@ class FaissStore:
             scores, rows = index.search(q, min(k, len(self.ids)), params=params)
         finally:
             faiss.omp_set_num_threads(threads)
-        return [(self.ids[r], float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+        return [(self.ids[r], s) for r, s in zip(rows[0].tolist(), scores[0].tolist()) if r >= 0]
 
     def reset(self) -> None:
         self.ids = []
