@@ -320,7 +320,8 @@ def eval_cmd(
     from rag.evaluate import run_eval
 
     columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    # Not drawn when stderr is not a terminal: there it would only leave a blank line before errors.
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("loading", total=None)
 
         def progress(done: int, total: int, qid: str) -> None:

@@ -119,15 +119,21 @@ def load_questions(path: Path, *, max_question_chars: int | None = None) -> list
     return questions
 
 
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file's content, or one BadInputError saying which `what` could not be read and why."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
 def load_baseline(path: Path) -> dict[str, Any]:
     """An earlier report.json; only its `summary` (and `run` for a sanity note) is used."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"baseline {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"baseline {path} is not a JSON report: {exc}") from None
+    data = read_json(path, "baseline")
     if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
         raise BadInputError(f"baseline {path} has no `summary` object; pass a report.json written by `rag eval`")
     return data

@@ -89,15 +89,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file and rename, so readers see the old bytes or the new, never half."""
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write via a temp file and rename, so readers see the old bytes or the new, never half. A batch of
+    writes into one folder may pass sync_dir=False and fsync the folder once at the end."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 def _write_jsonl(path: Path, rows) -> None:

@@ -16,6 +16,7 @@ from rag.index import (
     DocumentRecord,
     Index,
     IndexLock,
+    _fsync_dir,
     _now,
     commit_generation,
     documents_dir,
@@ -75,10 +76,12 @@ def passage_text_for_embedding(passage: Passage) -> str:
 
 
 def _store_raw(settings: Settings, article: Article, name: str, data: bytes) -> str:
+    # No directory fsync per file: apply_articles syncs the folder once for the batch, before the generation
+    # that names these files can go live (a sync per file was over half the cost: bench/index.py).
     folder = documents_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     stored_as = article.doc_id + Path(name).suffix.lower()
-    write_atomic(folder / stored_as, data)
+    write_atomic(folder / stored_as, data, sync_dir=False)
     return stored_as
 
 
@@ -137,6 +140,8 @@ def apply_articles(
             stored_as=stored_as,
             indexed_at=_now(),
         )
+    if fresh:
+        _fsync_dir(documents_dir(settings))
     report.removed.extend(d for d in remove_ids)
     return index
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import BadInputError
+from rag.evaluate import read_json
 from rag.scoring import normalise
 
 DEFAULT_SEED = 13
@@ -53,13 +54,7 @@ def paragraph_text(title: str, paragraph_index: int, context: str) -> str:
 
 
 def load_squad(path: Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"SQuAD file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path} is not SQuAD JSON: {exc}") from None
+    data = read_json(path, "SQuAD file")
     articles = data.get("data") if isinstance(data, dict) else None
     if not isinstance(articles, list) or not articles:
         raise BadInputError(f"{path} has no `data` list of articles; expected SQuAD 2.0 JSON (dev-v2.0.json)")
