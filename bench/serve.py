@@ -48,6 +48,9 @@ def request_once(client: httpx.Client, kind: str, question: str) -> tuple[int, f
     error = ""
     with client.stream("POST", "/v1/ask", json={"question": question, "mode": "generate", "stream": True}) as r:
         status = r.status_code
+        if status != 200:  # a 503 (or other refusal) is a plain JSON body, not a stream
+            r.read()
+            return status, time.perf_counter() - start, None, r.text[:300]
         in_error = False
         for line in r.iter_lines():
             if line.startswith("event: token") and ttft is None:
@@ -56,11 +59,10 @@ def request_once(client: httpx.Client, kind: str, question: str) -> tuple[int, f
                 in_error = True
             elif in_error and line.startswith("data:") and not error:
                 error = line[5:].strip()[:300]
-        if status != 200:
-            r.read()
-            error = r.text[:300]
-        elif in_error:
-            status = 599  # the stream began with 200 and then reported an error
+        if in_error:
+            # The stream began with 200 and then failed. "busy" is the queue's designed timeout
+            # (RAG_QUEUE_TIMEOUT_S), the streamed form of a 503, so it is counted with them.
+            status = 503 if '"code": "busy"' in error or '"code":"busy"' in error else 599
     return status, time.perf_counter() - start, ttft, error
 
 
@@ -73,7 +75,7 @@ def client_loop(base: str, deadline: float, mix: list[str], questions: list[str]
             kind = rng.choice(mix)
             try:
                 status, seconds, ttft, error = request_once(client, kind, rng.choice(questions))
-            except httpx.HTTPError as exc:
+            except Exception as exc:  # noqa: BLE001  a client bug or a dropped connection: count it, keep the load on
                 out.append({"kind": kind, "status": 0, "error": f"{type(exc).__name__}: {exc}"[:300]})
                 continue
             out.append({"kind": kind, "status": status, "s": seconds, "ttft_s": ttft, **({"error": error} if error and status != 503 else {})})
