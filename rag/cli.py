@@ -300,7 +300,8 @@ def migrate_cmd(
     out.print(f"migrated {report.vectors} vectors from {report.source} to {report.target} (generation {report.generation})")
     out.print("now set, for every command and the server:")
     for key, value in report.env().items():
-        out.print(f"  {key}={escape(value)}")
+        # a line to copy into a shell or .env: a wrap would break the path in two
+        out.print(f"  {key}={escape(value)}", soft_wrap=True)
 
 
 @app.command("eval")
