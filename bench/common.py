@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,14 +40,11 @@ def timed() -> Iterator[dict[str, float]]:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100); NaN for no values rather than an exception mid-report."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    """rag.scoring's percentile, NaN for no values rather than an exception mid-report."""
+    from rag.scoring import percentile as rank_percentile  # here, not at the top: keeps bench start-up light
+
+    value = rank_percentile(values, q)
+    return float("nan") if value is None else value
 
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
@@ -120,12 +116,12 @@ def cpu_model() -> str:
 
 def git_commit() -> str:
     """Short commit, with "+dirty" when the tree has changes: figures from uncommitted code say so."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
+    from rag.report import git_state
+
+    state = git_state(ROOT)
+    if not state["git_commit"]:
         return "unknown"
+    return state["git_commit"][:7] + ("+dirty" if state["git_dirty"] else "")
 
 
 def load_average() -> list[float]:
@@ -191,12 +187,18 @@ def squad_paragraphs(path: Path = SQUAD_DEV) -> list[tuple[str, str]]:
 
 
 def load_questions(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """Questions of the files in order, each id once: nato_questions.jsonl repeats the dev questions."""
     rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for path in paths:
         if not path.is_file():
-            continue  # nato_questions.jsonl arrives with another engineer's work; dev questions always exist
+            continue
         with path.open(encoding="utf-8") as fh:
-            rows.extend(json.loads(line) for line in fh if line.strip())
+            for row in (json.loads(line) for line in fh if line.strip()):
+                key = row.get("id") or row["question"]
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(row)
     return rows
 
 
