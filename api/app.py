@@ -43,6 +43,9 @@ def load_pipeline(settings: Settings) -> Pipeline:
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
     settings = settings or Settings()
+    if settings.query_threads is None:
+        # Requests embed while llama.cpp generates for another: one thread each, not competing OpenMP teams.
+        settings = settings.model_copy(update={"query_threads": 1})
     metrics = Metrics()
     runtime = Runtime(settings=settings, metrics=metrics, queue=GenerationQueue(settings.queue_max, settings.queue_timeout_s))
     if pipeline is not None:

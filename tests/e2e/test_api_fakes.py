@@ -431,3 +431,13 @@ def test_cors_off_by_default_and_on_when_configured(client, make_app):
     with TestClient(make_app(cors_origins=["http://example.com"])) as c:
         r = c.options("/v1/ask", headers=headers)
         assert r.headers["access-control-allow-origin"] == "http://example.com"
+
+
+def test_server_embeds_questions_on_one_thread_unless_configured(tmp_path):
+    # Requests embed while llama.cpp generates for another: two OpenMP teams on two cores stall each other.
+    from rag.settings import Settings
+
+    default = create_app(Settings(_env_file=None, index_dir=tmp_path / "index"))
+    assert default.state.runtime.settings.query_threads == 1
+    chosen = create_app(Settings(_env_file=None, index_dir=tmp_path / "index", query_threads=2))
+    assert chosen.state.runtime.settings.query_threads == 2
