@@ -27,11 +27,11 @@ class Settings(BaseSettings):
 
     # Vector store
     vector_backend: Literal["faiss", "milvus"] = "faiss"
-    # "auto" switches from exact flat search to HNSW at faiss_ann_threshold vectors. 50k: flat costs ~0.1 ms
-    # per 1k vectors a query (4.6 ms at 50k, 10 ms at 100k), too much of a 15 ms retrieval budget beyond;
-    # below it HNSW's build (and full rebuild after a removal) buys too little (bench/README.md).
+    # "auto" switches from exact flat search to HNSW at faiss_ann_threshold vectors. 100k: below it flat is exact
+    # for 3-6 ms a query (50k, 100k on an idle core), while HNSW at efSearch 128 recalled only 0.90-0.94 of the
+    # top 10 at 10k-50k; from 100k HNSW recalls 0.98 (100k) and 0.96 (1M) in under 1 ms (bench/README.md).
     faiss_kind: Literal["auto", "flat", "hnsw"] = "auto"
-    faiss_ann_threshold: int = Field(50_000, ge=1)
+    faiss_ann_threshold: int = Field(100_000, ge=1)
     faiss_hnsw_m: int = Field(32, ge=4, le=128)
     # 128: recall@10 0.982 at 100k and 0.963 at 1M on bench/search.py's clustered vectors, where 64 gave
     # 0.849 at 1M; 256 reaches 0.99 for ~1-2 ms a query (bench/README.md).
