@@ -51,8 +51,9 @@ def run_op(op: dict[str, Any]) -> int:
     return index.generation
 
 
-def _arm(die_at: int | None) -> list[str]:
-    """Record durable steps by name; SIGKILL ourselves right before step number `die_at` (0-based)."""
+def _arm(die_at: int | None, times: list[float] | None = None) -> list[str]:
+    """Record durable steps by name (and, given `times`, when each ran); SIGKILL ourselves right before step
+    number `die_at` (0-based)."""
     steps: list[str] = []
     modules = {"os": os, "shutil": shutil}
     for module_name, attr in _STEPS:
@@ -63,6 +64,8 @@ def _arm(die_at: int | None) -> list[str]:
             if die_at is not None and len(steps) == die_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             steps.append(_name)
+            if times is not None:
+                times.append(time.perf_counter())
             try:
                 return _real(*args, **kwargs)
             except FileExistsError:
@@ -74,11 +77,15 @@ def _arm(die_at: int | None) -> list[str]:
 
 
 def child_main(op: dict[str, Any], conn: Connection) -> None:
-    """Entry point in the child: announce the start, run, report the step count on success."""
-    steps = _arm(op.get("die_at")) if op.get("count_steps") or op.get("die_at") is not None else []
+    """Entry point in the child: announce the start, run, report the steps on success, with the seconds from
+    the start to the first step that changed the disk (where a write's half-done window opens)."""
+    times: list[float] = []
+    steps = _arm(op.get("die_at"), times) if op.get("count_steps") or op.get("die_at") is not None else []
     conn.send_bytes(b"started")
+    started = time.perf_counter()
     generation = run_op(op)
-    conn.send_bytes(json.dumps({"steps": steps, "generation": generation}).encode())
+    first_write = next((t - started for name, t in zip(steps, times) if not name.endswith("-noop")), None)
+    conn.send_bytes(json.dumps({"steps": steps, "generation": generation, "first_write_s": first_write}).encode())
 
 
 def hold_lock(index_dir: str, conn: Connection) -> None:
