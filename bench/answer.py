@@ -127,7 +127,7 @@ def main() -> None:
                 print(f"  {row.get('id', '?'):>6} abstained before generation", flush=True)
                 continue
             prompt, stops = generator.format_prompt(messages)
-            budget = min(settings.max_new_tokens, settings.n_ctx - generator.count_tokens(prompt) - 1)
+            budget = generator.completion_budget(generator.count_tokens(prompt), settings.max_new_tokens)
             state = llm.save_state()
             # Alternate which side goes first; each starts from the same saved KV cache.
             for side in (("ours", "raw") if i % 2 == 0 else ("raw", "ours")):

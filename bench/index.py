@@ -120,13 +120,13 @@ def main() -> None:
         peaks: dict[str, float] = {}
         timer = StageTimer()
         sides = ["raw", "embed", "index"]
-        step = 0
         for round_no in range(args.rounds):
             settings = base.model_copy(update={"index_dir": work / f"index-{round_no}"})
             for k, (folder, ps, ts) in enumerate(zip(folders, slices, texts)):
                 elapsed: dict[str, float] = {}
                 # Rotated each slice: whichever side runs first would otherwise meet the same drift every time.
-                for name in sides[step % 3 :] + sides[: step % 3]:
+                turn = (round_no * len(folders) + k) % len(sides)
+                for name in sides[turn:] + sides[:turn]:
                     baseline = rss_mb()
                     reset_peak_rss()
                     start = time.perf_counter()
@@ -150,7 +150,6 @@ def main() -> None:
                     elapsed[name] = time.perf_counter() - start
                     total[name] += elapsed[name]
                     peaks[name] = max(peaks.get(name, 0.0), peak_rss_mb() - baseline)
-                step += 1
                 pair_ratios.append(elapsed["raw"] / elapsed["index"])
                 print(
                     f"  round {round_no + 1} slice {k + 1}: {len(ps)} passages  "

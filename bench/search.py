@@ -16,6 +16,7 @@ import argparse
 import gc
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ def clock(fn: Any, *args: Any) -> tuple[float, float]:
     return time.perf_counter() - wall, time.thread_time() - cpu
 
 
-def time_queries(calls: dict[str, Any], queries: np.ndarray) -> dict[str, dict[str, float]]:
+def time_queries(calls: dict[str, Any], queries: Sequence[Any]) -> dict[str, dict[str, float]]:
     """Each call once per query, in rotating order so no side always goes first; wall and CPU summaries."""
     wall: dict[str, list[float]] = {name: [] for name in calls}
     cpu: dict[str, list[float]] = {name: [] for name in calls}
@@ -80,7 +81,8 @@ def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kin
     returned (at efs[0]) for the end-to-end run, which would otherwise build it again."""
     import faiss
 
-    from rag.vectorstore import FaissStore
+    from rag.settings import Settings
+    from rag.vectorstore import build_vector_store
 
     ids = [f"d{i}#0" for i in range(len(vectors))]  # the passage ids end_to_end gives the same rows
     gc.collect()
@@ -96,7 +98,7 @@ def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kin
             store = None
             base.update(nlist=nlist, nprobe=nprobe)
         else:
-            store = FaissStore(vectors.shape[1], kind=kind, hnsw_m=m, ef_search=efs[0])
+            store = build_vector_store(Settings(faiss_kind=kind, faiss_hnsw_m=m, faiss_hnsw_ef_search=efs[0]), vectors.shape[1], None)
             store.apply(add_ids=ids, add_vectors=vectors, remove_ids=[])
             index = store._build()
     base["build_s"] = round(t["s"], 2)
@@ -172,7 +174,7 @@ def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: n
     from rag.retriever import Retriever
     from rag.settings import Settings
     from rag.types import ArticleMeta, Passage
-    from rag.vectorstore import FaissStore
+    from rag.vectorstore import build_vector_store
 
     rng = random.Random(7)
     vocab = sorted({t for r in load_questions([ROOT / "data/questions/nato_questions.jsonl", ROOT / "data/questions/dev_questions.jsonl"]) for t in tokenize(r["question"] + " " + r.get("answer", ""))})
@@ -185,7 +187,7 @@ def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: n
         meta = ArticleMeta()
         passages = [Passage(passage_id=f"d{i}#0", doc_id=f"d{i}", ordinal=0, text=" ".join(toks), start=0, end=1, meta=meta) for i, toks in enumerate(tokens)]
         if store is None:
-            store = FaissStore(DIM, kind=kind, hnsw_m=args.hnsw_m, ef_search=args.ef_search[0])
+            store = build_vector_store(settings, DIM, None)
             store.apply(add_ids=[p.passage_id for p in passages], add_vectors=vectors[:n], remove_ids=[])
             store._build()
         lexical = LexicalIndex()
@@ -198,20 +200,14 @@ def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: n
     qtexts = [" ".join(rng.choices(vocab[:500], k=7)) for _ in range(len(queries))]
     for i in range(5):
         retriever.search(qtexts[i], query_vector=queries[i])
-    given, given_cpu, full, full_cpu = [], [], [], []
-    for qt, qv in zip(qtexts, queries):
-        w, c = clock(lambda: retriever.search(qt, query_vector=qv))
-        given.append(w)
-        given_cpu.append(c)
-        w, c = clock(lambda: retriever.search(qt))
-        full.append(w)
-        full_cpu.append(c)
-    cpu = lambda xs: round(percentile(xs, 50) * 1000, 3)  # noqa: E731  (all single-threaded: CPU ~ a quiet machine's wall)
-    row = {
-        "n": n, "kind": store.kind, "build_s": round(t["s"], 1),
-        "given_vector": {**summary_ms(given), "cpu_p50_ms": cpu(given_cpu)},
-        "with_query_embedding": {**summary_ms(full), "cpu_p50_ms": cpu(full_cpu)},
-    }
+    timed_calls = time_queries(
+        {
+            "given_vector": lambda pair: retriever.search(pair[0], query_vector=pair[1]),
+            "with_query_embedding": lambda pair: retriever.search(pair[0]),
+        },
+        list(zip(qtexts, queries)),
+    )
+    row = {"n": n, "kind": store.kind, "build_s": round(t["s"], 1), **timed_calls}
     del index, store, lexical, passages, tokens
     gc.collect()
     return row
@@ -251,7 +247,8 @@ def main() -> None:
     args = parser.parse_args()
     from rag.settings import Settings
 
-    args.ef_search = [int(x) for x in (args.ef_search or str(Settings().faiss_hnsw_ef_search)).split(",")]
+    defaults = Settings()
+    args.ef_search = [int(x) for x in (args.ef_search or str(defaults.faiss_hnsw_ef_search)).split(",")]
     sizes = sorted({int(x) for x in args.sizes.split(",") if x} | ({1_000_000} if args.full else set()))
     e2e_sizes = sorted({int(x) for x in args.e2e.split(",") if x} | ({1_000_000} if args.full else set()))
 
@@ -264,9 +261,7 @@ def main() -> None:
         all_vectors = synthetic_vectors(biggest, DIM, kind=args.data, seed=1)
     print(f"generated {biggest:,} vectors in {t['s']:.1f}s", flush=True)
 
-    from rag.settings import Settings
-
-    threshold = args.ann_threshold or Settings().faiss_ann_threshold
+    threshold = args.ann_threshold or defaults.faiss_ann_threshold
     auto_kind = lambda n: "hnsw" if n >= threshold else "flat"  # noqa: E731  (FaissStore's rule for kind="auto")
     rows = []
     kept: dict[int, Any] = {}

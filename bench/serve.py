@@ -13,6 +13,7 @@ the ratio of server to in-process latency at one client is what HTTP, JSON and t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -52,18 +53,23 @@ def request_once(client: httpx.Client, kind: str, question: str) -> tuple[int, f
             r.read()
             return status, time.perf_counter() - start, None, r.text[:300]
         in_error = False
+        code = None
         for line in r.iter_lines():
             if line.startswith("event: token") and ttft is None:
                 ttft = time.perf_counter() - start
             elif line.startswith("event: error"):
                 in_error = True
             elif in_error and line.startswith("data:") and not error:
-                error = line[5:].strip()[:300]
+                error = line[5:].strip()
+                try:
+                    code = json.loads(error)["error"]["code"]
+                except (ValueError, KeyError, TypeError):
+                    code = None
         if in_error:
             # The stream began with 200 and then failed. "busy" is the queue's designed timeout
             # (RAG_QUEUE_TIMEOUT_S), the streamed form of a 503, so it is counted with them.
-            status = 503 if '"code": "busy"' in error or '"code":"busy"' in error else 599
-    return status, time.perf_counter() - start, ttft, error
+            status = 503 if code == "busy" else 599
+    return status, time.perf_counter() - start, ttft, error[:300]
 
 
 def client_loop(base: str, deadline: float, mix: list[str], questions: list[str], seed: int, out: list[dict[str, Any]], max_requests: int) -> None:

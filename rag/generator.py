@@ -90,10 +90,14 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def completion_budget(self, prompt_tokens: int, max_tokens: int) -> int:
+        """Tokens a completion may generate: max_tokens, or what the context leaves after the prompt."""
+        return min(max_tokens, self.n_ctx - prompt_tokens - 1)
+
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None) -> Iterator[str]:
         prompt, template_stops = self.format_prompt(messages)
         prompt_tokens = self.count_tokens(prompt)
-        budget = min(max_tokens, self.n_ctx - prompt_tokens - 1)
+        budget = self.completion_budget(prompt_tokens, max_tokens)
         if budget < 1:
             raise GeneratorError(f"prompt of {prompt_tokens} tokens leaves no room in a {self.n_ctx}-token context; lower RAG_CONTEXT_TOKEN_BUDGET")
         self.usage = Usage(prompt_tokens=prompt_tokens)

@@ -41,7 +41,8 @@ class VectorStore(Protocol):
 class FaissStore:
     """Exact flat search for small archives, HNSW above a size threshold (see bench/search.py for why)."""
 
-    def __init__(self, dimension: int, *, kind: str = "auto", ann_threshold: int = 100_000, hnsw_m: int = 32, ef_search: int = 128):
+    def __init__(self, dimension: int, *, kind: str, ann_threshold: int, hnsw_m: int, ef_search: int):
+        # No defaults here: Settings holds them, and build_vector_store passes them (a second copy drifted).
         self.dimension = dimension
         self.requested_kind = kind
         self.ann_threshold = ann_threshold

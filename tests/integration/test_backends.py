@@ -104,7 +104,7 @@ def _reopen(store: VectorStore, settings: Settings, tmp_path: Path, dim: int = D
     gen.mkdir(exist_ok=True)
     store.save(gen)
     if isinstance(store, FaissStore):
-        return FaissStore.load(gen, dim, kind=settings.faiss_kind)
+        return build_vector_store(settings, dim, gen)
     store.close()
     if settings.milvus_uri.endswith(".db"):
         _release_lite(settings.milvus_uri)
