@@ -22,6 +22,7 @@ from api.queue import Ticket
 from rag.errors import BadInputError, BusyError
 from rag.pipeline import Pipeline, TokenSink
 from rag.retriever import parse_date
+from rag.timeframe import parse_as_of
 from rag.types import Answer, ChatTurn
 
 EventKind = Literal["token", "answer", "error"]
@@ -35,6 +36,7 @@ class AskParams:
     top_k: int | None = None
     since: str | None = None
     until: str | None = None
+    as_of: str | None = None
     history: list[ChatTurn] = field(default_factory=list)
 
 
@@ -43,6 +45,7 @@ def check_params(pipeline: Pipeline, p: AskParams) -> None:
     pipeline.check_question(p.question)
     parse_date(p.since, field="since")
     parse_date(p.until, field="until")
+    parse_as_of(p.as_of)
     limit = pipeline.settings.max_top_k
     if p.top_k is not None and not 1 <= p.top_k <= limit:
         raise BadInputError(f"top_k must be between 1 and {limit}, got {p.top_k}")
@@ -85,7 +88,7 @@ class AskJob:
         p = self.params
         try:
             return self.pipeline.ask(
-                p.question, mode=p.mode, top_k=p.top_k, since=p.since, until=p.until, history=p.history,  # type: ignore[arg-type]
+                p.question, mode=p.mode, top_k=p.top_k, since=p.since, until=p.until, as_of=p.as_of, history=p.history,  # type: ignore[arg-type]
                 on_token=on_token, should_stop=self.stop.is_set,
             )
         finally:

@@ -49,6 +49,7 @@ class AskRequest(ApiRequest):
     mode: ModeField | None = Field(None, description="generate (local model, verified) or extractive (quotes only)")
     since: str | None = Field(None, description="only articles dated on/after YYYY-MM-DD (or YYYY, YYYY-MM)")
     until: str | None = Field(None, description="only articles dated on/before YYYY-MM-DD")
+    as_of: str | None = Field(None, description="ask as of YYYY-MM-DD (default today): 'this week' means the week before it, later articles are left out")
     history: list[ChatTurn] = Field(default_factory=list, description="earlier turns, oldest first, for follow-ups")
     stream: bool = Field(False, description="answer as Server-Sent Events: token..., then answer")
 
@@ -101,6 +102,8 @@ class AskResponse(BaseModel):
     abstained: bool
     abstain_reason: str | None = None
     fallback: str | None = Field(None, description='"extractive" when no generated sentence survived verification')
+    confidence: float | None = Field(None, description="the answer decision's probability that the evidence answers the question")
+    as_of: str | None = Field(None, description="the date the question was answered as of")
     citations: list[CitationOut]
     sources: list[PassageOut] = Field(description="the passages retrieved, shown even when abstaining")
     timings: Timings
@@ -109,7 +112,7 @@ class AskResponse(BaseModel):
     def of(cls, a: Answer) -> AskResponse:
         return cls(
             question=a.question, standalone_question=a.standalone_question, answer=a.text, mode=a.mode, abstained=a.abstained,
-            abstain_reason=a.abstain_reason, fallback=a.fallback, citations=[CitationOut.of(c) for c in a.citations],
+            abstain_reason=a.abstain_reason, fallback=a.fallback, confidence=a.confidence, as_of=a.as_of, citations=[CitationOut.of(c) for c in a.citations],
             sources=[PassageOut.of(s) for s in a.sources], timings=a.timings,
         )
 
@@ -215,6 +218,7 @@ class ChatCompletionRequest(ApiRequest):
     top_k: int | None = None
     since: str | None = None
     until: str | None = None
+    as_of: str | None = None
 
 
 class ChatCompletionMessage(BaseModel):

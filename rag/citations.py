@@ -13,8 +13,8 @@ import re
 import numpy as np
 
 from rag.embedder import Embedder
-from rag.evidence import META_WORDS, coverage, names_in, numbers_in, term_present
-from rag.lexical import content_terms, stem, tokenize
+from rag.evidence import DENSE_SHARE, META_WORDS, coverage, names_in, numbers_in, term_present, word_vocabulary
+from rag.lexical import content_terms, stem
 from rag.sentences import split_sentences
 from rag.settings import Settings
 from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, ScoredPassage
@@ -22,8 +22,6 @@ from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, Scor
 _MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Lead-ins small models put before an answer; they carry no claim.
 _FILLER = re.compile(r"^\s*(?:the\s+)?(?:short\s+)?answer(?:\s+is)?\s*[:\-]\s*|^\s*(?:according to the (?:sources?|articles?)|based on the (?:sources?|articles?))[,:]?\s*", re.I)
-# Share of the support score that comes from embedding similarity; the rest is content-word overlap.
-DENSE_SHARE = 0.5
 
 
 def strip_markers(text: str) -> tuple[str, list[int]]:
@@ -45,7 +43,7 @@ def facts_grounded(claim: str, evidence_text: str) -> bool:
     """Numbers and names in a claim must appear in the text cited for it."""
     if not numbers_in(claim) <= numbers_in(evidence_text):
         return False
-    vocab = {w.lower().strip("’'") for w in re.findall(r"[\w’'-]+", evidence_text)} | set(tokenize(evidence_text))
+    vocab = word_vocabulary(evidence_text)
     return all(term_present(name, vocab) for name in names_in(claim))
 
 

@@ -26,6 +26,7 @@ TopKOpt = Annotated[Optional[int], typer.Option("--top-k", "-k", help="passages 
 SinceOpt = Annotated[Optional[str], typer.Option("--since", help="only articles dated on/after YYYY-MM-DD")]
 UntilOpt = Annotated[Optional[str], typer.Option("--until", help="only articles dated on/before YYYY-MM-DD")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="ask as of YYYY-MM-DD (default today): 'this week' is the week before it; later articles are left out")]
 
 
 @app.callback()
@@ -178,15 +179,15 @@ def _ask_streaming(pipeline, question: str, **kwargs) -> Answer:
 
 
 @app.command("ask")
-def ask_cmd(ctx: typer.Context, question: str, mode: ModeOpt = None, top_k: TopKOpt = None, since: SinceOpt = None, until: UntilOpt = None, as_json: JsonOpt = False) -> None:
+def ask_cmd(ctx: typer.Context, question: str, mode: ModeOpt = None, top_k: TopKOpt = None, since: SinceOpt = None, until: UntilOpt = None, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """Answer one question with verified citations (or say the articles don't say)."""
     from rag.pipeline import Pipeline, check_request
 
     settings = _settings(ctx)
     mode = mode or settings.mode
-    check_request(settings, question, mode=mode, top_k=top_k, since=since, until=until)  # a typo must not cost a model load
+    check_request(settings, question, mode=mode, top_k=top_k, since=since, until=until, as_of=as_of)  # a typo must not cost a model load
     pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
-    kwargs = dict(mode=mode, top_k=top_k, since=since, until=until)
+    kwargs = dict(mode=mode, top_k=top_k, since=since, until=until, as_of=as_of)
     answer = pipeline.ask(question, **kwargs) if as_json else _ask_streaming(pipeline, question, **kwargs)
     if as_json:
         print(answer.model_dump_json(indent=2))
@@ -195,13 +196,14 @@ def ask_cmd(ctx: typer.Context, question: str, mode: ModeOpt = None, top_k: TopK
 
 
 @app.command("chat")
-def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None) -> None:
+def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None, as_of: AsOfOpt = None) -> None:
     """Interactive chat that keeps history. Commands: /sources, /reset, /quit."""
-    from rag.pipeline import Pipeline
+    from rag.pipeline import Pipeline, check_request
     from rag.types import ChatTurn
 
     settings = _settings(ctx)
     mode = mode or settings.mode
+    check_request(settings, "chat", mode=mode, top_k=top_k, as_of=as_of)
     pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
     history: list[ChatTurn] = []
     last = None
@@ -229,7 +231,7 @@ def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None) ->
                 print_closest(last.sources)
             continue
         try:
-            last = _ask_streaming(pipeline, line, mode=mode, top_k=top_k, history=history)
+            last = _ask_streaming(pipeline, line, mode=mode, top_k=top_k, as_of=as_of, history=history)
         except RagError as exc:
             err.print(f"[red]error:[/] {escape(one_line(str(exc)))}")
             continue
@@ -256,6 +258,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "chunking": f"{manifest.chunk_size} words, {manifest.chunk_overlap} overlap",
         "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
         "generator": settings.generator_backend if settings.generator_backend != "llama_cpp" else f"llama_cpp: {settings.gguf_path or 'bundled SmolLM2-135M-Instruct Q4_1'}",
+        "answer_decision": str(settings.decision_model or (settings.index_dir / "decision.json" if (settings.index_dir / "decision.json").is_file() else "packaged (rag/decision.json)")),
         "updated_at": manifest.updated_at,
     }
     if as_json:
@@ -313,6 +316,7 @@ def eval_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="folder for report.json and report.md")] = Path("build/eval"),
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="an earlier report.json; exit 1 when a quality figure drops")] = None,
     tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="allowed drop per figure (default RAG_EVAL_TOLERANCE, 0.05)")] = None,
+    leave_gold_out: Annotated[bool, typer.Option("--leave-gold-out", help="ask each answerable question without its gold articles (no reindex): it must abstain")] = False,
 ) -> None:
     """Score retrieval, answers, abstentions and citations on a question file; optionally gate on a baseline."""
     from rich.markdown import Markdown
@@ -331,7 +335,7 @@ def eval_cmd(
                 err.print(f"{done}/{total} questions")  # the bar does not draw in CI logs; long runs still show life
 
         outcome = run_eval(
-            _settings(ctx), questions, out_dir=out_dir, mode=mode, top_k=top_k, baseline_path=baseline, tolerance=tolerance,
+            _settings(ctx), questions, out_dir=out_dir, mode=mode, top_k=top_k, baseline_path=baseline, tolerance=tolerance, leave_gold_out_run=leave_gold_out,
             on_start=lambda n: bar.update(task, total=n, description="asking"), on_progress=progress,
         )
     # Raw Markdown when piped (CI logs, files); rendered tables on a terminal.
@@ -339,6 +343,45 @@ def eval_cmd(
     out.print(Markdown(summary) if out.is_terminal else summary, markup=False, highlight=False, soft_wrap=True)
     err.print(f"report written to {escape(str(outcome.out_dir / 'report.json'))} and report.md")
     outcome.raise_for_regressions()
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    ctx: typer.Context,
+    questions: Annotated[list[Path], typer.Argument(help="question files (JSON Lines, as for `rag eval`) about the indexed articles")],
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="where to write the decision model (default: INDEX_DIR/decision.json, which the pipeline then loads)")] = None,
+    min_answered: Annotated[float, typer.Option("--min-answered", help="share of answerable questions the chosen threshold must still answer")] = 0.85,
+    leave_gold_out: Annotated[bool, typer.Option("--leave-gold-out/--no-leave-gold-out", help="also ask each answerable question without its gold articles, as a negative")] = True,
+) -> None:
+    """Fit the answer decision to this index and these questions; print the curve and the chosen threshold."""
+    from rag.calibrate import GRID, collect, curve, fit
+    from rag.errors import BadInputError
+    from rag.evaluate import load_questions
+    from rag.pipeline import Pipeline
+
+    settings = _settings(ctx)
+    if not 0.0 < min_answered <= 1.0:
+        raise BadInputError(f"--min-answered must be in (0, 1], got {min_answered}")
+    sets = [(path.stem, load_questions(path, max_question_chars=settings.max_question_chars)) for path in questions]
+    pipeline = Pipeline.from_settings(settings, with_generator=False)
+    rows = []
+    for name, qs in sets:
+        rows += collect(pipeline, qs, source=name, leave_gold_out=leave_gold_out)
+    try:
+        model = fit(rows, min_answered=min_answered, trained_on={"questions": [str(p) for p in questions], "index_dir": str(settings.index_dir), "rows": len(rows)})
+    except ValueError as exc:
+        raise BadInputError(f"cannot calibrate: {exc}") from None
+    out.print("threshold  answered/answerable  refused/unanswerable  answer P  abstain P  balanced acc.")
+    fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for p in curve(rows, [t for t in GRID if 0.1 <= t <= 0.9]):
+        mark = "  <- chosen" if abs(p["threshold"] - model.threshold) < 1e-9 else ""
+        out.print(f"{p['threshold']:.3f}      {fmt(p['answered_of_answerable'])}                {fmt(p['refused_of_unanswerable'])}                 {fmt(p['answer_precision'])}     {fmt(p['abstain_precision'])}      {fmt(p['balanced_accuracy'])}{mark}")
+    target = out_path or settings.index_dir / "decision.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.save(target)
+    positives = sum(r.label for r in rows)
+    out.print(f"fitted on {len(rows)} rows ({positives} answerable with the answer in the evidence); threshold {model.threshold}, confident {model.confident}")
+    out.print(f"wrote {escape(str(target))}" + ("" if out_path else " (loaded by every command using this index)"))
 
 
 @app.command("squad")

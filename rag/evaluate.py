@@ -68,6 +68,31 @@ class EvalQuestion(BaseModel):
     def should_abstain(self) -> bool:
         return not self.must_include
 
+    @property
+    def as_of(self) -> str | None:
+        """The date the question was asked from: `as_of`, or `question_date` as RealTime QA files name it."""
+        extra = self.model_extra or {}
+        value = extra.get("as_of") or extra.get("question_date")
+        return str(value) if value else None
+
+    @property
+    def left_out(self) -> frozenset[str]:
+        """Articles this question is asked without (leave-the-gold-out runs)."""
+        return frozenset((self.model_extra or {}).get("left_out", []))
+
+
+def leave_gold_out(questions: list[EvalQuestion]) -> list[EvalQuestion]:
+    """Each answerable question with gold articles, asked again without them: the articles left no longer say,
+    so the right behaviour is to abstain. Unanswerable questions and ones without gold articles drop out."""
+    out = []
+    for q in questions:
+        if q.should_abstain or not q.gold_docs:
+            continue
+        extra = dict(q.model_extra or {})
+        extra["left_out"] = list(q.gold_docs)
+        out.append(EvalQuestion.model_validate({**q.model_dump(exclude=set(extra)), "must_include": [], "gold_docs": [], **extra}))
+    return out
+
 
 def _pydantic_problem(exc: ValidationError) -> str:
     problems = []
@@ -109,6 +134,8 @@ def load_questions(path: Path, *, max_question_chars: int | None = None) -> list
             errors.append(f"line {number}: duplicate id {q.id!r} (first on line {first_line[q.id]})")
         elif max_question_chars is not None and len(q.question) > max_question_chars:
             errors.append(f"line {number}: question has {len(q.question)} characters; the limit is {max_question_chars} (RAG_MAX_QUESTION_CHARS)")
+        elif q.as_of is not None and not _is_date(q.as_of):
+            errors.append(f"line {number}: as_of/question_date {q.as_of!r} is not a date (YYYY-MM-DD)")
         first_line.setdefault(q.id, number)
         questions.append(q)
     if errors:
@@ -117,6 +144,16 @@ def load_questions(path: Path, *, max_question_chars: int | None = None) -> list
     if not questions:
         raise BadInputError(f"{path} holds no questions")
     return questions
+
+
+def _is_date(value: str) -> bool:
+    from rag.timeframe import parse_as_of
+
+    try:
+        parse_as_of(value)
+    except BadInputError:
+        return False
+    return True
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -195,7 +232,7 @@ def run_questions(pipeline: Pipeline, questions: list[EvalQuestion], *, mode: Mo
     records = []
     for done, q in enumerate(questions, start=1):
         try:
-            answer = pipeline.ask(q.question, mode=mode, top_k=top_k, history=q.history)
+            answer = pipeline.ask(q.question, mode=mode, top_k=top_k, history=q.history, as_of=q.as_of, exclude_docs=q.left_out)
             record = judge(q, answer, pipeline.verifier.supports)
         except (GeneratorError, BadInputError) as exc:
             # One question's failure (a server hiccup, a question the pipeline rejects) is scored as wrong;
@@ -260,6 +297,7 @@ def run_eval(
     pipeline: Pipeline | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Progress | None = None,
+    leave_gold_out_run: bool = False,
 ) -> EvalOutcome:
     """Validate, load models (unless a pipeline is given), ask, judge, write report.json and report.md."""
     from rag.report import build_report, git_state, render_markdown, write_report
@@ -267,6 +305,10 @@ def run_eval(
     git = git_state()
     mode, k, tol = check_options(settings, mode=mode, top_k=top_k, tolerance=tolerance)
     questions = load_questions(questions_path, max_question_chars=settings.max_question_chars)
+    if leave_gold_out_run:
+        questions = leave_gold_out(questions)
+        if not questions:
+            raise BadInputError(f"{questions_path} has no answerable question with gold_docs to leave out")
     baseline = load_baseline(baseline_path) if baseline_path else None
     out_dir = Path(out_dir)
     try:
@@ -287,6 +329,7 @@ def run_eval(
     records = run_questions(pipeline, questions, mode=mode, top_k=k, on_progress=on_progress)
 
     report = build_report(records, settings=settings, pipeline=pipeline, mode=mode, k=k, questions_path=Path(questions_path), questions_sha256=file_sha256(questions_path), git=git)
+    report["run"]["leave_gold_out"] = leave_gold_out_run
     comparisons: list[Comparison] = []
     if baseline is not None:
         comparisons = compare(report["summary"], baseline["summary"], tol)

@@ -24,7 +24,8 @@ META_WORDS = frozenset("article articles source sources discuss discusses discus
                        "mentions mentioned question answer text passage states state stated describe describes described "
                        "information quote quoted quotes news story stories according".split())
 _IGNORED = frozenset(stem(w) for w in QUESTION_WORDS | META_WORDS)
-# The weight of embedding similarity against term coverage in a sentence's relevance; the rest is coverage.
+# The weight of embedding similarity against term coverage, in a sentence's relevance to a question and in a
+# claim's support by a source (rag/citations.py); the rest is coverage.
 DENSE_SHARE = 0.5
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][\w’'-]+)")
@@ -71,10 +72,15 @@ def term_present(term: str, vocabulary: set[str]) -> bool:
     )
 
 
+def word_vocabulary(text: str) -> set[str]:
+    """Every word of a text, lower-cased, both whole and as the tokenizer splits it: what names are looked up in."""
+    return {w.lower().strip("’'") for w in re.findall(r"[\w’'-]+", text)} | set(tokenize(text))
+
+
 def missing_terms(question: str, texts: list[str]) -> list[str]:
     """Numbers and names the question is about that no retrieved text mentions: the articles cannot answer it."""
     joined = " ".join(texts)
-    vocab = {w.lower().strip("’'") for w in re.findall(r"[\w’'-]+", joined)} | set(tokenize(joined))
+    vocab = word_vocabulary(joined)
     numbers = numbers_in(joined)
     missing = [n for n in sorted(numbers_in(question)) if n not in numbers]
     missing += [n for n in sorted(names_in(question)) if not term_present(n, vocab)]
@@ -169,7 +175,9 @@ def select_evidence(
         for j in (i - 1, i + 1):
             if 0 <= j < len(sentences) and sentences[j].passage_id == sentence.passage_id:
                 window |= tokens[j]
-        sentence.relevance = float(DENSE_SHARE * dense[i] + (1 - DENSE_SHARE) * coverage(terms, window, idf))
+        sentence.dense = float(dense[i])
+        sentence.coverage = coverage(terms, window, idf)
+        sentence.relevance = float(DENSE_SHARE * sentence.dense + (1 - DENSE_SHARE) * sentence.coverage)
 
     # Drop near-duplicate sentences (syndicated copies of one wire story) keeping the first, best-ranked one.
     kept: list[int] = []

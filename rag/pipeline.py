@@ -2,36 +2,54 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
+from rag.answertype import has_answer_type, question_type
 from rag.citations import CitationBuilder, CitationVerifier, render_answer
+from rag.decision import Decision, DecisionModel, decide, load_model
 from rag.embedder import Embedder
 from rag.errors import BadInputError, ModelMissingError, TooLargeError
 from rag.evidence import coverage, question_terms, select_evidence
 from rag.generator import Generator
 from rag.index import Index
-from rag.lexical import tokenize
+from rag.lexical import content_terms
 from rag.prompts import PromptSet
-from rag.retriever import Retriever, parse_date
+from rag.retriever import Retriever, _as_date, parse_date
 from rag.rewrite import rewrite_followup
 from rag.settings import Settings
-from rag.types import Answer, AnswerSentence, ChatTurn, Evidence, Mode, ScoredPassage, Timings
+from rag.timeframe import parse_as_of, resolve
+from rag.types import Answer, AnswerSentence, ChatTurn, Evidence, EvidenceSentence, Mode, ScoredPassage, Timings
 
 TokenSink = Callable[[str], None]
 StopCheck = Callable[[], bool]
 ABSTAIN_MARKER = "articles don't say"
+# Among sentences nearly as relevant as the best, one holding the kind of answer asked for (a date for
+# "when") comes first; the bonus is smaller than the relevance gap that separates a topical sentence from an
+# unrelated one, so it reorders near-ties only.
+TYPE_BONUS = 0.08
+_TIMELINE = re.compile(r"\bhow (?:did|has|have|do|does) .{3,80}? (?:develop|change|evolve|unfold|progress)|\btimeline\b|\bbetween .{3,40} and .{3,40}\?", re.I)
+
+
+@dataclass
+class Gathered:
+    scored: list[ScoredPassage]
+    evidence: Evidence
+    decision: Decision
 
 
 class Pipeline:
     """Holds the loaded index and models; one instance serves the CLI, the API and the eval harness."""
 
-    def __init__(self, settings: Settings, index: Index, embedder: Embedder, generator: Generator | None, prompts: PromptSet):
+    def __init__(self, settings: Settings, index: Index, embedder: Embedder, generator: Generator | None, prompts: PromptSet, decision: DecisionModel | None = None):
         self.settings = settings
         self.embedder = embedder
         self.generator = generator
         self.prompts = prompts
+        self.decision = decision or load_model(settings.index_dir, settings.decision_model)
         self.verifier = CitationVerifier(embedder, settings)
         self.generator_problem: str | None = None  # why generate mode falls back to extractive, if it does
         self.use_index(index)
@@ -46,6 +64,7 @@ class Pipeline:
         prompts = PromptSet.load(settings.prompts_dir)
         embedder = build_embedder(settings)
         index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
+        decision = load_model(settings.index_dir, settings.decision_model)
         generator, problem = None, None
         if with_generator:
             try:
@@ -55,7 +74,7 @@ class Pipeline:
                 if settings.gguf_path is not None or settings.generator_backend != "llama_cpp":
                     raise
                 problem = str(exc)
-        pipeline = cls(settings, index, embedder, generator, prompts)
+        pipeline = cls(settings, index, embedder, generator, prompts, decision)
         pipeline.generator_problem = problem
         return pipeline
 
@@ -87,16 +106,21 @@ class Pipeline:
         top_k: int | None = None,
         since: str | date | None = None,
         until: str | date | None = None,
+        as_of: str | date | None = None,
         history: list[ChatTurn] | None = None,
         on_token: TokenSink | None = None,
         should_stop: StopCheck | None = None,
+        exclude_docs: frozenset[str] = frozenset(),
     ) -> Answer:
+        """`as_of`: the date the question is asked from (default today): "this week" is the week before it and
+        articles published after it are left out. `exclude_docs`: articles to leave out (leave-the-gold-out eval)."""
         started = time.perf_counter()
         question = self.check_question(question)
         mode = mode or self.settings.mode
         if mode not in ("generate", "extractive"):
             raise BadInputError(f"mode must be 'generate' or 'extractive', got {mode!r}")
         since_d, until_d = parse_date(since, field="since"), parse_date(until, field="until")
+        as_of_d, _ = parse_as_of(as_of)
         history = (history or [])[-self.settings.max_history_turns :] if self.settings.max_history_turns else []
         fallback = None
         if mode == "generate" and self.generator is None:
@@ -105,29 +129,43 @@ class Pipeline:
             mode, fallback = "extractive", f"extractive: {self.generator_problem}"
 
         standalone = rewrite_followup(question, history, generator=self.generator if self.settings.rewrite_with_model else None, prompts=self.prompts)
+        found = self.gather(standalone, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs)
+        evidence, verdict = found.evidence, found.decision
+        timings = Timings(retrieval_s=time.perf_counter() - started)
+        answer = Answer(question=question, standalone_question=standalone, text="", mode=mode, sources=found.scored, timings=timings, fallback=fallback,
+                        confidence=round(verdict.probability, 4), as_of=as_of_d.isoformat())
+
+        if not verdict.answer:
+            return self._finish(self._abstain(answer, verdict.reason or "evidence too weak"), started)
+        if mode == "extractive" or is_timeline(standalone):
+            return self._finish(self._extract(answer, evidence), started)
+        return self._finish(self._generate(answer, evidence, verdict, started, on_token, should_stop), started)
+
+    def gather(self, standalone: str, *, mode: Mode, top_k: int | None, since: date | None, until: date | None, as_of: date, exclude_docs: frozenset[str] = frozenset()) -> Gathered:
+        """Retrieve, select evidence and decide: everything before an answer is written (also what `rag
+        calibrate` measures, so the decision is fitted on exactly what it later sees)."""
+        frame = resolve(standalone, as_of)
         query_vector = self.embedder.embed([standalone])[0]
         retriever = self.retriever
-        scored = retriever.search(standalone, top_k=top_k, since=since_d, until=until_d, query_vector=query_vector)
+        scored = retriever.search(standalone, top_k=top_k, since=since, until=until, query_vector=query_vector, frame=frame, exclude_docs=exclude_docs)
         count = self.generator.count_tokens if self.generator is not None and mode == "generate" else None
-        evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=retriever.index.lexical.idf)
-        timings = Timings(retrieval_s=time.perf_counter() - started)
-        answer = Answer(question=question, standalone_question=standalone, text="", mode=mode, sources=scored, timings=timings, fallback=fallback)
+        idf = retriever.index.lexical.idf
+        evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=idf)
+        return Gathered(scored=scored, evidence=evidence, decision=self.decide(evidence, scored, frame, idf))
 
-        reason = self.abstain_reason(evidence)
-        if reason:
-            return self._finish(self._abstain(answer, reason), started)
-        if mode == "extractive":
-            return self._finish(self._extract(answer, evidence), started)
-        return self._finish(self._generate(answer, evidence, started, on_token, should_stop), started)
+    @property
+    def answer_threshold(self) -> float:
+        return self.settings.answer_threshold if self.settings.answer_threshold is not None else self.decision.threshold
 
-    def abstain_reason(self, evidence: Evidence) -> str | None:
-        if not evidence.sentences:
-            return "nothing relevant was retrieved"
-        if evidence.missing_terms:
-            return "the articles never mention " + ", ".join(evidence.missing_terms)
-        if evidence.strength < self.settings.abstain_threshold:
-            return f"evidence too weak (strength {evidence.strength:.2f} < {self.settings.abstain_threshold:.2f})"
-        return None
+    def decide(self, evidence: Evidence, scored: list[ScoredPassage], frame, idf) -> Decision:
+        verdict = decide(self.decision, evidence, scored, frame, idf)
+        if self.settings.answer_threshold is not None and evidence.sentences:
+            verdict.answer = verdict.probability >= self.settings.answer_threshold
+            if verdict.answer:
+                verdict.reason = None
+            elif verdict.reason is None:
+                verdict.reason = f"evidence too weak (confidence {verdict.probability:.2f} < {self.settings.answer_threshold:.2f})"
+        return verdict
 
     def _abstain(self, answer: Answer, reason: str) -> Answer:
         answer.abstained = True
@@ -138,7 +176,10 @@ class Pipeline:
 
     def _extract(self, answer: Answer, evidence: Evidence) -> Answer:
         """Quote the best sentences verbatim: faithful by construction, and no model needed."""
-        picked = extract_sentences(evidence, self.settings.extractive_max_sentences)
+        if is_timeline(evidence.question):
+            picked = timeline_sentences(evidence, {sp.passage.passage_id: sp.passage.meta.date for sp in evidence.sources}, self.settings.extractive_max_sentences + 2)
+        else:
+            picked = extract_sentences(evidence, self.settings.extractive_max_sentences)
         if not picked:
             return self._abstain(answer, "no sentence of the evidence answers the question")
         builder = CitationBuilder(evidence.sources)
@@ -148,18 +189,22 @@ class Pipeline:
         return answer
 
     def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:
-        chosen = {(s.passage_id, s.start) for s in evidence.sentences}
+        # The best few sentences only, in the order the sources are numbered: a small model copies from them.
+        best = sorted(evidence.sentences, key=lambda s: -ranking_key(s, question_type(evidence.question), evidence.question))
+        chosen = {(s.passage_id, s.start) for s in best[: self.settings.generation_sentences]}
         blocks = []
         for number, sp in enumerate(evidence.sources, start=1):
             p = sp.passage
             texts = [s.text for s in evidence.sentences if s.passage_id == p.passage_id and (s.passage_id, s.start) in chosen]
+            if not texts:
+                continue
             blocks.append(
                 self.prompts.source.render(number=number, title=p.meta.title or p.doc_id, source=p.meta.source or "unknown source", date=p.meta.date or "undated", text=" ".join(texts))
             )
         user = self.prompts.answer.render(sources="\n\n".join(blocks), question=evidence.question)
         return [{"role": "system", "content": self.prompts.system.render()}, {"role": "user", "content": user}]
 
-    def _generate(self, answer: Answer, evidence: Evidence, started: float, on_token: TokenSink | None, should_stop: StopCheck | None) -> Answer:
+    def _generate(self, answer: Answer, evidence: Evidence, verdict: Decision, started: float, on_token: TokenSink | None, should_stop: StopCheck | None) -> Answer:
         assert self.generator is not None
         messages = self.build_messages(evidence)
         gen_start = time.perf_counter()
@@ -184,11 +229,16 @@ class Pipeline:
         if answer.timings.generation_s > 0 and answer.timings.completion_tokens:
             answer.timings.tokens_per_s = answer.timings.completion_tokens / answer.timings.generation_s
 
-        sentences, citations = ([], []) if ABSTAIN_MARKER in raw.lower().replace("’", "'") else self.verifier.verify(raw, evidence)
+        refused = ABSTAIN_MARKER in raw.lower().replace("’", "'")
+        sentences, citations = ([], []) if refused else self.verifier.verify(raw, evidence)
         if any(s.supported for s in sentences):
             answer.sentences, answer.citations = sentences, citations
             answer.text = render_answer(sentences)
             return answer
+        if refused and verdict.probability < self.decision.confident:
+            # The model read the evidence and found no answer, and the evidence is not strong enough on its
+            # own measure to overrule it: an honest refusal beats quoting a sentence that may not answer.
+            return self._abstain(answer, f"the model found no answer in the closest passages (confidence {verdict.probability:.2f})")
         # The model said nothing the evidence supports although the evidence is strong: quote the evidence
         # instead of refusing a question the articles do answer.
         answer.fallback = "extractive"
@@ -207,9 +257,10 @@ def check_question(settings: Settings, question: str) -> str:
     return " ".join(question.split())
 
 
-def check_request(settings: Settings, question: str, *, mode: str | None = None, top_k: int | None = None, since: str | None = None, until: str | None = None) -> None:
+def check_request(settings: Settings, question: str, *, mode: str | None = None, top_k: int | None = None, since: str | None = None, until: str | None = None, as_of: str | None = None) -> None:
     """Every check that needs neither model nor index, so a caller can refuse a bad request before loading them."""
     check_question(settings, question)
+    parse_as_of(as_of)
     if mode is not None and mode not in ("generate", "extractive"):
         raise BadInputError(f"mode must be 'generate' or 'extractive', got {mode!r}")
     if top_k is not None and not 1 <= top_k <= settings.max_top_k:
@@ -219,20 +270,47 @@ def check_request(settings: Settings, question: str, *, mode: str | None = None,
         raise BadInputError(f"since {since_d} is after until {until_d}")
 
 
-def extract_sentences(evidence: Evidence, limit: int) -> list:
+def ranking_key(sentence: EvidenceSentence, kind, question: str) -> float:
+    return sentence.relevance + (TYPE_BONUS if kind and has_answer_type(sentence.text, kind, question) else 0.0)
+
+
+def extract_sentences(evidence: Evidence, limit: int) -> list[EvidenceSentence]:
     """The most relevant sentence, then others nearly as relevant that add facts it does not state."""
-    ranked = sorted(evidence.sentences, key=lambda s: -s.relevance)
+    kind = question_type(evidence.question)
+    ranked = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question))
     if not ranked:
         return []
-    best = ranked[0].relevance
+    best = ranking_key(ranked[0], kind, evidence.question)
     terms = question_terms(evidence.question)
     picked = [ranked[0]]
-    covered = set(tokenize(ranked[0].text))
+    covered = content_terms(ranked[0].text)
     for s in ranked[1:]:
-        if len(picked) >= limit or s.relevance < 0.85 * best:
+        if len(picked) >= limit or ranking_key(s, kind, evidence.question) < 0.85 * best:
             break
-        new = set(tokenize(s.text)) - covered
-        if len(new) >= 3 and coverage(terms, set(tokenize(s.text))) > 0:
+        # One term function on both sides: the question's terms are stemmed, so the sentence's must be too.
+        terms_of_s = content_terms(s.text)
+        new = terms_of_s - covered
+        if len(new) >= 3 and coverage(terms, terms_of_s) > 0:
             picked.append(s)
             covered |= new
     return picked
+
+
+def is_timeline(question: str) -> bool:
+    return bool(_TIMELINE.search(question))
+
+
+def timeline_sentences(evidence: Evidence, dates: dict[str, str | None], limit: int) -> list[EvidenceSentence]:
+    """"How did X develop": the best sentence of each dated article that is about X, oldest first."""
+    ranked = sorted(evidence.sentences, key=lambda s: -s.relevance)
+    if not ranked:
+        return []
+    floor = 0.8 * ranked[0].relevance
+    per_article: dict[str, EvidenceSentence] = {}
+    for s in ranked:
+        if s.relevance >= floor and s.doc_id not in per_article and _as_date(dates.get(s.passage_id)):
+            per_article[s.doc_id] = s
+    if len(per_article) < 2:
+        return extract_sentences(evidence, limit)
+    ordered = sorted(per_article.values(), key=lambda s: (_as_date(dates.get(s.passage_id)), s.start))
+    return ordered[:limit]

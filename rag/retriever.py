@@ -12,11 +12,11 @@ from rag.embedder import Embedder
 from rag.errors import BadInputError
 from rag.index import Index
 from rag.settings import Settings
+from rag.timeframe import TimeFrame, age_days, resolve
 from rag.types import ScoredPassage
 
 Method = Literal["hybrid", "dense", "bm25"]
 
-_RECENCY = re.compile(r"\b(latest|most recent|newest|recently|last|current|now|today)\b", re.I)
 _YEAR = re.compile(r"\b(?:in|during|since|of|from)\s+((?:19|20)\d\d)\b", re.I)
 
 
@@ -45,10 +45,10 @@ def _as_date(iso: str | None) -> date | None:
         return None
 
 
-def date_intent(question: str) -> tuple[bool, int | None]:
-    """(wants the most recent news, a year the question names)."""
+def year_named(question: str) -> int | None:
+    """A year the question is about ("in 2024"), which favours articles of that year."""
     year = _YEAR.search(question)
-    return bool(_RECENCY.search(question)), int(year.group(1)) if year else None
+    return int(year.group(1)) if year else None
 
 
 class Retriever:
@@ -57,17 +57,22 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
 
-    def allowed_ids(self, since: date | None, until: date | None) -> set[str] | None:
-        """Passages whose article date is within [since, until]. Undated articles are excluded by any filter,
-        since we cannot claim they fall in the range."""
-        if since is None and until is None:
+    def allowed_ids(self, since: date | None, until: date | None, *, as_of: date | None = None, exclude_docs: frozenset[str] = frozenset()) -> set[str] | None:
+        """Passages whose article date is within [since, until] and not after `as_of`, and whose article is not
+        excluded. Undated articles are excluded by since/until, since we cannot claim they fall in the range,
+        but kept under an as-of date: nothing says they were published later."""
+        if since is None and until is None and as_of is None and not exclude_docs:
             return None
         if since and until and since > until:
             raise BadInputError(f"since {since} is after until {until}")
         allowed = set()
         for p in self.index.passages:
+            if p.doc_id in exclude_docs:
+                continue
             d = _as_date(p.meta.date)
-            if d is None or (since and d < since) or (until and d > until):
+            if (since or until) and (d is None or (since and d < since) or (until and d > until)):
+                continue
+            if as_of and d is not None and d > as_of:
                 continue
             allowed.add(p.passage_id)
         return allowed
@@ -84,13 +89,17 @@ class Retriever:
         until: date | None = None,
         method: Method = "hybrid",
         query_vector: np.ndarray | None = None,
+        frame: TimeFrame | None = None,
+        exclude_docs: frozenset[str] = frozenset(),
     ) -> list[ScoredPassage]:
+        """`frame` carries an explicit as-of date (articles after it are left out) and the question's time words;
+        `exclude_docs` leaves articles out without reindexing (the eval's leave-the-gold-out runs)."""
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1 or top_k > self.settings.max_top_k:
             raise BadInputError(f"top_k must be between 1 and {self.settings.max_top_k}, got {top_k}")
         if not self.index.passages:
             return []
-        allow = self.allowed_ids(since, until)
+        allow = self.allowed_ids(since, until, as_of=frame.as_of if frame else None, exclude_docs=exclude_docs)
         if allow is not None and not allow:
             return []
         depth = max(self.settings.candidates, top_k)
@@ -103,9 +112,27 @@ class Retriever:
             dense = [(pid, s) for pid, s in dense if pid in self.index.passage_by_id]
         if method in ("hybrid", "bm25"):
             lexical = self.index.lexical.search(query, depth, allow)
-        return self._fuse(query, dense, lexical, method)[:top_k]
+        return self._diversify(self._fuse(query, dense, lexical, method, frame), top_k)
 
-    def _fuse(self, query: str, dense, lexical, method: Method) -> list[ScoredPassage]:
+    def _diversify(self, ranked: list[ScoredPassage], top_k: int) -> list[ScoredPassage]:
+        """At most `max_passages_per_article` passages of one article in the top k, so one long article does not
+        crowd out the others (a news archive holds the same story in several articles); 0 keeps every one."""
+        cap = self.settings.max_passages_per_article
+        if not cap:
+            return ranked[:top_k]
+        kept: list[ScoredPassage] = []
+        per_doc: dict[str, int] = {}
+        for sp in ranked:
+            if per_doc.get(sp.passage.doc_id, 0) < cap:
+                per_doc[sp.passage.doc_id] = per_doc.get(sp.passage.doc_id, 0) + 1
+                kept.append(sp)
+                if len(kept) == top_k:
+                    break
+        for rank, sp in enumerate(kept, start=1):
+            sp.rank = rank
+        return kept
+
+    def _fuse(self, query: str, dense, lexical, method: Method, frame: TimeFrame | None = None) -> list[ScoredPassage]:
         k = self.settings.rrf_k
         scores: dict[str, float] = {}
         dense_of = dict(dense)
@@ -114,7 +141,7 @@ class Retriever:
         for weight, ranked in zip(weights, (dense, lexical)):
             for rank, (pid, _) in enumerate(ranked):
                 scores[pid] = scores.get(pid, 0.0) + weight / (k + rank + 1)
-        self._date_boost(query, scores)
+        self._date_boost(query, scores, frame)
         ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         out = []
         for rank, (pid, score) in enumerate(ordered, start=1):
@@ -129,21 +156,31 @@ class Retriever:
             )
         return out
 
-    def _date_boost(self, query: str, scores: dict[str, float]) -> None:
-        """Questions about the latest news favour recent articles; "in 2024" favours articles of that year."""
-        wants_recent, year = date_intent(query)
-        if not (wants_recent or year) or not scores or self.settings.recency_weight == 0:
+    def _date_boost(self, query: str, scores: dict[str, float], frame: TimeFrame | None) -> None:
+        """Time words favour articles of the time they name, counted back from the as-of date: "this week" the
+        week before it, "latest" the newest articles not after it; "in 2024" favours articles of that year."""
+        year = year_named(query)
+        frame = frame or resolve(query, date.today())
+        weight = self.settings.recency_weight
+        if not (frame.has_cue or year) or not scores or weight == 0:
             return
         k = self.settings.rrf_k
-        weight = self.settings.recency_weight
-        dated = {pid: _as_date(self.index.passage_by_id[pid].meta.date) for pid in scores}
-        if wants_recent:
-            newest_first = sorted({d for d in dated.values() if d}, reverse=True)
-            rank_of = {d: i for i, d in enumerate(newest_first)}
-            for pid, d in dated.items():
-                if d is not None:  # undated articles get no boost: we cannot tell they are recent
-                    scores[pid] += weight / (k + rank_of[d] + 1)
+        ages = {pid: age_days(self.index.passage_by_id[pid].meta.date, frame.as_of) for pid in scores}
+        if frame.wants_recent:
+            # By rank of age among the candidates, so an archive of old stories still has a "latest".
+            newest_first = sorted({a for a in ages.values() if a is not None and a >= 0})
+            rank_of = {a: i for i, a in enumerate(newest_first)}
+            for pid, a in ages.items():
+                if a is not None and a >= 0:  # undated articles get no boost: we cannot tell they are recent
+                    scores[pid] += weight / (k + rank_of[a] + 1)
+        if frame.window:
+            start, end = frame.window
+            span = (frame.as_of - start).days
+            for pid, a in ages.items():
+                if a is not None and 0 <= a <= span:
+                    scores[pid] += weight / (k + 1)
         if year:
-            for pid, d in dated.items():
+            for pid in scores:
+                d = _as_date(self.index.passage_by_id[pid].meta.date)
                 if d is not None and d.year == year:
                     scores[pid] += weight / (k + 1)

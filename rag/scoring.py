@@ -225,6 +225,10 @@ def figures(records: Sequence[QuestionRecord], k: int) -> dict[str, Any]:
         "tokens_per_s_mean": _mean(r.timings.tokens_per_s for r in generated if r.timings.tokens_per_s),
         "completion_tokens_mean": _mean(r.timings.completion_tokens for r in generated),
         "extractive_fallbacks": sum(1 for r in records if r.fallback == "extractive"),
+        "answerable_refused": sum(1 for r in answerable if r.abstained),
+        # Of the answers the model drafted, the share whose own sentences survived verification (the rest were
+        # replaced by quotes): what generation time bought.
+        "generation_survival": _share(r.fallback is None for r in generated if not r.abstained),
     }
     return {key: _round(v) if isinstance(v, float) else v for key, v in out.items()}
 

@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     dense_weight: float = Field(1.0, ge=0.0)
     bm25_weight: float = Field(2.0, ge=0.0)  # docs/retrieval.md: best hybrid on SQuAD and NATO sets
     rrf_k: int = Field(60, ge=1)
-    recency_weight: float = Field(0.5, ge=0.0)  # used only when a question asks for the latest news
+    recency_weight: float = Field(0.5, ge=0.0)  # used only when a question has time words ("this week", "latest")
+    max_passages_per_article: int = Field(0, ge=0)  # in the top k; 0 = no cap
 
     # Evidence and prompt
     context_token_budget: int = Field(520, ge=64)
@@ -71,10 +72,16 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_timeout_s: float = Field(120.0, gt=0)
 
-    # Trust: thresholds chosen on data; docs/calibration.md tells how, bench/calibrate.py reproduces.
+    # Trust: the answer decision and the support threshold are fitted on data (docs/calibration.md).
     mode: Literal["generate", "extractive"] = "generate"
-    abstain_threshold: float = 0.525
+    # None = the index's own `decision.json` (written by `rag calibrate`), else the model shipped in rag/.
+    decision_model: Path | None = None
+    # Overrides the decision model's own threshold on the probability that the evidence answers the question.
+    answer_threshold: float | None = Field(None, ge=0.0, le=1.0)
     support_threshold: float = 0.775
+    # Evidence sentences the generator sees: the 135M default model copies well from two or three short
+    # sentences and wanders off in a long prompt (docs/calibration.md, "generation").
+    generation_sentences: int = Field(3, ge=1, le=50)
     unsupported_policy: Literal["remove", "mark"] = "remove"
     extractive_max_sentences: int = Field(3, ge=1, le=20)
     rewrite_with_model: bool = True  # follow-ups; the rule-based rewrite is the fallback either way

@@ -60,6 +60,8 @@ class EvidenceSentence(BaseModel):
     start: int
     end: int
     relevance: float = 0.0  # how well it matches the question
+    dense: float = 0.0  # cosine of question and sentence
+    coverage: float = 0.0  # idf-weighted share of the question's terms in the sentence and its neighbours
 
 
 class Evidence(BaseModel):
@@ -69,7 +71,7 @@ class Evidence(BaseModel):
     sources: list[ScoredPassage]
     sentences: list[EvidenceSentence]
     prompt_tokens_estimate: int = 0
-    strength: float = 0.0  # answerability score of the best evidence, compared with the abstain threshold
+    strength: float = 0.0  # relevance of the best sentence (one of the answer decision's features)
     missing_terms: list[str] = Field(default_factory=list)  # question names/numbers absent from evidence
 
 
@@ -121,6 +123,8 @@ class Answer(BaseModel):
     sources: list[ScoredPassage] = Field(default_factory=list)  # closest sources, shown even on abstain
     raw_generation: str | None = None  # the model's text before verification
     fallback: str | None = None  # e.g. "extractive" when no generated sentence survived verification
+    confidence: float | None = None  # the answer decision's probability that the evidence answers the question
+    as_of: str | None = None  # the date the question was asked from (YYYY-MM-DD)
     timings: Timings = Field(default_factory=Timings)
 
 

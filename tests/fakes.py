@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from rag.decision import FEATURES, DecisionModel
 from rag.generator import Message, Usage
 
 
@@ -27,3 +28,12 @@ class ScriptedGenerator:
         for i, word in enumerate(reply.split(" ")):
             self.usage.completion_tokens += 1
             yield word if i == 0 else " " + word
+
+
+def strength_rule(threshold: float = 0.2) -> DecisionModel:
+    """An answer decision that answers when the best sentence's relevance reaches `threshold` and the question
+    names nothing the evidence lacks: with the hashing embedder, real fitted weights would mean nothing."""
+    weights = [0.0] * len(FEATURES)
+    weights[FEATURES.index("strength")] = 40.0
+    weights[FEATURES.index("missing_names")] = -60.0
+    return DecisionModel(weights=weights, bias=-40.0 * threshold, mean=[0.0] * len(FEATURES), scale=[1.0] * len(FEATURES), threshold=0.5, confident=0.9)

@@ -52,7 +52,7 @@ def params_from_messages(body: ChatCompletionRequest) -> AskParams:
     if not turns or turns[-1].role != "user":
         raise BadInputError("the last message must have role 'user': it is the question")
     history = [ChatTurn(role=m.role, content=strip_sources(m.text())) for m in turns[:-1] if m.text().strip()]  # type: ignore[arg-type]
-    return AskParams(question=turns[-1].text(), mode=body.mode, top_k=body.top_k, since=body.since, until=body.until, history=history)
+    return AskParams(question=turns[-1].text(), mode=body.mode, top_k=body.top_k, since=body.since, until=body.until, as_of=body.as_of, history=history)
 
 
 def strip_sources(text: str) -> str:

@@ -21,7 +21,7 @@ from api.app import create_app
 from rag.generator import Usage
 from rag.indexing import index_paths
 from rag.pipeline import Pipeline
-from tests.fakes import ScriptedGenerator
+from tests.fakes import ScriptedGenerator, strength_rule
 
 QUESTION = "What was decided about the NATO-Ukraine Council?"
 COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at the table with the 31 allies."
@@ -82,9 +82,9 @@ def make_app(settings, hashing_embedder, prompts, index):
     """make_app(generator=..., **settings overrides) -> FastAPI app over the tmp index."""
 
     def make(generator=None, **overrides):
-        s = settings.model_copy(update={"abstain_threshold": 0.2, "support_threshold": 0.5, **overrides})
+        s = settings.model_copy(update={"support_threshold": 0.5, **overrides})
         gen = generator if generator is not None else ScriptedGenerator(COUNCIL + " [1]")
-        return create_app(s, Pipeline(s, index, hashing_embedder, gen, prompts))
+        return create_app(s, Pipeline(s, index, hashing_embedder, gen, prompts, strength_rule()))
 
     return make
 

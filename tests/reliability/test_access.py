@@ -19,7 +19,7 @@ from rag.indexing import index_paths
 from rag.pipeline import Pipeline
 from rag.prompts import PromptSet
 from rag.settings import Settings
-from tests.fakes import ScriptedGenerator
+from tests.fakes import ScriptedGenerator, strength_rule
 from tests.reliability.conftest import read_disk_index
 
 KEY = "correct-horse-battery-staple"
@@ -34,8 +34,8 @@ def world(tmp_path, settings, hashing_embedder, corpus_copy):
     secret.write_text("the launch codes\n")
 
     def make(**overrides) -> TestClient:
-        s = settings.model_copy(update={"abstain_threshold": 0.2, "support_threshold": 0.5, **overrides})
-        return TestClient(create_app(s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), PromptSet.load())))
+        s = settings.model_copy(update={"support_threshold": 0.5, **overrides})
+        return TestClient(create_app(s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), PromptSet.load(), strength_rule())))
 
     return make
 

@@ -21,7 +21,7 @@ from rag.prompts import PromptSet
 from rag.settings import Settings
 from rag.types import Answer
 from tests.conftest import CORPUS
-from tests.fakes import ScriptedGenerator
+from tests.fakes import ScriptedGenerator, strength_rule
 
 COUNCIL_Q = "What was decided about the NATO-Ukraine Council?"
 COUNCIL_DOCS = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
@@ -73,7 +73,7 @@ def citations_hold(answer: Answer, verifier: CitationVerifier, articles: dict) -
 @pytest.fixture(scope="module")
 def hostile_index(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile-fake")
-    settings = Settings(_env_file=None, index_dir=root / "index", rewrite_with_model=False, abstain_threshold=0.2, support_threshold=0.5)
+    settings = Settings(_env_file=None, index_dir=root / "index", rewrite_with_model=False, support_threshold=0.5)
     embedder = HashingEmbedder(256)
     index, report = index_paths(settings, embedder, [planted_corpus(root / "corpus")])
     assert {"999_planted", "998_markers"} <= set(report.added)
@@ -83,7 +83,7 @@ def hostile_index(tmp_path_factory):
 def make_pipeline(hostile_index, reply: str) -> tuple[Pipeline, ScriptedGenerator]:
     settings, embedder, index = hostile_index
     generator = ScriptedGenerator(reply)
-    return Pipeline(settings, index, embedder, generator, PromptSet.load()), generator
+    return Pipeline(settings, index, embedder, generator, PromptSet.load(), strength_rule()), generator
 
 
 @pytest.mark.parametrize("question", [COUNCIL_Q, "Was NATO dissolved?", "When was NATO dissolved?"])

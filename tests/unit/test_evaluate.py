@@ -15,7 +15,7 @@ from rag.scoring import SUMMARY_KEYS, compare, contains, figures, lexical_suppor
 from rag.squad import doc_id_for, export_squad, slugify
 from rag.types import Answer, AnswerSentence, Citation, Passage, ScoredPassage, Timings
 from tests.conftest import CORPUS, ROOT
-from tests.fakes import ScriptedGenerator
+from tests.fakes import ScriptedGenerator, strength_rule
 
 COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at the table with the 31 allies."
 
@@ -213,8 +213,8 @@ def test_baseline_regression_detection():
 @pytest.fixture
 def fake_pipeline(settings, hashing_embedder, prompts, corpus_copy):
     index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
-    loose = settings.model_copy(update={"abstain_threshold": 0.2, "support_threshold": 0.5})
-    return Pipeline(loose, index, hashing_embedder, ScriptedGenerator(COUNCIL + " [1]"), prompts)
+    loose = settings.model_copy(update={"support_threshold": 0.5})
+    return Pipeline(loose, index, hashing_embedder, ScriptedGenerator(COUNCIL + " [1]"), prompts, strength_rule())
 
 
 def test_run_writes_reports_and_gates_on_a_baseline(tmp_path, settings, fake_pipeline):

@@ -8,7 +8,7 @@ from rag.errors import BadInputError, TooLargeError
 from rag.indexing import index_paths
 from rag.pipeline import Pipeline
 from rag.types import ChatTurn
-from tests.fakes import ScriptedGenerator
+from tests.fakes import ScriptedGenerator, strength_rule
 
 COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at the table with the 31 allies."
 
@@ -16,11 +16,11 @@ COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine C
 @pytest.fixture
 def build(settings, hashing_embedder, prompts, corpus_copy):
     index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
-    loose = settings.model_copy(update={"abstain_threshold": 0.2, "support_threshold": 0.5})
+    loose = settings.model_copy(update={"support_threshold": 0.5})
 
     def make(*replies: str, **overrides) -> tuple[Pipeline, ScriptedGenerator]:
         gen = ScriptedGenerator(*replies)
-        return Pipeline(loose.model_copy(update=overrides), index, hashing_embedder, gen, prompts), gen
+        return Pipeline(loose.model_copy(update=overrides), index, hashing_embedder, gen, prompts, strength_rule()), gen
 
     return make
 
@@ -80,7 +80,7 @@ def test_model_refusal_with_strong_evidence_falls_back_to_quotes(build):
 
 def test_extractive_mode_needs_no_generator(settings, hashing_embedder, prompts, corpus_copy):
     index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
-    pipeline = Pipeline(settings.model_copy(update={"abstain_threshold": 0.2}), index, hashing_embedder, None, prompts)
+    pipeline = Pipeline(settings, index, hashing_embedder, None, prompts, strength_rule())
     answer = pipeline.ask("Which Ukrainian foreign minister spoke about goals for the Washington summit?", mode="extractive")
     assert answer.citations and all(pipeline.index.articles[c.doc_id].text[c.start : c.end] == c.quote for c in answer.citations)
     assert any(c.doc_id == "002_e0b0d12e770a7305" for c in answer.citations)
@@ -133,3 +133,48 @@ def test_followup_is_rewritten_with_history(build):
     answer = pipeline.ask("And when did the commission meet?", history=history)
     assert "council" in answer.standalone_question.lower()
     assert answer.sources[0].passage.doc_id in {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
+
+
+def test_model_refusal_stands_when_the_evidence_is_not_strong_enough_to_overrule_it(build):
+    # #17.3: a refusal used to become a quote of whatever sentence ranked first, marked as an answer.
+    pipeline, _ = build("The articles don't say.")
+    pipeline.decision.confident = 1.01  # no evidence is strong enough to overrule the model
+    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?")
+    assert answer.abstained and not answer.citations and answer.sources
+    assert "model found no answer" in answer.abstain_reason
+    assert answer.text.startswith("The articles don't say")
+
+
+def test_extractive_picker_compares_stemmed_terms_on_both_sides():
+    # #17.8: question terms were stemmed ("ukrain"), sentence tokens not ("ukraine"): coverage 0, sentence skipped.
+    from rag.pipeline import extract_sentences
+    from rag.types import Evidence, EvidenceSentence
+
+    def sentence(text: str, relevance: float, start: int) -> EvidenceSentence:
+        return EvidenceSentence(text=text, doc_id="a", passage_id="a#0", start=start, end=start + len(text), relevance=relevance)
+
+    evidence = Evidence(question="What will Ukraine gain?", sources=[], sentences=[
+        sentence("Ukraine gains an equal seat at the table with the allies.", 0.80, 0),
+        sentence("Ukraine would be able to call meetings of the new council.", 0.75, 60),
+    ])
+    picked = extract_sentences(evidence, 3)
+    assert [s.start for s in picked] == [0, 60]
+
+
+def test_as_of_leaves_out_later_articles_and_is_reported(build):
+    pipeline, _ = build(COUNCIL + " [1]")
+    dates = {a.doc_id: a.meta.date for a in pipeline.index.articles.values()}
+    newest = max(d for d in dates.values() if d)
+    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?", mode="extractive", as_of="2023-06-01")
+    assert answer.as_of == "2023-06-01"
+    assert all((dates[sp.passage.doc_id] or "") <= "2023-06-01" for sp in answer.sources)
+    assert newest > "2023-06-01"  # the filter had something to leave out
+    with pytest.raises(BadInputError, match="as_of"):
+        pipeline.ask("What was decided?", as_of="last Tuesday")
+
+
+def test_excluded_articles_are_never_retrieved(build):
+    pipeline, _ = build(COUNCIL + " [1]")
+    gold = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
+    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?", mode="extractive", exclude_docs=frozenset(gold))
+    assert answer.sources and not gold & {sp.passage.doc_id for sp in answer.sources}

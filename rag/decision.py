@@ -1,0 +1,188 @@
+"""The answer decision: how likely the retrieved evidence answers the question, from many signals at once.
+
+A logistic model over the features below, fitted by `rag calibrate` (rag/calibrate.py) on questions with
+known answers and on the same questions with their gold articles left out. It is a JSON file of weights:
+loading and applying it costs microseconds and no library beyond numpy. The pipeline reads the model the
+index carries (`decision.json` beside `CURRENT`, written by `rag calibrate` for that corpus), else the one
+shipped in this package (fitted on SQuAD 2.0, RealTime QA and NATO splits by bench/train_decision.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from rag.answertype import AnswerType, has_answer_type, question_type
+from rag.errors import BadInputError
+from rag.evidence import IdfFn, coverage, meta_text, names_in, numbers_in, question_terms
+from rag.lexical import content_terms
+from rag.timeframe import TimeFrame, age_days
+from rag.types import Evidence, ScoredPassage
+
+MODEL_FILE = "decision.json"
+FEATURES = (
+    "strength",  # best sentence relevance: 0.5 cosine + 0.5 idf coverage of its window
+    "best_dense",  # best question-sentence cosine
+    "best_coverage",  # best idf-weighted share of question terms in a sentence and its neighbours
+    "best_sentence_coverage",  # the same in the best sentence alone
+    "top_passage_coverage",  # in the top passage with its title, outlet and date
+    "all_coverage",  # in every retrieved passage together: low means the question's subject is absent
+    "top_passage_dense",  # cosine of the best passage
+    "bm25_norm",  # best BM25 score over the idf mass of the question's terms (comparable across questions)
+    "agreement",  # share of the top 3 passages both retrievers found
+    "margin",  # best relevance minus the best from another article
+    "missing_names",  # share of the question's names and numbers no retrieved text mentions
+    "missing_rare",  # idf of the rarest question term missing from the best sentence's window, scaled
+    "type_known",  # the question asks for a person, date, place, number or amount
+    "type_best",  # ... and the best sentence holds one the question does not state
+    "type_top3",  # ... or one of the three best sentences does
+    "time_cue",  # the question says "this week", "latest", ...
+    "time_fit",  # ... and the best sentence's article falls in that time (1), or how far outside (less)
+    "question_terms",  # log of the number of content terms in the question
+)
+
+
+@dataclass
+class Decision:
+    probability: float
+    answer: bool
+    features: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None  # human-readable, when it abstains
+
+
+@dataclass
+class DecisionModel:
+    """Standardise, weigh, squash: p = sigmoid(w . (x - mean) / scale + b). Thresholds chosen on data."""
+
+    weights: list[float]
+    bias: float
+    mean: list[float]
+    scale: list[float]
+    threshold: float  # answer when p >= threshold
+    confident: float  # p at which quoting beats a model that refused (precision target, rag/calibrate.py)
+    features: tuple[str, ...] = FEATURES
+    trained_on: dict = field(default_factory=dict)
+
+    def probability(self, values: dict[str, float]) -> float:
+        x = np.array([values[f] for f in self.features], dtype=np.float64)
+        z = float(np.dot(self.weights, (x - np.array(self.mean)) / np.array(self.scale)) + self.bias)
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+    def to_json(self) -> dict:
+        return {"features": list(self.features), "weights": self.weights, "bias": self.bias, "mean": self.mean, "scale": self.scale,
+                "threshold": self.threshold, "confident": self.confident, "trained_on": self.trained_on}
+
+    @classmethod
+    def from_json(cls, data: dict, *, where: str = "decision model") -> DecisionModel:
+        try:
+            features = tuple(data["features"])
+            model = cls(weights=[float(w) for w in data["weights"]], bias=float(data["bias"]), mean=[float(v) for v in data["mean"]],
+                        scale=[float(v) or 1.0 for v in data["scale"]], threshold=float(data["threshold"]), confident=float(data["confident"]),
+                        features=features, trained_on=dict(data.get("trained_on", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInputError(f"{where} is not a decision model ({exc}); rerun `rag calibrate`") from None
+        unknown = set(features) - set(FEATURES)
+        if unknown or not (len(features) == len(model.weights) == len(model.mean) == len(model.scale)):
+            raise BadInputError(f"{where} does not fit this version (features {sorted(unknown) or 'miscounted'}); rerun `rag calibrate`")
+        return model
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def load_model(index_dir: Path | None = None, path: Path | None = None) -> DecisionModel:
+    """An explicit file, else the index's own calibration, else the packaged default."""
+    for candidate in [path, index_dir / MODEL_FILE if index_dir else None]:
+        if candidate is not None and Path(candidate).is_file():
+            try:
+                data = json.loads(Path(candidate).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise BadInputError(f"cannot read the decision model {candidate}: {exc}") from None
+            return DecisionModel.from_json(data, where=str(candidate))
+        if candidate is not None and candidate == path:
+            raise BadInputError(f"decision model {path} does not exist (RAG_DECISION_MODEL)")
+    data = json.loads(resources.files("rag").joinpath(MODEL_FILE).read_text(encoding="utf-8"))
+    return DecisionModel.from_json(data, where="the packaged decision model")
+
+
+def _missing_share(question: str, texts: list[str]) -> float:
+    wanted = numbers_in(question) | names_in(question)
+    if not wanted:
+        return 0.0
+    from rag.evidence import missing_terms
+
+    return len(missing_terms(question, texts)) / len(wanted)
+
+
+def features(evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame | None, idf: IdfFn | None) -> dict[str, float]:
+    """Every signal of FEATURES for one question's evidence; all zeros when nothing was retrieved."""
+    out = dict.fromkeys(FEATURES, 0.0)
+    question = evidence.question
+    terms = question_terms(question)
+    out["question_terms"] = math.log1p(len(terms))
+    kind: AnswerType | None = question_type(question)
+    out["type_known"] = float(kind is not None)
+    out["time_cue"] = float(bool(frame and frame.has_cue))
+    texts = [sp.passage.text + " " + meta_text(sp.passage.meta) for sp in scored]
+    out["missing_names"] = _missing_share(question, texts)
+    sentences = sorted(evidence.sentences, key=lambda s: -s.relevance)
+    if not sentences or not scored:
+        out["missing_names"] = 1.0 if (numbers_in(question) | names_in(question)) else 0.0
+        return out
+    best = sentences[0]
+    out["strength"] = best.relevance
+    out["best_dense"] = max(s.dense for s in sentences)
+    out["best_coverage"] = max(s.coverage for s in sentences)
+    out["best_sentence_coverage"] = coverage(terms, content_terms(best.text), idf)
+    out["top_passage_coverage"] = coverage(terms, content_terms(texts[0]), idf)
+    out["all_coverage"] = coverage(terms, content_terms(" ".join(texts)), idf)
+    out["top_passage_dense"] = max((sp.dense_score or 0.0) for sp in scored)
+    weight = idf or (lambda _t: 1.0)
+    mass = sum(weight(t) for t in terms) or 1.0
+    out["bm25_norm"] = max((sp.bm25_score or 0.0) for sp in scored) / mass
+    top = scored[:3]
+    out["agreement"] = sum(sp.dense_score is not None and sp.bm25_score is not None for sp in top) / len(top)
+    other = [s.relevance for s in sentences if s.doc_id != best.doc_id]
+    out["margin"] = best.relevance - (other[0] if other else 0.0)
+    window = content_terms(" ".join(s.text for s in sentences if s.passage_id == best.passage_id))
+    missing = [weight(t) for t in terms if t not in window]
+    top_idf = max((weight(t) for t in terms), default=1.0) or 1.0
+    out["missing_rare"] = max(missing, default=0.0) / top_idf
+    if kind is not None:
+        out["type_best"] = float(has_answer_type(best.text, kind, question))
+        out["type_top3"] = float(any(has_answer_type(s.text, kind, question) for s in sentences[:3]))
+    if frame and frame.has_cue:
+        article = next((sp.passage.meta.date for sp in scored if sp.passage.passage_id == best.passage_id), None)
+        age = age_days(article, frame.as_of)
+        span = (frame.as_of - frame.window[0]).days if frame.window else 31
+        if age is not None and age >= 0:
+            out["time_fit"] = 1.0 if age <= span else span / age
+    return out
+
+
+def explain(values: dict[str, float], evidence: Evidence, probability: float, threshold: float) -> str:
+    """Why it abstains, in words a reader understands: the strongest reason first."""
+    if not evidence.sentences:
+        return "nothing relevant was retrieved"
+    if evidence.missing_terms:
+        return "the articles never mention " + ", ".join(evidence.missing_terms)
+    if values.get("type_known") and not values.get("type_top3"):
+        kind = question_type(evidence.question)
+        return f"no {kind} that answers the question appears in the closest passages (confidence {probability:.2f} < {threshold:.2f})"
+    if values.get("time_cue") and values.get("time_fit", 1.0) < 0.5:
+        return f"the closest articles are not from the time the question asks about (confidence {probability:.2f} < {threshold:.2f})"
+    return f"evidence too weak (confidence {probability:.2f} < {threshold:.2f})"
+
+
+def decide(model: DecisionModel, evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame | None, idf: IdfFn | None) -> Decision:
+    values = features(evidence, scored, frame, idf)
+    if not evidence.sentences:
+        return Decision(probability=0.0, answer=False, features=values, reason="nothing relevant was retrieved")
+    p = model.probability(values)
+    answer = p >= model.threshold
+    return Decision(probability=p, answer=answer, features=values, reason=None if answer else explain(values, evidence, p, model.threshold))

@@ -1,0 +1,72 @@
+"""When a question is asked from, and what its time words mean then.
+
+A news question is asked at a moment: "Which automaker recalled cars this week?" means the week before the
+question's as-of date, and an archive answering "as of 2022-06-16" cannot use articles published after it.
+The as-of date defaults to today; question files carry it as `question_date` or `as_of`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from rag.errors import BadInputError
+
+# (pattern, days back from the as-of date the phrase covers); the first match wins.
+_WINDOWS: list[tuple[re.Pattern[str], int]] = [
+    (re.compile(r"\b(?:today|tonight|yesterday|this morning|last night)\b", re.I), 2),
+    (re.compile(r"\b(?:this|past) week(?:end)?\b|\bthis past week\b|\bdays? ago\b|\bon (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I), 7),
+    (re.compile(r"\blast week\b", re.I), 14),
+    (re.compile(r"\b(?:this|past) month\b", re.I), 31),
+    (re.compile(r"\blast month\b", re.I), 62),
+]
+_RECENT = re.compile(
+    r"\b(?:latest|most recent|newest|recently|recent|new|newly|now|currently|current|just|upcoming|soon|this (?:year|season|summer|spring|fall|autumn|winter))\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class TimeFrame:
+    """What a question's time words resolve to against its as-of date."""
+
+    as_of: date
+    window: tuple[date, date] | None = None  # "this week": the days it covers
+    wants_recent: bool = False  # "latest", "recently": newer is better, without a hard window
+
+    @property
+    def has_cue(self) -> bool:
+        return self.window is not None or self.wants_recent
+
+
+def parse_as_of(value: str | date | None, *, today: date | None = None) -> tuple[date, bool]:
+    """(the as-of date, whether the caller gave one). A value that is not a date is the caller's mistake."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return today or date.today(), False
+    if isinstance(value, datetime):
+        return value.date(), True
+    if isinstance(value, date):
+        return value, True
+    text = value.strip()
+    try:
+        return (date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).date()), True
+    except ValueError:
+        raise BadInputError(f"as_of {value!r} is not a date: use YYYY-MM-DD") from None
+
+
+def resolve(question: str, as_of: date) -> TimeFrame:
+    for pattern, days in _WINDOWS:
+        if pattern.search(question):
+            return TimeFrame(as_of=as_of, window=(as_of - timedelta(days=days), as_of), wants_recent=True)
+    return TimeFrame(as_of=as_of, wants_recent=bool(_RECENT.search(question)))
+
+
+def age_days(article_date: str | None, as_of: date) -> int | None:
+    """Days from the article's date to the as-of date (negative: published after it); None when undated."""
+    if not article_date:
+        return None
+    try:
+        return (as_of - date.fromisoformat(article_date[:10])).days
+    except ValueError:
+        return None

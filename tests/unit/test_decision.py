@@ -1,0 +1,161 @@
+"""The answer decision's parts: answer types, time words, features, the fitted model and its file."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from rag.answertype import has_answer_type, question_type
+from rag.calibrate import Row, choose_threshold, curve, fit, split
+from rag.decision import FEATURES, DecisionModel, decide, features, load_model
+from rag.errors import BadInputError
+from rag.timeframe import age_days, parse_as_of, resolve
+from rag.types import ArticleMeta, Evidence, EvidenceSentence, Passage, ScoredPassage
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("Who is the U.S. ambassador to NATO?", "person"),
+        ("When did Russia launch its full-scale invasion?", "date"),
+        ("In what year did NATO agree?", "date"),
+        ("Where did NATO foreign ministers meet?", "place"),
+        ("Which city hosts the summit?", "place"),
+        ("How many allies will Ukraine sit with?", "number"),
+        ("How much military aid in dollars has the US given?", "amount"),
+        ("What is the Ukraine Contact Group?", None),
+    ],
+)
+def test_question_types(question, kind):
+    assert question_type(question) == kind
+
+
+def test_a_sentence_holds_the_kind_of_answer_only_beyond_what_the_question_says():
+    q = "When did NATO defense ministers gather?"
+    assert has_answer_type("NATO defense ministers gathered on Thursday in Brussels.", "date", q)
+    assert not has_answer_type("NATO defense ministers gathered to talk about Ukraine.", "date", q)
+    n = "How many allies will Ukraine sit with as an equal?"
+    assert has_answer_type("Ukraine will sit with the 31 allies as an equal.", "number", n)
+    assert has_answer_type("Ukraine will sit with thirty-one allies.", "number", n) or has_answer_type("Ukraine sits with thirty allies.", "number", n)
+    assert not has_answer_type("Ukraine will sit with the allies as an equal.", "number", n)
+    w = "Who is the U.S. ambassador to NATO?"
+    assert has_answer_type("The U.S. ambassador to NATO, Julianne Smith, said so.", "person", w)
+    assert not has_answer_type("The U.S. ambassador to NATO said so.", "person", w)
+
+
+def test_time_words_resolve_against_the_as_of_date():
+    as_of = date(2022, 6, 16)
+    week = resolve("Which automaker recalled cars this week?", as_of)
+    assert week.window == (date(2022, 6, 9), as_of) and week.has_cue
+    assert resolve("What is the latest on the strike?", as_of).wants_recent
+    assert resolve("Who was quoted last month?", as_of).window[0] == date(2022, 4, 15)
+    plain = resolve("What is the Ukraine Contact Group?", as_of)
+    assert not plain.has_cue and plain.window is None
+    assert age_days("2022-06-14", as_of) == 2 and age_days(None, as_of) is None and age_days("2022-06-20", as_of) == -4
+
+
+def test_as_of_parsing_is_strict():
+    assert parse_as_of("2022-06-16") == (date(2022, 6, 16), True)
+    assert parse_as_of(None, today=date(2026, 1, 2)) == (date(2026, 1, 2), False)
+    assert parse_as_of("2022-06-16T10:00:00")[0] == date(2022, 6, 16)
+    for bad in ["yesterday", "2022-13-01", "16/06/2022"]:
+        with pytest.raises(BadInputError, match="as_of"):
+            parse_as_of(bad)
+
+
+def _evidence(question: str, sentences: list[tuple[str, str, float]], dated: str | None = "2023-06-15") -> tuple[Evidence, list[ScoredPassage]]:
+    scored, ev = [], []
+    for i, (doc, text, rel) in enumerate(sentences):
+        p = Passage(passage_id=f"{doc}#0", doc_id=doc, ordinal=0, text=text, start=0, end=len(text), meta=ArticleMeta(title=f"Title {doc}", date=dated))
+        scored.append(ScoredPassage(passage=p, score=1.0 / (i + 1), dense_score=rel, bm25_score=3.0 if i == 0 else None, rank=i + 1))
+        ev.append(EvidenceSentence(text=text, doc_id=doc, passage_id=p.passage_id, start=0, end=len(text), relevance=rel, dense=rel, coverage=rel))
+    return Evidence(question=question, sources=scored, sentences=ev, strength=max(r for *_, r in sentences)), scored
+
+
+def test_features_see_answer_type_margin_and_missing_names():
+    q = "How many allies will Ukraine sit with at the NATO-Ukraine Council?"
+    ev, scored = _evidence(q, [("a", "Ukraine will sit with the 31 allies at the NATO-Ukraine Council.", 0.8), ("b", "The council meets in Brussels.", 0.5)])
+    values = features(ev, scored, resolve(q, date(2023, 7, 1)), None)
+    assert set(values) == set(FEATURES)
+    assert values["type_known"] == 1.0 and values["type_best"] == 1.0
+    assert values["margin"] == pytest.approx(0.3)
+    assert values["agreement"] == pytest.approx(0.5)
+    absent = features(*_evidence("What did Zelensky say in Vilnius?", [("a", "Allies met in Brussels on Thursday.", 0.6)]), None, None)
+    assert absent["missing_names"] == 1.0
+
+
+def test_time_fit_measures_how_far_the_best_article_is_from_the_asked_time():
+    q = "Which automaker recalled cars this week?"
+    inside = features(*_evidence(q, [("a", "Ford recalled 2.9 million vehicles.", 0.7)], dated="2022-06-14"), resolve(q, date(2022, 6, 16)), None)
+    outside = features(*_evidence(q, [("a", "Ford recalled 2.9 million vehicles.", 0.7)], dated="2021-06-14"), resolve(q, date(2022, 6, 16)), None)
+    assert inside["time_cue"] == outside["time_cue"] == 1.0
+    assert inside["time_fit"] == 1.0 and outside["time_fit"] < 0.05
+
+
+def _model(weights: dict[str, float], bias: float = 0.0, threshold: float = 0.5) -> DecisionModel:
+    return DecisionModel(weights=[weights.get(f, 0.0) for f in FEATURES], bias=bias, mean=[0.0] * len(FEATURES), scale=[1.0] * len(FEATURES), threshold=threshold, confident=0.9)
+
+
+def test_decide_abstains_with_a_readable_reason():
+    q = "When did the ministers meet?"
+    ev, scored = _evidence(q, [("a", "The ministers met to talk about Ukraine.", 0.7)])
+    verdict = decide(_model({"type_top3": 10.0}, bias=-5.0), ev, scored, resolve(q, date(2023, 7, 1)), None)
+    assert not verdict.answer and verdict.probability < 0.5
+    assert verdict.reason.startswith("no date that answers the question appears")
+    empty = decide(_model({}), Evidence(question=q, sources=[], sentences=[]), [], None, None)
+    assert not empty.answer and empty.reason == "nothing relevant was retrieved"
+
+
+def test_model_file_round_trips_and_bad_files_are_clear_errors(tmp_path):
+    model = _model({"strength": 3.0}, bias=-1.0, threshold=0.4)
+    path = tmp_path / "decision.json"
+    model.save(path)
+    again = load_model(path=path)
+    assert again.threshold == 0.4 and again.weights == model.weights
+    assert load_model(index_dir=tmp_path).threshold == 0.4  # the index's own calibration wins over the packaged one
+    packaged = load_model(index_dir=tmp_path / "none")
+    assert packaged.features == FEATURES
+    path.write_text(json.dumps({"features": ["strength", "made_up"], "weights": [1, 2], "bias": 0, "mean": [0, 0], "scale": [1, 1], "threshold": 0.5, "confident": 0.9}))
+    with pytest.raises(BadInputError, match="rerun `rag calibrate`"):
+        load_model(path=path)
+    with pytest.raises(BadInputError, match="does not exist"):
+        load_model(path=tmp_path / "missing.json")
+
+
+def _rows(n: int = 200) -> list[Row]:
+    import random
+
+    rng = random.Random(3)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        values = dict.fromkeys(FEATURES, 0.0)
+        values["strength"] = rng.gauss(0.7 if label else 0.45, 0.08)
+        values["type_top3"] = float(label or rng.random() < 0.3)
+        rows.append(Row(id=str(i), source="a" if i < n // 2 else "b", variant="gold", label=label, features=values))
+    return rows
+
+
+def test_fit_learns_the_signals_and_chooses_a_threshold_on_the_curve():
+    rows = _rows()
+    model = fit(rows, min_answered=0.9)
+    weights = dict(zip(model.features, model.weights))
+    assert weights["strength"] > 0 and weights["type_top3"] > 0
+    points = {p["threshold"]: p for p in curve(rows, [model.threshold])}
+    assert points[model.threshold]["answered_of_answerable"] >= 0.9
+    assert points[model.threshold]["balanced_accuracy"] > 0.8
+    assert model.confident >= model.threshold
+    assert choose_threshold(rows, 1.01) == 0.05  # nothing keeps every answer: the lowest point, not a crash
+
+
+def test_fit_refuses_one_class():
+    rows = [r for r in _rows() if r.label]
+    with pytest.raises(ValueError, match="both"):
+        fit(rows)
+
+
+def test_split_is_fixed_and_disjoint():
+    a, b = split([f"q{i}" for i in range(11)])
+    assert a.isdisjoint(b) and len(a | b) == 11 and (a, b) == split([f"q{i}" for i in reversed(range(11))])
