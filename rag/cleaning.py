@@ -203,9 +203,10 @@ def _units(raw: str, unwrap: bool) -> list[_Unit]:
         block_units: list[_Unit] = []
         for line in lines:
             prev = block_units[-1] if block_units else None
-            # A line that starts in lowercase after one that did not finish a sentence continues it.
+            # A line that starts in lowercase after one that did not finish a sentence continues it; a bare
+            # URL ("https://...") starts lowercase too but is a metadata line of its own.
             if (unwrap and prev and _first_alnum(line).islower() and not _TERMINAL.search(prev.text)
-                    and not prev.text.endswith(":") and not _TIMESTAMP.match(prev.text)):
+                    and not prev.text.endswith(":") and not _TIMESTAMP.match(prev.text) and not _URL.match(line)):
                 prev.text += " " + line
                 prev.lines.append(line)
             else:

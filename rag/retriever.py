@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from typing import Literal
@@ -61,6 +62,8 @@ class Retriever:
         """Passages whose article date is within [since, until] and not after `as_of`, and whose article is not
         excluded. Undated articles are excluded by since/until, since we cannot claim they fall in the range,
         but kept under an as-of date: nothing says they were published later."""
+        if as_of is not None and (self.newest is None or as_of >= self.newest):
+            as_of = None  # nothing was published after it: no filter, and no pass over every passage
         if since is None and until is None and as_of is None and not exclude_docs:
             return None
         if since and until and since > until:
@@ -76,6 +79,12 @@ class Retriever:
                 continue
             allowed.add(p.passage_id)
         return allowed
+
+    @functools.cached_property
+    def newest(self) -> date | None:
+        """The newest article date of this generation (a retriever lives as long as its generation)."""
+        dates = [d for d in (_as_date(p.meta.date) for p in self.index.passages) if d is not None]
+        return max(dates, default=None)
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed([query])[0]

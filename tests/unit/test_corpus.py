@@ -370,3 +370,15 @@ Follow us on Twitter for more updates!
     )
     for syntax in ("#", "*", "](", "![", "_"):
         assert syntax not in article.text
+
+
+def test_a_url_line_under_a_date_line_is_not_joined_to_it() -> None:
+    # RealTime QA-style scrapes: the URL started lowercase, was read as the date line's continuation, and both
+    # the article's date and its url were lost with the merged line.
+    raw = ("Supreme Court rules on the case - CNNPolitics\nBy Jane Doe, John Roe\nPublished 2022-06-24\n"
+           "https://www.cnn.com/2022/06/24/politics/case/index.html\n\n"
+           "(CNN) The Supreme Court ruled on Friday in a case that will change how states regulate the matter.\n\n"
+           "The opinion is the most consequential decision in decades, legal scholars said after it was published.\n")
+    meta = clean_text(raw).meta
+    assert meta.date == "2022-06-24"
+    assert meta.url == "https://www.cnn.com/2022/06/24/politics/case/index.html"
