@@ -91,7 +91,7 @@ function applyConfig(config) {
   els.topK.placeholder = String(config.top_k);
   els.mode.value = config.mode;
   els.question.maxLength = config.max_question_chars;
-  els.uploadTypes.textContent = listWords(config.upload_types);
+  els.uploadTypes.textContent = listWords(byPreference(config.upload_types, [".txt", ".md", ".html", ".htm"]));
   els.fileInput.accept = config.upload_types.join(",");
   els.upload.hidden = !config.allow_uploads;
   els.uploadOff.hidden = config.allow_uploads;
@@ -100,6 +100,11 @@ function applyConfig(config) {
   els.deleteOff.textContent = "Deleting is turned off on this server (RAG_ALLOW_DELETES=false).";
   if (window.matchMedia("(min-width: 900px)").matches) els.options.open = true;
   summarizeOptions();
+}
+
+function byPreference(items, order) {
+  const rank = (x) => (order.includes(x) ? order.indexOf(x) : order.length);
+  return [...items].sort((a, b) => rank(a) - rank(b));
 }
 
 function listWords(items) {
@@ -111,7 +116,10 @@ async function checkReady() {
   try {
     const ready = await api.get("/readyz");
     hideBanner();
-    setStatus(`${ready.index.documents} articles · ${ready.index.passages} passages`);
+    els.status.replaceChildren(
+      `${ready.index.documents} ${ready.index.documents === 1 ? "article" : "articles"}`,
+      h("span", { class: "wide-only" }, ` · ${ready.index.passages} passages`),
+    );
     return true;
   } catch (err) {
     if (err.status === 401) {
@@ -226,6 +234,7 @@ function newTurn(question) {
   );
   els.empty.hidden = true;
   els.conversation.append(el);
+  scrollToEnd(); // the question just asked is what the reader looks at
   const turn = { id: state.nextTurnId++, question, el, answerEl, answer: null };
   state.turns.push(turn);
   return turn;
@@ -263,9 +272,11 @@ async function run(turn) {
 }
 
 function setAsking(on) {
-  els.send.disabled = on;
+  const focusWasOn = document.activeElement;
+  els.send.hidden = on; // Stop takes Ask's place while the answer is written
   els.stop.hidden = !on;
-  if (!on && document.activeElement === els.stop) els.question.focus();
+  if (on && focusWasOn === els.send) els.stop.focus();
+  if (!on && focusWasOn === els.stop) els.question.focus();
 }
 
 function stop() {
@@ -352,7 +363,7 @@ function linkMarkers(turn, text) {
 function sourceItem(turn, entry) {
   const quotes = entry.quotes.map((q) => q.text).filter(Boolean);
   return h("li", { id: `source-${turn.id}-${entry.number}`, value: entry.number },
-    h("button", { type: "button", class: "link source-title", onclick: (e) => openArticle(entry, e.currentTarget) }, entry.title || entry.doc_id),
+    articleLink(entry, entry.title || entry.doc_id),
     h("span", { class: "meta" }, ` — ${metaLine(entry)}`),
     quotes.length ? h("q", { class: "source-quote" }, quotes.join(" … ")) : null);
 }
@@ -360,8 +371,19 @@ function sourceItem(turn, entry) {
 function passageItem(source) {
   const target = { doc_id: source.doc_id, title: source.title, source: source.source, date: source.date, url: source.url, passage_ids: [source.passage_id], quotes: [], passageSpan: source.span };
   return h("li", {},
-    h("button", { type: "button", class: "link source-title", onclick: (e) => openArticle(target, e.currentTarget) }, source.title || source.doc_id),
+    articleLink(target, source.title || source.doc_id),
     h("span", { class: "meta" }, ` — ${metaLine(source)}`));
+}
+
+function articleLink(target, text) {
+  return h("a", {
+    href: "#article-panel",
+    class: "source-title",
+    onclick: (e) => {
+      e.preventDefault();
+      openArticle(target, e.currentTarget);
+    },
+  }, text);
 }
 
 function renderStopped(turn) {
@@ -532,7 +554,7 @@ function docItem(doc) {
     h("div", { class: "doc-main" },
       h("span", { class: "doc-title" }, name),
       h("span", { class: "meta" }, `${metaLine(doc)} · ${passages}`),
-      h("span", { class: "doc-id" }, doc.doc_id)),
+      doc.title ? h("span", { class: "doc-id" }, doc.doc_id) : null),
     h("div", { class: "doc-actions" },
       h("button", { type: "button", onclick: (e) => openArticle(read, e.currentTarget) }, "Read", h("span", { class: "visually-hidden" }, ` ${name}`)),
       state.config?.allow_deletes
