@@ -83,7 +83,7 @@ def get_pipeline(runtime: RuntimeDep) -> Pipeline:
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 
-_bearer = HTTPBearer(auto_error=False, description="Needed on every route but /healthz when RAG_API_KEY is set")
+_bearer = HTTPBearer(auto_error=False, description="Needed on every route but /healthz, /v1/config and the web page when RAG_API_KEY is set")
 
 
 def configured_key(settings: Settings) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,7 @@ UNANSWERABLE = "What is the population of Ukraine?"
 COUNCIL_DOCS = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
 ANSWER_S = 600_000  # ms: the 135M model on a loaded 2-core CI box can take minutes
 UI_S = 30_000
+ARTICLES = re.compile(r"\d+ articles")  # the first story leaves its hostile article in the shared index
 
 LOWMERE = b"""Harbour Town Opens Floating Library
 
@@ -219,8 +221,13 @@ def test_chat_cite_follow_up_abstain_upload_delete(browser, index_dir, tmp_path)
         expect(follow.locator(".answer-text, .abstain")).to_have_count(1)
         expect(follow.locator(".timing")).to_contain_text("searched as")  # rewritten into a standalone question
 
-        # 4. Not in the articles: an abstention, with the closest sources to read, not an error.
+        # 4. A new chat (no history to rewrite against), and a question the articles cannot answer: an
+        # abstention, with the closest sources offered for reading, not an error.
+        page.locator("#new-chat").click()
+        expect(page.locator("#conversation .turn")).to_have_count(0)
+        expect(page.locator("#question")).to_be_focused()
         nothing = ask(page, UNANSWERABLE)
+        assert watch.asks[-1]["history"] == []
         expect(nothing.locator(".abstain")).to_contain_text("The articles don't say")
         expect(nothing.locator(".error")).to_have_count(0)
         expect(nothing.locator("section.sources li")).not_to_have_count(0)
@@ -311,7 +318,7 @@ def test_page_asks_for_the_api_key_and_works_with_it(browser, index_dir):
         page.locator("#key-input").fill(KEY)
         page.locator("#key-input").press("Enter")
         expect(dialog).to_be_hidden(timeout=UI_S)
-        expect(page.locator("#status")).to_contain_text("5 articles", timeout=UI_S)
+        expect(page.locator("#status")).to_contain_text(ARTICLES, timeout=UI_S)
         assert page.evaluate("() => sessionStorage.getItem('newsrag.api_key')") == KEY
 
         page.locator("#mode").select_option("extractive")
@@ -321,6 +328,6 @@ def test_page_asks_for_the_api_key_and_works_with_it(browser, index_dir):
 
         # The key lasts for the tab: a reload does not ask again.
         page.reload()
-        expect(page.locator("#status")).to_contain_text("5 articles", timeout=UI_S)
+        expect(page.locator("#status")).to_contain_text(ARTICLES, timeout=UI_S)
         expect(dialog).to_be_hidden()
         assert watch.errors == [] and watch.dialogs == []

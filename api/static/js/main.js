@@ -313,7 +313,7 @@ function renderAnswer(turn) {
   } else {
     parts.push(h("p", { class: "answer-text" }, linkMarkers(turn, a.answer)));
     if (a.fallback === "extractive") {
-      parts.push(h("p", { class: "note" }, "The model's own sentences could not be checked against the articles, so these are quotes."));
+      parts.push(h("p", { class: "note" }, "None of the model's sentences passed the check against the articles, so these are quotes from them."));
     }
   }
   const facts = [timingLine(a.timings), a.mode];
