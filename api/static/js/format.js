@@ -49,7 +49,7 @@ export function describeError(err) {
   const code = err?.code ?? "";
   const detail = err?.message || "";
   const retryAfter = err?.retryAfter ?? null;
-  if (status === 0 && code === "network") return { title: "The server cannot be reached", detail: "Is rag serve still running? Check the terminal it runs in.", retryAfter: null, needsKey: false };
+  if (status === 0 && code === "network") return { title: "The server cannot be reached", detail: "check that rag serve is still running.", retryAfter: null, needsKey: false };
   if (status === 401) return { title: "An API key is needed", detail: "The server did not accept the key. Enter the key this server was started with (RAG_API_KEY).", retryAfter: null, needsKey: true };
   if (status === 503 && code === "busy") {
     const wait = retryAfter ? `Try again in ${retryAfter} s.` : "Try again in a few seconds.";

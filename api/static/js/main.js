@@ -73,7 +73,7 @@ async function connect() {
   } catch (err) {
     const d = describeError(err);
     setStatus("Offline");
-    showBanner(`${d.title}. ${d.detail}`, "Try again", connect);
+    showBanner(sentence(d), "Try again", connect);
     return;
   }
   applyConfig(state.config);
@@ -129,10 +129,16 @@ async function checkReady() {
     }
     const d = describeError(err);
     setStatus("Not ready");
-    showBanner(`${d.title}. ${d.detail} Checking again every ${READY_POLL_MS / 1000} s.`, "Check now", checkReady);
+    showBanner(`${sentence(d)} Checking again every ${READY_POLL_MS / 1000} s.`, "Check now", checkReady);
     state.readyTimer = setTimeout(checkReady, READY_POLL_MS);
     return false;
   }
+}
+
+/** "The server is not ready: no index at …." from describeError's title and detail. */
+function sentence(d) {
+  const text = d.detail ? `${d.title}: ${d.detail}` : d.title;
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
 function setStatus(text) {
@@ -402,13 +408,13 @@ function renderError(turn, err) {
     actions.push(h("button", { type: "button", onclick: () => askForKey() }, "Enter the key"));
     askForKey("The key was not accepted.");
   }
-  if (d.retryAfter) countdown(retryButton, d.retryAfter);
   setAnswer(turn, [
     h("div", { class: "error", role: "alert" },
       h("p", { class: "error-title" }, d.title),
       d.detail ? h("p", {}, d.detail) : null,
       h("p", { class: "actions" }, actions)),
   ], false);
+  if (d.retryAfter) countdown(retryButton, d.retryAfter); // once the button is in the page
 }
 
 function countdown(button, secondsLeft) {
@@ -502,7 +508,7 @@ async function openArticle(target, trigger) {
   } catch (err) {
     if (seq !== state.panelSeq) return;
     const d = describeError(err);
-    els.articleNote.textContent = err.status === 404 ? "This article is no longer in the index." : `${d.title}. ${d.detail}`;
+    els.articleNote.textContent = err.status === 404 ? "This article is no longer in the index." : sentence(d);
     return;
   }
   if (seq !== state.panelSeq) return; // another citation was opened meanwhile
@@ -541,7 +547,7 @@ async function refreshDocs() {
     els.docListNote.textContent = list.total === 1 ? "1 article" : `${list.total} articles`;
   } catch (err) {
     const d = describeError(err);
-    els.docListNote.textContent = `${d.title}. ${d.detail}`;
+    els.docListNote.textContent = sentence(d);
     if (d.needsKey) askForKey("The key was not accepted.");
   }
 }
@@ -579,7 +585,7 @@ async function deleteDocument(doc) {
     await api.delete(`/v1/documents/${encodeURIComponent(doc.doc_id)}`);
   } catch (err) {
     const d = describeError(err);
-    els.docListNote.textContent = `${name} was not deleted. ${d.title}. ${d.detail}`;
+    els.docListNote.textContent = `${name} was not deleted. ${sentence(d)}`;
     return;
   }
   state.docs.clear();
