@@ -8,7 +8,7 @@ QUESTION ?= What was decided about the NATO-Ukraine Council?
 EVAL_INDEX := build/eval-index
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install demo test test-unit test-integration eval bench clean
+.PHONY: install browser demo test test-unit test-js test-integration eval bench screenshot clean
 
 # llama-cpp-python compiles from source (about 6 minutes on 2 cores). Its default -march=native build on an
 # Intel Xeon with AMX compiles AMX kernels that crash with a segmentation fault on the first multi-token
@@ -51,9 +51,31 @@ demo: install
 test-unit: install
 	$(BIN)/pytest -q tests/unit
 
-test: install
-	$(BIN)/pytest -q tests
+# The web page's tests drive Debian's Chromium (Playwright never downloads a browser here). Installed when
+# missing and we can (root with apt-get); otherwise say how. The tests fail under CI=true without it.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the web page tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "note: $(CHROMIUM) is missing, so the browser tests will be skipped (they fail under CI=true)."; \
+		echo "      install it with: sudo apt-get install chromium   (or set CHROMIUM=/path/to/chromium)"; \
+	fi
+
+# The page's JavaScript logic (SSE parsing, citation linking, highlighting): Node's built-in runner, no npm.
+test-js:
+	node --test tests/js/
+
+test: install browser
+	node --test tests/js/
+	NEWSRAG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q tests
 	$(MAKE) eval
+
+# Retakes the README's picture of the page (docs/web-chat.png) with the real models.
+screenshot: install browser
+	NEWSRAG_SCREENSHOT=docs/web-chat.png NEWSRAG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q tests/e2e/test_web_browser.py -k chat
 
 # The regression gate: the bundled questions against the committed baseline, default models.
 eval: install

@@ -21,7 +21,7 @@ from api.deps import Auth, Runtime
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
 from api.queue import GenerationQueue
-from api.routes import ask, documents, health, openai_compat, search
+from api.routes import ask, documents, health, openai_compat, search, web
 from rag import __version__
 from rag.errors import RagError
 from rag.pipeline import Pipeline
@@ -34,7 +34,7 @@ MIN_BODY_LIMIT = 1024 * 1024  # JSON bodies (a long chat history) when uploads a
 
 DESCRIPTION = """Private question answering over news articles. Every answer sentence is checked against the
 article text; citations carry the exact quote and its character span. When `RAG_API_KEY` is set, every route
-but `/healthz` needs `Authorization: Bearer <key>`."""
+but `/healthz`, `/v1/config` and the web page (`/`, `/static/`) needs `Authorization: Bearer <key>`."""
 
 
 def load_pipeline(settings: Settings) -> Pipeline:
@@ -93,6 +93,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the final status of everything
 
     app.include_router(health.router)  # /healthz is open; /readyz and /metrics carry the key check themselves
+    app.include_router(web.router)  # the page and /v1/config are open: the page asks for the key, the data needs it
+    app.mount("/static", web.PageFiles(directory=web.STATIC_DIR), name="static")
     for module in (ask, openai_compat, search, documents):
         app.include_router(module.router, dependencies=[Auth])
     add_docs_routes(app)

@@ -83,12 +83,17 @@ def get_pipeline(runtime: RuntimeDep) -> Pipeline:
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 
-_bearer = HTTPBearer(auto_error=False, description="Needed on every route but /healthz when RAG_API_KEY is set")
+_bearer = HTTPBearer(auto_error=False, description="Needed on every route but /healthz, /v1/config and the web page when RAG_API_KEY is set")
+
+
+def configured_key(settings: Settings) -> str:
+    """RAG_API_KEY, or "" when none is set (settings built in code may hold it as a plain str)."""
+    key = settings.api_key
+    return key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
 
 
 def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    key = runtime.settings.api_key
-    key = key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
+    key = configured_key(runtime.settings)
     if not key:
         return
     if credentials is None or credentials.scheme.lower() != "bearer":

@@ -11,7 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.corpus import SUPPORTED_SUFFIXES
 from rag.index import DocumentRecord
+from rag.settings import Settings
 from rag.types import Answer, ChatTurn, Citation, ScoredPassage, Timings
 
 ModeField = Literal["generate", "extractive"]
@@ -182,6 +184,28 @@ class IndexStats(BaseModel):
     documents: int
     passages: int
     generation: int
+
+
+class PageConfig(BaseModel):
+    """What the web page needs to know before it has the key: whether to ask for one, what to offer."""
+
+    auth_required: bool = Field(description="true when RAG_API_KEY is set: send `Authorization: Bearer <key>`")
+    allow_uploads: bool
+    allow_deletes: bool
+    upload_types: list[str] = Field(description="file name endings an upload may have")
+    max_upload_bytes: int
+    max_question_chars: int
+    top_k: int = Field(description="passages retrieved when a request names no top_k")
+    max_top_k: int
+    mode: ModeField = Field(description="answer mode when a request names none")
+
+    @classmethod
+    def of(cls, s: Settings, *, auth_required: bool) -> PageConfig:
+        return cls(
+            auth_required=auth_required, allow_uploads=s.allow_uploads, allow_deletes=s.allow_deletes,
+            upload_types=sorted(SUPPORTED_SUFFIXES), max_upload_bytes=s.max_upload_bytes, max_question_chars=s.max_question_chars,
+            top_k=s.top_k, max_top_k=s.max_top_k, mode=s.mode,
+        )
 
 
 class Readiness(BaseModel):

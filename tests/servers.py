@@ -16,13 +16,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout_s: float, interval_s: float = 0.5) -> None:
+def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout_s: float, interval_s: float = 0.5, headers: dict[str, str] | None = None) -> None:
     """Poll `url` until it answers 200; fail with the server's log if it exits or the time runs out."""
     deadline = time.monotonic() + timeout_s
     while True:
         assert proc.poll() is None, f"server exited early:\n{log.read_text(errors='replace')[-3000:]}"
         try:
-            if httpx.get(url, timeout=5).status_code == 200:
+            if httpx.get(url, timeout=5, headers=headers).status_code == 200:
                 return
         except httpx.TransportError:
             pass
