@@ -15,6 +15,8 @@ from rag.index import DocumentRecord
 from rag.types import Answer, ChatTurn, Citation, ScoredPassage, Timings
 
 ModeField = Literal["generate", "extractive"]
+SINCE_DOC = "only articles dated on/after YYYY-MM-DD; YYYY-MM or YYYY counts from the period's first day"
+UNTIL_DOC = "only articles dated on/before YYYY-MM-DD; YYYY-MM or YYYY counts through the period's last day"
 MethodField = Literal["hybrid", "dense", "bm25"]
 
 
@@ -47,8 +49,8 @@ class AskRequest(ApiRequest):
     question: str = Field(description="the question; 1..RAG_MAX_QUESTION_CHARS characters")
     top_k: int | None = Field(None, description="passages to retrieve, 1..RAG_MAX_TOP_K (default RAG_TOP_K)")
     mode: ModeField | None = Field(None, description="generate (local model, verified) or extractive (quotes only)")
-    since: str | None = Field(None, description="only articles dated on/after YYYY-MM-DD (or YYYY, YYYY-MM)")
-    until: str | None = Field(None, description="only articles dated on/before YYYY-MM-DD")
+    since: str | None = Field(None, description=SINCE_DOC)
+    until: str | None = Field(None, description=UNTIL_DOC)
     history: list[ChatTurn] = Field(default_factory=list, description="earlier turns, oldest first, for follow-ups")
     stream: bool = Field(False, description="answer as Server-Sent Events: token..., then answer")
 
@@ -121,8 +123,8 @@ class TokenEvent(BaseModel):
 class SearchRequest(ApiRequest):
     query: str
     top_k: int | None = None
-    since: str | None = None
-    until: str | None = None
+    since: str | None = Field(None, description=SINCE_DOC)
+    until: str | None = Field(None, description=UNTIL_DOC)
     method: MethodField = "hybrid"
 
 
@@ -213,8 +215,8 @@ class ChatCompletionRequest(ApiRequest):
     # Our extras; OpenAI clients send them through `extra_body`.
     mode: ModeField | None = None
     top_k: int | None = None
-    since: str | None = None
-    until: str | None = None
+    since: str | None = Field(None, description=SINCE_DOC)
+    until: str | None = Field(None, description=UNTIL_DOC)
 
 
 class ChatCompletionMessage(BaseModel):

@@ -23,8 +23,8 @@ err = Console(stderr=True, soft_wrap=True)  # an error is one line, never wrappe
 
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", "-m", help="generate (local LLM, verified) or extractive (quotes only)")]
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", "-k", help="passages to retrieve")]
-SinceOpt = Annotated[Optional[str], typer.Option("--since", help="only articles dated on/after YYYY-MM-DD")]
-UntilOpt = Annotated[Optional[str], typer.Option("--until", help="only articles dated on/before YYYY-MM-DD")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="only articles dated on/after YYYY-MM-DD; YYYY-MM or YYYY from its first day")]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="only articles dated on/before YYYY-MM-DD; YYYY-MM or YYYY through its last day")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
