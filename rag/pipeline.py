@@ -200,11 +200,26 @@ class Pipeline:
 
 
 def check_question(settings: Settings, question: str) -> str:
+    """The question as retrieval sees it: invisible characters gone, whitespace collapsed, at least one word."""
+    import re
+    import unicodedata
+
     if not isinstance(question, str) or not question.strip():
         raise BadInputError("the question is empty")
     if len(question) > settings.max_question_chars:
         raise TooLargeError(f"the question has {len(question)} characters; the limit is {settings.max_question_chars} (RAG_MAX_QUESTION_CHARS)")
-    return " ".join(question.split())
+    # A lone surrogate (JSON "\ud800", undecodable argv bytes) survives the whole search and then fails
+    # when the reply is encoded: refuse it here, where the caller can be told why.
+    if any("\ud800" <= ch <= "\udfff" for ch in question):
+        raise BadInputError("the question is not valid Unicode text (it holds an unpaired surrogate)")
+    # Control and format characters (NUL, zero-width space, BOM) are invisible: they must neither count as
+    # a question nor reach the tokenizers, where they would glue or split words.
+    visible = "".join(ch for ch in question if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf"))
+    if not visible.strip():
+        raise BadInputError("the question is empty")
+    if not re.search(r"[^\W_]", visible):
+        raise BadInputError("the question has no words, only punctuation or symbols")
+    return " ".join(visible.split())
 
 
 def check_request(settings: Settings, question: str, *, mode: str | None = None, top_k: int | None = None, since: str | None = None, until: str | None = None) -> None:

@@ -441,3 +441,21 @@ def test_server_embeds_questions_on_one_thread_unless_configured(tmp_path):
     assert default.state.runtime.settings.query_threads == 1
     chosen = create_app(Settings(_env_file=None, index_dir=tmp_path / "index", query_threads=2))
     assert chosen.state.runtime.settings.query_threads == 2
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"query": "\\u0000\\u0000"}', b'{"query": "\\u200b"}', b'{"query": "NATO \\ud800"}', b'{"query": "\\udfff?"}'],
+    ids=["nul", "zero-width-space", "lone-surrogate", "lone-low-surrogate"],
+)
+def test_questions_without_words_or_valid_unicode_are_400_on_every_route(client, raw):
+    # Sent as raw JSON: the escapes decode to NULs, a zero-width space or an unpaired surrogate on the server.
+    headers = {"Content-Type": "application/json"}
+    question = raw.replace(b'"query"', b'"question"')
+    chat = raw.replace(b'{"query": ', b'{"messages": [{"role": "user", "content": ').replace(b"}", b"}]}")
+    for route, body in (("/v1/search", raw), ("/v1/ask", question), ("/v1/chat/completions", chat)):
+        r = client.post(route, content=body, headers=headers)
+        assert r.status_code == 400, (route, r.status_code, r.text)
+        assert error_of(r)["code"] == "bad_input"
+    streamed = client.post("/v1/ask", content=question[:-1] + b', "stream": true}', headers=headers)
+    assert streamed.status_code == 400 and streamed.headers["content-type"].startswith("application/json")

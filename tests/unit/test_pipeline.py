@@ -6,7 +6,7 @@ import pytest
 
 from rag.errors import BadInputError, TooLargeError
 from rag.indexing import index_paths
-from rag.pipeline import Pipeline
+from rag.pipeline import Pipeline, check_question
 from rag.types import ChatTurn
 from tests.fakes import ScriptedGenerator
 
@@ -133,3 +133,30 @@ def test_followup_is_rewritten_with_history(build):
     answer = pipeline.ask("And when did the commission meet?", history=history)
     assert "council" in answer.standalone_question.lower()
     assert answer.sources[0].passage.doc_id in {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
+
+
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("\u0000\u0000", "empty"),
+        ("\u200b", "empty"),
+        ("\ufeff\u200d \u2060", "empty"),
+        ("?!", "no words"),
+        ("NATO \ud800", "not valid Unicode"),
+        ("\udcff", "not valid Unicode"),
+    ],
+)
+def test_questions_without_words_or_with_broken_unicode_are_refused(build, question, message):
+    pipeline, gen = build(COUNCIL + " [1]")
+    with pytest.raises(BadInputError, match=message):
+        pipeline.search(question)
+    with pytest.raises(BadInputError, match=message):
+        pipeline.ask(question)
+    assert gen.calls == []
+
+
+def test_invisible_characters_are_stripped_before_retrieval(build):
+    pipeline, _ = build(COUNCIL + " [1]")
+    assert check_question(pipeline.settings, "NATO\u200b-Ukraine\u0000 Council\tnow\u00ad?") == "NATO-Ukraine Council now?"
+    answer = pipeline.ask("What was decided about the NATO-\u200bUkraine Council?\u0000")
+    assert answer.question == "What was decided about the NATO-Ukraine Council?" and answer.citations
