@@ -184,6 +184,15 @@ def test_malformed_json_and_stream_errors_are_plain_json(client):
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/json")
 
 
+@pytest.mark.parametrize("route", ["/v1/ask", "/v1/chat/completions"])
+def test_streaming_refuses_since_after_until_before_the_stream_starts(client, route):
+    dates = {"since": "2024-01-01", "until": "2023-01-01", "stream": True}
+    body = {"question": QUESTION, **dates} if route == "/v1/ask" else {"messages": [{"role": "user", "content": QUESTION}], **dates}
+    r = client.post(route, json=body)
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/json"), r.text
+    assert error_of(r)["code"] == "bad_input" and "after until" in error_of(r)["message"]
+
+
 def test_unexpected_error_is_json_500_without_details(make_app):
     with TestClient(make_app(ExplodingGenerator())) as c:
         r = c.post("/v1/ask", json={"question": QUESTION})
