@@ -55,21 +55,32 @@ class AskRequest(ApiRequest):
     stream: bool = Field(False, description="answer as Server-Sent Events: token..., then answer")
 
 
+class QuoteOut(BaseModel):
+    text: str = Field(description="an article sentence that supports a claim, verbatim")
+    span: tuple[int, int] = Field(description="[start, end) of the quote in the cleaned article text")
+    support: float
+
+
 class CitationOut(BaseModel):
-    number: int = Field(description="the [n] in the answer text")
+    number: int = Field(description="the [n] in the answer text; one number per passage")
     doc_id: str
     passage_id: str
     title: str | None = None
     source: str | None = None
     date: str | None = None
     url: str | None = None
-    quote: str = Field(description="the article sentence that supports the claim, verbatim")
-    span: tuple[int, int] = Field(description="[start, end) of the quote in the cleaned article text")
+    quote: str = Field(description="the first quote of `quotes`, verbatim (kept for clients of the one-quote shape)")
+    span: tuple[int, int] = Field(description="[start, end) of `quote` in the cleaned article text")
     support: float
+    quotes: list[QuoteOut] = Field(description="every sentence of this passage that the answer cites, in order of first use")
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
-        return cls(number=c.number, doc_id=c.doc_id, passage_id=c.passage_id, title=c.title, source=c.source, date=c.date, url=c.url, quote=c.quote, span=(c.start, c.end), support=c.support)
+        return cls(
+            number=c.number, doc_id=c.doc_id, passage_id=c.passage_id, title=c.title, source=c.source, date=c.date, url=c.url,
+            quote=c.quote, span=(c.start, c.end), support=c.support,
+            quotes=[QuoteOut(text=q.text, span=(q.start, q.end), support=q.support) for q in c.all_quotes()],
+        )
 
 
 class PassageOut(BaseModel):

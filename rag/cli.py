@@ -151,7 +151,8 @@ def print_answer(answer: Answer, *, show_sources: bool = True) -> None:
         out.print("\n[bold]Sources[/]")
         for c in answer.citations:
             out.print(f" [{c.number}] [cyan]{escape(c.title or c.doc_id)}[/] — {escape(c.source or 'unknown source')}, {c.date or 'undated'}  ({escape(c.passage_id)})")
-            out.print(f'     "{escape(c.quote)}"')
+            for q in c.all_quotes():
+                out.print(f'     "{escape(q.text)}"')
     elif answer.abstained:
         print_closest(answer.sources[:3])
 
