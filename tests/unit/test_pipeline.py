@@ -160,3 +160,12 @@ def test_invisible_characters_are_stripped_before_retrieval(build):
     assert check_question(pipeline.settings, "NATO\u200b-Ukraine\u0000 Council\tnow\u00ad?") == "NATO-Ukraine Council now?"
     answer = pipeline.ask("What was decided about the NATO-\u200bUkraine Council?\u0000")
     assert answer.question == "What was decided about the NATO-Ukraine Council?" and answer.citations
+
+
+def test_a_new_topic_after_a_nato_exchange_is_searched_as_asked(build):
+    pipeline, gen = build(COUNCIL + " [1]", rewrite_with_model=True)
+    history = [ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?"), ChatTurn(role="assistant", content="It was upgraded.")]
+    question = "How many books does the floating library in Lowmere hold, and who built its shelves?"
+    answer = pipeline.ask(question, history=history)
+    assert answer.standalone_question == question
+    assert all("Follow-up question" not in m["content"] for call in gen.calls for m in call)  # no rewrite was asked for
