@@ -1,8 +1,9 @@
 """The HTTP app: `create_app(settings)` builds one, with the index and models loaded once at start-up.
 
 Tests inject a Pipeline built from fakes; `rag serve` passes none and the lifespan loads the real one. If
-loading fails (no index yet, a model missing) the server still starts: /healthz answers, /readyz and every
-other route say why with a 503, instead of the process dying in a restart loop.
+loading fails (a model missing, a corrupt index) the server still starts: /healthz answers, /readyz and every
+other route say why with a 503, instead of the process dying in a restart loop. With no index yet the models
+load and the server waits for one: each request looks for it, and an upload creates it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ but `/healthz` needs `Authorization: Bearer <key>`."""
 
 
 def load_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline.from_settings(settings, with_generator=settings.generator_backend != "none")
+    # No index yet is no reason to stay down: the models load now, the index when `rag index` or the first
+    # upload makes one (Runtime.serving_pipeline).
+    return Pipeline.from_settings(settings, with_generator=settings.generator_backend != "none", missing_index_ok=True)
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:

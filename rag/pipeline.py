@@ -37,15 +37,16 @@ class Pipeline:
         self.use_index(index)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, with_generator: bool = True) -> Pipeline:
-        """Load models and index from local paths. The generator is optional: extractive mode needs none."""
+    def from_settings(cls, settings: Settings, *, with_generator: bool = True, missing_index_ok: bool = False) -> Pipeline:
+        """Load models and index from local paths. The generator is optional: extractive mode needs none.
+        With missing_index_ok an absent index loads as an empty one (generation 0), for a server to fill later."""
         from rag.embedder import build_embedder
         from rag.generator import build_generator
         from rag.index import load_index
 
         prompts = PromptSet.load(settings.prompts_dir)
         embedder = build_embedder(settings)
-        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
+        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=missing_index_ok)
         generator, problem = None, None
         if with_generator:
             try:

@@ -185,15 +185,6 @@ def test_malformed_json_and_stream_errors_are_plain_json(client):
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/json")
 
 
-@pytest.mark.parametrize("route", ["/v1/ask", "/v1/chat/completions"])
-def test_streaming_refuses_since_after_until_before_the_stream_starts(client, route):
-    dates = {"since": "2024-01-01", "until": "2023-01-01", "stream": True}
-    body = {"question": QUESTION, **dates} if route == "/v1/ask" else {"messages": [{"role": "user", "content": QUESTION}], **dates}
-    r = client.post(route, json=body)
-    assert r.status_code == 400 and r.headers["content-type"].startswith("application/json"), r.text
-    assert error_of(r)["code"] == "bad_input" and "after until" in error_of(r)["message"]
-
-
 def test_unexpected_error_is_json_500_without_details(make_app):
     with TestClient(make_app(ExplodingGenerator())) as c:
         r = c.post("/v1/ask", json={"question": QUESTION})
@@ -451,21 +442,3 @@ def test_server_embeds_questions_on_one_thread_unless_configured(tmp_path):
     assert default.state.runtime.settings.query_threads == 1
     chosen = create_app(Settings(_env_file=None, index_dir=tmp_path / "index", query_threads=2))
     assert chosen.state.runtime.settings.query_threads == 2
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [b'{"query": "\\u0000\\u0000"}', b'{"query": "\\u200b"}', b'{"query": "NATO \\ud800"}', b'{"query": "\\udfff?"}'],
-    ids=["nul", "zero-width-space", "lone-surrogate", "lone-low-surrogate"],
-)
-def test_questions_without_words_or_valid_unicode_are_400_on_every_route(client, raw):
-    # Sent as raw JSON: the escapes decode to NULs, a zero-width space or an unpaired surrogate on the server.
-    headers = {"Content-Type": "application/json"}
-    question = raw.replace(b'"query"', b'"question"')
-    chat = raw.replace(b'{"query": ', b'{"messages": [{"role": "user", "content": ').replace(b"}", b"}]}")
-    for route, body in (("/v1/search", raw), ("/v1/ask", question), ("/v1/chat/completions", chat)):
-        r = client.post(route, content=body, headers=headers)
-        assert r.status_code == 400, (route, r.status_code, r.text)
-        assert error_of(r)["code"] == "bad_input"
-    streamed = client.post("/v1/ask", content=question[:-1] + b', "stream": true}', headers=headers)
-    assert streamed.status_code == 400 and streamed.headers["content-type"].startswith("application/json")
