@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.deps import Auth, Runtime
 from api.errors import install_error_handlers
+from api.guard import RequestGuard
 from api.metrics import Metrics, MetricsMiddleware
 from api.queue import GenerationQueue
 from api.routes import ask, documents, health, openai_compat, search
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["Retry-After"],
         )
+    app.add_middleware(RequestGuard, settings=settings)  # before CORS and every route: see api/guard.py
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the final status of everything
 
     app.include_router(health.router)  # /healthz is open; /readyz and /metrics carry the key check themselves
