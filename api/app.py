@@ -1,8 +1,9 @@
 """The HTTP app: `create_app(settings)` builds one, with the index and models loaded once at start-up.
 
 Tests inject a Pipeline built from fakes; `rag serve` passes none and the lifespan loads the real one. If
-loading fails (no index yet, a model missing) the server still starts: /healthz answers, /readyz and every
-other route say why with a 503, instead of the process dying in a restart loop.
+loading fails (a model missing, a corrupt index) the server still starts: /healthz answers, /readyz and every
+other route say why with a 503, instead of the process dying in a restart loop. With no index yet the models
+load and the server waits for one: each request looks for it, and an upload creates it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.deps import Auth, Runtime
 from api.errors import install_error_handlers
+from api.guard import RequestGuard
 from api.metrics import Metrics, MetricsMiddleware
 from api.queue import GenerationQueue
 from api.routes import ask, documents, health, openai_compat, search, web
@@ -38,7 +40,9 @@ but `/healthz`, `/v1/config` and the web page (`/`, `/static/`) needs `Authoriza
 
 
 def load_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline.from_settings(settings, with_generator=settings.generator_backend != "none")
+    # No index yet is no reason to stay down: the models load now, the index when `rag index` or the first
+    # upload makes one (Runtime.serving_pipeline).
+    return Pipeline.from_settings(settings, with_generator=settings.generator_backend != "none", missing_index_ok=True)
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["Retry-After"],
         )
+    app.add_middleware(RequestGuard, settings=settings)  # before CORS and every route: see api/guard.py
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the final status of everything
 
     app.include_router(health.router)  # /healthz is open; /readyz and /metrics carry the key check themselves

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -17,7 +18,8 @@ from pydantic import SecretStr
 from api.errors import forbidden, unauthorized
 from api.metrics import Metrics
 from api.queue import GenerationQueue
-from rag.errors import ModelMissingError, RagError
+from rag.errors import IndexMissingError, ModelMissingError, RagError
+from rag.index import current_generation_dir, load_index
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
@@ -33,6 +35,7 @@ class Runtime:
     load_error: RagError | None = None
     background: set[asyncio.Task] = field(default_factory=set)  # keeps streaming workers referenced
     _write_lock: asyncio.Lock | None = None
+    _index_lock: threading.Lock = field(default_factory=threading.Lock)  # one load of a newly appeared index
 
     def attach(self, pipeline: Pipeline) -> None:
         # The pipeline's generator is wrapped in place: every path that generates (answers, follow-up
@@ -51,7 +54,22 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.pipeline is not None
+        return self.pipeline is not None and has_index(self.pipeline)
+
+    def serving_pipeline(self) -> Pipeline:
+        """The pipeline, once it has an index to answer from. A server started before any index existed looks
+        for one on each request (a stat of CURRENT), so `rag index` in another shell makes it ready."""
+        if self.pipeline is None:
+            # The reason start-up failed (model missing, corrupt index) is the most useful thing to say.
+            raise self.load_error or ModelMissingError("the index and models are still loading; see /readyz")
+        pipeline = self.pipeline
+        if not has_index(pipeline):
+            with self._index_lock:
+                if not has_index(pipeline) and current_generation_dir(self.settings.index_dir) is not None:
+                    pipeline.use_index(load_index(self.settings, embedding_model=pipeline.embedder.name, dimension=pipeline.embedder.dimension))
+            if not has_index(pipeline):
+                raise IndexMissingError(f"no index at {self.settings.index_dir} yet: run `rag index PATH` or upload a document (POST /v1/documents)")
+        return pipeline
 
     def index_stats(self) -> tuple[int, int, int]:
         if self.pipeline is None:
@@ -74,14 +92,27 @@ def get_settings(runtime: RuntimeDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def has_index(pipeline: Pipeline) -> bool:
+    # Generation 0 is the empty stand-in loaded when no index existed; every committed one is 1 or more.
+    return pipeline.index.generation > 0
+
+
+# Plain `def`s: FastAPI runs them in the threadpool, where loading an index that just appeared may take a while.
 def get_pipeline(runtime: RuntimeDep) -> Pipeline:
-    if runtime.pipeline is not None:
+    return runtime.serving_pipeline()
+
+
+def get_writer_pipeline(runtime: RuntimeDep) -> Pipeline:
+    """For uploads: the models suffice, since the first upload to a server with no index creates it."""
+    try:
+        return runtime.serving_pipeline()
+    except IndexMissingError:
+        assert runtime.pipeline is not None
         return runtime.pipeline
-    # The reason start-up failed (no index yet, model missing) is the most useful thing to tell the caller.
-    raise runtime.load_error or ModelMissingError("the index and models are still loading; see /readyz")
 
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+WriterPipelineDep = Annotated[Pipeline, Depends(get_writer_pipeline)]
 
 _bearer = HTTPBearer(auto_error=False, description="Needed on every route but /healthz, /v1/config and the web page when RAG_API_KEY is set")
 

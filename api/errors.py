@@ -30,6 +30,8 @@ from rag.errors import (
     IndexMissingError,
     ModelMissingError,
     RagError,
+    StorageError,
+    StorageFullError,
     TooLargeError,
     UnsupportedFileError,
     VectorStoreError,
@@ -61,6 +63,8 @@ RAG_ERRORS: dict[type[BaseException], ErrorSpec] = {
     IndexLockedError: ErrorSpec(409, "index_locked"),
     GeneratorError: ErrorSpec(502, "generator_failed"),
     VectorStoreError: ErrorSpec(503, "index_unavailable"),
+    StorageFullError: ErrorSpec(507, "insufficient_storage"),
+    StorageError: ErrorSpec(503, "storage_unavailable"),
     RagError: ErrorSpec(500, "internal_error"),
 }
 
@@ -73,6 +77,7 @@ OPENAI_TYPES = {
     409: "conflict_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
+    421: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
 }

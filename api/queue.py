@@ -4,7 +4,7 @@ The model is not re-entrant and a CPU decodes one answer at a time, so piling re
 one of them slow. Requests that need the model are admitted while at most `queue_max` are waiting behind
 the one generating; the next gets BusyError (503 + Retry-After) at once instead of a timeout later.
 Retrieval and embedding of admitted requests still run in parallel in the threadpool: only the
-generator's `stream()` passes through the gate.
+generator's `stream()` passes through the gate, and it lets them through in the order they reached it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from rag.errors import BusyError
@@ -39,8 +40,11 @@ class GenerationQueue:
     def __init__(self, max_waiting: int, timeout_s: float):
         self.max_waiting = max_waiting
         self.timeout_s = timeout_s
-        self._state = threading.Lock()  # guards the counters below
-        self._model = threading.Lock()  # held while a generator streams
+        self._state = threading.Lock()  # guards everything below
+        # The model is handed from one request to the next in arrival order. A plain Lock polled with a
+        # timeout wakes whichever waiter the OS picks: 8 staggered requests were served 0,1,3,2,5,4,6,7.
+        self._model_busy = False
+        self._waiters: deque[threading.Event] = deque()  # set by the releaser when it hands the model over
         self._admitted = 0
         self._running = 0
         self._avg_hold_s = 5.0  # running estimate of one generation, for Retry-After
@@ -50,6 +54,11 @@ class GenerationQueue:
     @property
     def in_flight(self) -> int:
         return self._admitted
+
+    @property
+    def waiting(self) -> int:
+        """Requests at the model's door, in line behind the one generating."""
+        return len(self._waiters)
 
     @property
     def depth(self) -> int:
@@ -78,25 +87,45 @@ class GenerationQueue:
         return generator if isinstance(generator, GatedGenerator) else GatedGenerator(generator, self)
 
     def _acquire(self) -> bool:
-        """Wait for the model; False when the client gave up, BusyError past queue_timeout_s."""
+        """Wait for the model, first come first served; False when the client gave up, BusyError past
+        queue_timeout_s."""
         should_stop: StopCheck | None = getattr(self._local, "should_stop", None)
         deadline = time.monotonic() + self.timeout_s
-        while not self._model.acquire(timeout=POLL_S):
-            if should_stop is not None and should_stop():
-                return False
-            if time.monotonic() > deadline:
-                exc = BusyError(f"waited {self.timeout_s:.0f}s for the model (RAG_QUEUE_TIMEOUT_S); try again shortly")
-                exc.retry_after = self.retry_after_s()  # type: ignore[attr-defined]
-                raise exc
+        turn = threading.Event()
         with self._state:
-            self._running += 1
+            if not self._model_busy and not self._waiters:
+                self._model_busy = True
+                self._running += 1
+                return True
+            self._waiters.append(turn)
+        while not turn.wait(POLL_S):
+            gave_up = should_stop is not None and should_stop()
+            if not gave_up and time.monotonic() <= deadline:
+                continue
+            with self._state:
+                if not turn.is_set():  # still in line: leave it
+                    self._waiters.remove(turn)
+                    if gave_up:
+                        return False
+                    exc = BusyError(f"waited {self.timeout_s:.0f}s for the model (RAG_QUEUE_TIMEOUT_S); try again shortly")
+                    exc.retry_after = self.retry_after_s()  # type: ignore[attr-defined]
+                    raise exc
+            break  # handed the model at the moment we gave up: it is ours, so use it or pass it on
+        if should_stop is not None and should_stop():
+            self._release(0.0, record=False)
+            return False
         return True
 
-    def _release(self, held_s: float) -> None:
+    def _release(self, held_s: float, *, record: bool = True) -> None:
         with self._state:
-            self._running -= 1
-            self._avg_hold_s = 0.8 * self._avg_hold_s + 0.2 * held_s
-        self._model.release()
+            if record:
+                self._avg_hold_s = 0.8 * self._avg_hold_s + 0.2 * held_s
+            if self._waiters:
+                # Handed over, never put down: a newcomer cannot slip in between release and wake-up.
+                self._waiters.popleft().set()
+            else:
+                self._running -= 1
+                self._model_busy = False
 
 
 class GatedGenerator:

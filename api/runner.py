@@ -19,10 +19,8 @@ from fastapi import Request
 
 from api.deps import Runtime
 from api.queue import Ticket
-from rag.errors import BadInputError, BusyError
-from rag.pipeline import Pipeline, TokenSink
-from rag.retriever import parse_date
-from rag.timeframe import parse_as_of
+from rag.errors import BusyError
+from rag.pipeline import Pipeline, TokenSink, check_request
 from rag.types import Answer, ChatTurn
 
 EventKind = Literal["token", "answer", "error"]
@@ -41,14 +39,9 @@ class AskParams:
 
 
 def check_params(pipeline: Pipeline, p: AskParams) -> None:
-    """The core's own checks, run before anything starts: once SSE headers are out an error is only an event."""
-    pipeline.check_question(p.question)
-    parse_date(p.since, field="since")
-    parse_date(p.until, field="until")
-    parse_as_of(p.as_of)
-    limit = pipeline.settings.max_top_k
-    if p.top_k is not None and not 1 <= p.top_k <= limit:
-        raise BadInputError(f"top_k must be between 1 and {limit}, got {p.top_k}")
+    """The core's own checks, run before anything starts: once SSE headers are out an error is only an event.
+    The same function the CLI calls, so a request the core refuses is refused here too (since after until)."""
+    check_request(pipeline.settings, p.question, mode=p.mode, top_k=p.top_k, since=p.since, until=p.until, as_of=p.as_of)
 
 
 def needs_model(pipeline: Pipeline, p: AskParams) -> bool:

@@ -17,6 +17,8 @@ from rag.settings import Settings
 from rag.types import Answer, ChatTurn, Citation, ScoredPassage, Timings
 
 ModeField = Literal["generate", "extractive"]
+SINCE_DOC = "only articles dated on/after YYYY-MM-DD; YYYY-MM or YYYY counts from the period's first day"
+UNTIL_DOC = "only articles dated on/before YYYY-MM-DD; YYYY-MM or YYYY counts through the period's last day"
 MethodField = Literal["hybrid", "dense", "bm25"]
 
 
@@ -49,28 +51,39 @@ class AskRequest(ApiRequest):
     question: str = Field(description="the question; 1..RAG_MAX_QUESTION_CHARS characters")
     top_k: int | None = Field(None, description="passages to retrieve, 1..RAG_MAX_TOP_K (default RAG_TOP_K)")
     mode: ModeField | None = Field(None, description="generate (local model, verified) or extractive (quotes only)")
-    since: str | None = Field(None, description="only articles dated on/after YYYY-MM-DD (or YYYY, YYYY-MM)")
-    until: str | None = Field(None, description="only articles dated on/before YYYY-MM-DD")
+    since: str | None = Field(None, description=SINCE_DOC)
+    until: str | None = Field(None, description=UNTIL_DOC)
     as_of: str | None = Field(None, description="ask as of YYYY-MM-DD (default today): 'this week' means the week before it, later articles are left out")
     history: list[ChatTurn] = Field(default_factory=list, description="earlier turns, oldest first, for follow-ups")
     stream: bool = Field(False, description="answer as Server-Sent Events: token..., then answer")
 
 
+class QuoteOut(BaseModel):
+    text: str = Field(description="an article sentence that supports a claim, verbatim")
+    span: tuple[int, int] = Field(description="[start, end) of the quote in the cleaned article text")
+    support: float
+
+
 class CitationOut(BaseModel):
-    number: int = Field(description="the [n] in the answer text")
+    number: int = Field(description="the [n] in the answer text; one number per passage")
     doc_id: str
     passage_id: str
     title: str | None = None
     source: str | None = None
     date: str | None = None
     url: str | None = None
-    quote: str = Field(description="the article sentence that supports the claim, verbatim")
-    span: tuple[int, int] = Field(description="[start, end) of the quote in the cleaned article text")
+    quote: str = Field(description="the first quote of `quotes`, verbatim (kept for clients of the one-quote shape)")
+    span: tuple[int, int] = Field(description="[start, end) of `quote` in the cleaned article text")
     support: float
+    quotes: list[QuoteOut] = Field(description="every sentence of this passage that the answer cites, in order of first use")
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
-        return cls(number=c.number, doc_id=c.doc_id, passage_id=c.passage_id, title=c.title, source=c.source, date=c.date, url=c.url, quote=c.quote, span=(c.start, c.end), support=c.support)
+        return cls(
+            number=c.number, doc_id=c.doc_id, passage_id=c.passage_id, title=c.title, source=c.source, date=c.date, url=c.url,
+            quote=c.quote, span=(c.start, c.end), support=c.support,
+            quotes=[QuoteOut(text=q.text, span=(q.start, q.end), support=q.support) for q in c.all_quotes()],
+        )
 
 
 class PassageOut(BaseModel):
@@ -126,8 +139,8 @@ class TokenEvent(BaseModel):
 class SearchRequest(ApiRequest):
     query: str
     top_k: int | None = None
-    since: str | None = None
-    until: str | None = None
+    since: str | None = Field(None, description=SINCE_DOC)
+    until: str | None = Field(None, description=UNTIL_DOC)
     method: MethodField = "hybrid"
 
 
@@ -240,8 +253,8 @@ class ChatCompletionRequest(ApiRequest):
     # Our extras; OpenAI clients send them through `extra_body`.
     mode: ModeField | None = None
     top_k: int | None = None
-    since: str | None = None
-    until: str | None = None
+    since: str | None = Field(None, description=SINCE_DOC)
+    until: str | None = Field(None, description=UNTIL_DOC)
     as_of: str | None = None
 
 

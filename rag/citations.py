@@ -17,9 +17,11 @@ from rag.evidence import DENSE_SHARE, META_WORDS, coverage, names_in, numbers_in
 from rag.lexical import content_terms, stem
 from rag.sentences import split_sentences
 from rag.settings import Settings
-from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, ScoredPassage
+from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, Quote, ScoredPassage
 
 _MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+# Markers that open a sentence: the prompt asks for "[1]" after each sentence, so "A. [1] B." cites A, not B.
+_LEADING_MARKERS = re.compile(r"^(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
 # Lead-ins small models put before an answer; they carry no claim.
 _FILLER = re.compile(r"^\s*(?:the\s+)?(?:short\s+)?answer(?:\s+is)?\s*[:\-]\s*|^\s*(?:according to the (?:sources?|articles?)|based on the (?:sources?|articles?))[,:]?\s*", re.I)
 
@@ -28,6 +30,21 @@ def strip_markers(text: str) -> tuple[str, list[int]]:
     numbers = [int(n) for m in _MARKER.finditer(text) for n in m.group(1).split(",")]
     claim = _FILLER.sub("", _MARKER.sub("", text)).strip()
     return (claim[:1].upper() + claim[1:]) if claim else claim, numbers
+
+
+def split_claims(text: str) -> list[tuple[str, list[int]]]:
+    """Generated text as (claim, marker numbers) per sentence, markers credited to the sentence they follow."""
+    claims: list[tuple[str, list[int]]] = []
+    for start, end in split_sentences(text):
+        segment = text[start:end]
+        lead = _LEADING_MARKERS.match(segment)
+        if lead and claims:
+            claims[-1][1].extend(strip_markers(lead.group(0))[1])
+            segment = segment[lead.end() :]
+            if not segment.strip():
+                continue
+        claims.append(strip_markers(segment))
+    return claims
 
 
 def adds_information(claim: str, question: str) -> bool:
@@ -78,8 +95,7 @@ class CitationVerifier:
         """Split generated text into sentences, attach checked citations, drop or mark the unsupported."""
         numbered = {n: sp for n, sp in enumerate(evidence.sources, start=1)}
         claims, markers = [], []
-        for start, end in split_sentences(text):
-            claim, numbers = strip_markers(text[start:end])
+        for claim, numbers in split_claims(text):
             if not adds_information(claim, evidence.question):
                 continue  # a bare marker, filler, or the question restated
             claims.append(claim)
@@ -112,36 +128,42 @@ class CitationVerifier:
 
 
 class CitationBuilder:
-    """Numbers citations in order of first use; one number per quoted sentence."""
+    """Numbers citations in order of first use: one number per passage, with every sentence quoted from it.
+
+    Numbered per sentence, two sentences of one passage became [1] and [2] and the sources list showed the
+    same article twice; a reader counts sources, so the number follows the passage.
+    """
 
     def __init__(self, sources: list[ScoredPassage]):
         self._meta = {sp.passage.passage_id: sp.passage.meta for sp in sources}
-        self._number_of: dict[tuple[str, int], int] = {}
+        self._by_passage: dict[str, Citation] = {}
         self.citations: list[Citation] = []
 
     def cite(self, sentence: EvidenceSentence, support: float) -> int:
-        key = (sentence.passage_id, sentence.start)
-        if key in self._number_of:
-            return self._number_of[key]
+        quote = Quote(text=sentence.text, start=sentence.start, end=sentence.end, support=support)
+        citation = self._by_passage.get(sentence.passage_id)
+        if citation is not None:
+            if all(q.start != quote.start for q in citation.quotes):
+                citation.quotes.append(quote)
+            return citation.number
         meta = self._meta.get(sentence.passage_id)
-        number = len(self.citations) + 1
-        self._number_of[key] = number
-        self.citations.append(
-            Citation(
-                number=number,
-                doc_id=sentence.doc_id,
-                passage_id=sentence.passage_id,
-                title=meta.title if meta else None,
-                source=meta.source if meta else None,
-                date=meta.date if meta else None,
-                url=meta.url if meta else None,
-                quote=sentence.text,
-                start=sentence.start,
-                end=sentence.end,
-                support=support,
-            )
+        citation = Citation(
+            number=len(self.citations) + 1,
+            doc_id=sentence.doc_id,
+            passage_id=sentence.passage_id,
+            title=meta.title if meta else None,
+            source=meta.source if meta else None,
+            date=meta.date if meta else None,
+            url=meta.url if meta else None,
+            quote=quote.text,
+            start=quote.start,
+            end=quote.end,
+            support=support,
+            quotes=[quote],
         )
-        return number
+        self._by_passage[sentence.passage_id] = citation
+        self.citations.append(citation)
+        return citation.number
 
 
 def render_answer(sentences: list[AnswerSentence]) -> str:

@@ -23,8 +23,8 @@ err = Console(stderr=True, soft_wrap=True)  # an error is one line, never wrappe
 
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", "-m", help="generate (local LLM, verified) or extractive (quotes only)")]
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", "-k", help="passages to retrieve")]
-SinceOpt = Annotated[Optional[str], typer.Option("--since", help="only articles dated on/after YYYY-MM-DD")]
-UntilOpt = Annotated[Optional[str], typer.Option("--until", help="only articles dated on/before YYYY-MM-DD")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help="only articles dated on/after YYYY-MM-DD; YYYY-MM or YYYY from its first day")]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="only articles dated on/before YYYY-MM-DD; YYYY-MM or YYYY through its last day")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="ask as of YYYY-MM-DD (default today): 'this week' is the week before it; later articles are left out")]
 
@@ -152,7 +152,8 @@ def print_answer(answer: Answer, *, show_sources: bool = True) -> None:
         out.print("\n[bold]Sources[/]")
         for c in answer.citations:
             out.print(f" [{c.number}] [cyan]{escape(c.title or c.doc_id)}[/] — {escape(c.source or 'unknown source')}, {c.date or 'undated'}  ({escape(c.passage_id)})")
-            out.print(f'     "{escape(c.quote)}"')
+            for q in c.all_quotes():
+                out.print(f'     "{escape(q.text)}"')
     elif answer.abstained:
         print_closest(answer.sources[:3])
 

@@ -51,5 +51,13 @@ class VectorStoreError(RagError):
     """The vector engine is unreachable or refused an operation."""
 
 
+class StorageError(RagError):
+    """The filesystem refused a write to the index or the stored documents (permissions, I/O error)."""
+
+
+class StorageFullError(StorageError):
+    """The disk or quota is full: nothing more can be written until space is freed."""
+
+
 class BusyError(RagError):
     """Too many requests are waiting for the model; try again later."""

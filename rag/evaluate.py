@@ -208,7 +208,10 @@ def judge(q: EvalQuestion, answer: Answer | None, supports: SupportCheck, *, err
 
 
 def check_citations(answer: Answer, supports: SupportCheck) -> list[CitationCheck]:
-    """Replay every shown (sentence, citation) pair through the verifier and the lexical check."""
+    """Replay every shown (sentence, citation) pair through the verifier and the lexical check.
+
+    A citation is a passage that may show several quotes; the sentence is checked against the one of them
+    that supports it best, as a reader would look for it under that number."""
     by_number = {c.number: c for c in answer.citations}
     checks = []
     for sentence in answer.sentences:
@@ -216,8 +219,9 @@ def check_citations(answer: Answer, supports: SupportCheck) -> list[CitationChec
             continue  # shown as [unsupported], with no citation to check
         for number in sentence.citations:
             c = by_number.get(number)
-            quote = c.quote if c else ""  # a marker with no citation behind it fails both checks
-            ok, score = supports(sentence.text, quote) if quote else (False, 0.0)
+            # A marker with no citation behind it fails both checks.
+            replays = [(supports(sentence.text, q.text), q.text) for q in (c.all_quotes() if c else []) if q.text]
+            (ok, score), quote = max(replays, key=lambda r: r[0]) if replays else ((False, 0.0), "")
             lex_ok, lex_score = lexical_support(sentence.text, quote)
             checks.append(
                 CitationCheck(

@@ -11,17 +11,20 @@ at any point leaves the previous generation live; leftovers are swept by the nex
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field, ValidationError
 
-from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
+from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError, StorageError, StorageFullError
 from rag.lexical import LexicalIndex
 from rag.settings import Settings
 from rag.types import Article, Passage
@@ -89,15 +92,43 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dir(path: Path) -> None:
+    """mkdir -p that makes a new folder's own name durable: its parent is fsynced when it was created."""
+    if path.is_dir():
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    _fsync_dir(path.parent)
+
+
+def storage_error(exc: OSError, root: Path) -> StorageError:
+    """A write's OSError as StorageError (StorageFullError for a full disk or quota), in the OS's own words,
+    so the API answers 507/503 and the CLI prints one line instead of a 500 or a traceback."""
+    kind = StorageFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StorageError
+    where = f" ({exc.filename})" if exc.filename else ""
+    return kind(f"cannot update the index at {root}: {exc.strerror or exc}{where}")
+
+
+@contextlib.contextmanager
+def storage_errors(root: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error(exc, root) from exc
+
+
 def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     """Write via a temp file and rename, so readers see the old bytes or the new, never half. A batch of
     writes into one folder may pass sync_dir=False and fsync the folder once at the end."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a half-written temp file (disk full) is nobody's
+        raise
     if sync_dir:
         _fsync_dir(path.parent)
 
@@ -228,7 +259,9 @@ class IndexLock:
     """One writer at a time across processes; readers never take it."""
 
     def __init__(self, root: Path, timeout: float = 0.0):
-        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        with storage_errors(root):
+            make_dir(root)
         self._lock = FileLock(str(root / ".lock"), timeout=timeout)
 
     def __enter__(self) -> IndexLock:
@@ -236,6 +269,8 @@ class IndexLock:
             self._lock.acquire()
         except Timeout as exc:
             raise IndexLockedError("another process is writing this index; try again when it finishes") from exc
+        except OSError as exc:  # a read-only or full disk cannot even hold the lock file
+            raise storage_error(exc, self.root) from exc
         return self
 
     def __exit__(self, *exc) -> None:
@@ -245,7 +280,8 @@ class IndexLock:
 def commit_generation(index: Index, settings: Settings) -> Index:
     """Write `index` as the next generation and make it live. Caller holds the IndexLock."""
     root = settings.index_dir
-    root.mkdir(parents=True, exist_ok=True)
+    with storage_errors(root):
+        make_dir(root)
     sweep_leftovers(root)
     previous = current_generation_dir(root)
     number = (int(previous.name.split("-")[1]) if previous else 0) + 1
@@ -254,27 +290,47 @@ def commit_generation(index: Index, settings: Settings) -> Index:
     index.manifest.updated_at = _now()
     index.manifest.vector_kind = getattr(index.store, "kind", settings.vector_backend)
     tmp = root / f"tmp-{number:06d}-{os.getpid()}-{int(time.time() * 1000)}"
-    tmp.mkdir()
+    final = root / f"gen-{number:06d}"
+    with storage_errors(root):
+        try:
+            tmp.mkdir()
+            _write_generation(index, tmp)
+            if final.exists():
+                # Left by a writer killed between this rename and the CURRENT flip: never live, and os.replace
+                # cannot rename over a non-empty directory, so without this every later write would fail.
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _fsync_dir(root)  # the new name gen-NNNNNN is durable before CURRENT points at it
+            write_atomic(root / "CURRENT", final.name.encode())
+        except OSError:
+            # A failed write (disk full, permission denied) leaves nothing behind but the live generation.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if _current_name(root) != final.name:
+                shutil.rmtree(final, ignore_errors=True)
+            raise
+    with contextlib.suppress(OSError):  # housekeeping: the write itself is committed
+        _prune_generations(root, keep=KEEP_GENERATIONS)
+    index.root = root
+    return index
+
+
+def _write_generation(index: Index, tmp: Path) -> None:
+    """Every file of a generation into `tmp`, each file and then each folder fsynced: after a power cut the
+    renamed folder must hold its entries, not just its name."""
     _write_jsonl(tmp / "articles.jsonl", index.articles.values())
     _write_jsonl(tmp / "passages.jsonl", index.passages)
     index.store.save(tmp)
     index.lexical.save(tmp)
     (tmp / "manifest.json").write_text(index.manifest.model_dump_json(indent=2))
+    folders = [tmp]
     for path in tmp.rglob("*"):
-        if path.is_file():
+        if path.is_dir():
+            folders.append(path)
+        elif path.is_file():
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
-    final = root / f"gen-{number:06d}"
-    if final.exists():
-        # Left by a writer killed between this rename and the CURRENT flip: never live, and os.replace
-        # cannot rename over a non-empty directory, so without this every later write would fail.
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    write_atomic(root / "CURRENT", final.name.encode())
-    _prune_generations(root, keep=KEEP_GENERATIONS)
-    index.root = root
-    return index
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):  # deepest first, tmp last
+        _fsync_dir(folder)
 
 
 def sweep_leftovers(root: Path) -> None:

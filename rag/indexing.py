@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -21,12 +23,30 @@ from rag.index import (
     commit_generation,
     documents_dir,
     load_index,
+    make_dir,
+    storage_errors,
     write_atomic,
 )
 from rag.settings import Settings
 from rag.types import Article, Passage
 
 EMBED_BATCH = 512  # texts per progress step; the embedder batches further inside
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def writes_index(fn: Callable[P, R]) -> Callable[P, R]:
+    """For the commands that change the index (their first argument is the Settings): a filesystem failure
+    anywhere in them (stored copies, lock, generation) is a StorageError naming the index directory."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        settings = args[0]
+        assert isinstance(settings, Settings)
+        with storage_errors(settings.index_dir):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class SkippedFile(BaseModel):
@@ -79,7 +99,7 @@ def _store_raw(settings: Settings, article: Article, name: str, data: bytes) -> 
     # No directory fsync per file: apply_articles syncs the folder once for the batch, before the generation
     # that names these files can go live (a sync per file was over half the cost: bench/index.py).
     folder = documents_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dir(folder)
     stored_as = article.doc_id + Path(name).suffix.lower()
     write_atomic(folder / stored_as, data, sync_dir=False)
     return stored_as
@@ -195,6 +215,7 @@ def _read_inputs(paths: list[Path], settings: Settings, report: IndexReport) -> 
     return incoming
 
 
+@writes_index
 def index_paths(settings: Settings, embedder: Embedder, paths: list[Path], progress: ProgressFn | None = None) -> tuple[Index, IndexReport]:
     """`rag index PATH...`: add new files, replace changed ones, skip unchanged ones without embedding."""
     missing = [str(p) for p in paths if not p.exists()]
@@ -206,6 +227,7 @@ def index_paths(settings: Settings, embedder: Embedder, paths: list[Path], progr
         return _finish(index, settings, report, []), report
 
 
+@writes_index
 def add_document(settings: Settings, embedder: Embedder, name: str, data: bytes, doc_id: str | None = None) -> tuple[Index, IndexReport]:
     """An upload: validated, stored, indexed. Raises instead of skipping, since the caller sent one file."""
     if len(data) > settings.max_upload_bytes:
@@ -223,6 +245,7 @@ def add_document(settings: Settings, embedder: Embedder, name: str, data: bytes,
         return _finish(index, settings, report, []), report
 
 
+@writes_index
 def remove_documents(settings: Settings, embedder: Embedder, doc_ids: list[str]) -> tuple[Index, IndexReport]:
     for doc_id in doc_ids:
         validate_doc_id(doc_id)
@@ -237,6 +260,7 @@ def remove_documents(settings: Settings, embedder: Embedder, doc_ids: list[str])
         return _finish(index, settings, report, [s for s in stored if s]), report
 
 
+@writes_index
 def reindex(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: ProgressFn | None = None) -> tuple[Index, IndexReport]:
     """Rebuild from the stored raw documents (after a crash, a settings change, or with --rebuild from scratch)."""
     folder = documents_dir(settings)

@@ -55,15 +55,16 @@ class Pipeline:
         self.use_index(index)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, with_generator: bool = True) -> Pipeline:
-        """Load models and index from local paths. The generator is optional: extractive mode needs none."""
+    def from_settings(cls, settings: Settings, *, with_generator: bool = True, missing_index_ok: bool = False) -> Pipeline:
+        """Load models and index from local paths. The generator is optional: extractive mode needs none.
+        With missing_index_ok an absent index loads as an empty one (generation 0), for a server to fill later."""
         from rag.embedder import build_embedder
         from rag.generator import build_generator
         from rag.index import load_index
 
         prompts = PromptSet.load(settings.prompts_dir)
         embedder = build_embedder(settings)
-        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
+        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=missing_index_ok)
         decision = load_model(settings.index_dir, settings.decision_model)
         generator, problem = None, None
         if with_generator:
@@ -250,11 +251,26 @@ class Pipeline:
 
 
 def check_question(settings: Settings, question: str) -> str:
+    """The question as retrieval sees it: invisible characters gone, whitespace collapsed, at least one word."""
+    import re
+    import unicodedata
+
     if not isinstance(question, str) or not question.strip():
         raise BadInputError("the question is empty")
     if len(question) > settings.max_question_chars:
         raise TooLargeError(f"the question has {len(question)} characters; the limit is {settings.max_question_chars} (RAG_MAX_QUESTION_CHARS)")
-    return " ".join(question.split())
+    # A lone surrogate (JSON "\ud800", undecodable argv bytes) survives the whole search and then fails
+    # when the reply is encoded: refuse it here, where the caller can be told why.
+    if any("\ud800" <= ch <= "\udfff" for ch in question):
+        raise BadInputError("the question is not valid Unicode text (it holds an unpaired surrogate)")
+    # Control and format characters (NUL, zero-width space, BOM) are invisible: they must neither count as
+    # a question nor reach the tokenizers, where they would glue or split words.
+    visible = "".join(ch for ch in question if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf"))
+    if not visible.strip():
+        raise BadInputError("the question is empty")
+    if not re.search(r"[^\W_]", visible):
+        raise BadInputError("the question has no words, only punctuation or symbols")
+    return " ".join(visible.split())
 
 
 def check_request(settings: Settings, question: str, *, mode: str | None = None, top_k: int | None = None, since: str | None = None, until: str | None = None, as_of: str | None = None) -> None:

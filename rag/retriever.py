@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import functools
 import re
 from datetime import date
@@ -21,20 +22,31 @@ Method = Literal["hybrid", "dense", "bm25"]
 _YEAR = re.compile(r"\b(?:in|during|since|of|from)\s+((?:19|20)\d\d)\b", re.I)
 
 
-def parse_date(value: str | date | None, *, field: str = "date") -> date | None:
-    """YYYY, YYYY-MM or YYYY-MM-DD; anything else is the caller's mistake, reported clearly."""
-    if value is None or isinstance(value, date):
-        return value
+def parse_period(value: str, *, field: str = "date") -> tuple[date, date]:
+    """(first day, last day) of YYYY, YYYY-MM or YYYY-MM-DD; anything else is the caller's mistake, reported clearly."""
     text = value.strip()
     try:
         if re.fullmatch(r"\d{4}", text):
-            return date(int(text), 1, 1)
+            year = int(text)
+            return date(year, 1, 1), date(year, 12, 31)
         if re.fullmatch(r"\d{4}-\d{2}", text):
-            return date(int(text[:4]), int(text[5:]), 1)
-        return date.fromisoformat(text)
+            year, month = int(text[:4]), int(text[5:])
+            return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+        day = date.fromisoformat(text)
+        return day, day
     except ValueError:
         pass
-    raise BadInputError(f"{field} {value!r} is not a date: use YYYY-MM-DD")
+    raise BadInputError(f"{field} {value!r} is not a date: use YYYY-MM-DD, YYYY-MM or YYYY")
+
+
+def parse_date(value: str | date | None, *, field: str = "date", end: bool | None = None) -> date | None:
+    """One bound of a date filter. A partial date names a period: `since` starts on its first day and `until`
+    runs to its last (`--until 2023` keeps December). `end` picks the last day; by default it follows
+    `field`, so every caller that names its field "until" gets an inclusive period without saying so."""
+    if value is None or isinstance(value, date):
+        return value
+    first, last = parse_period(value, field=field)
+    return last if (field == "until" if end is None else end) else first
 
 
 def _as_date(iso: str | None) -> date | None:

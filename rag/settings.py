@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     allow_uploads: bool = True
     allow_deletes: bool = True
     cors_origins: list[str] = Field(default_factory=list)
+    # Host names this server answers to besides the bound address, localhost and IP addresses (api/guard.py:
+    # DNS rebinding); "*" turns the check off, e.g. behind a proxy that checks Host itself.
+    allowed_hosts: list[str] = Field(default_factory=list)
     queue_max: int = Field(8, ge=1)  # requests allowed to wait for the model before 503
     queue_timeout_s: float = Field(60.0, gt=0)
 

@@ -75,8 +75,17 @@ class Evidence(BaseModel):
     missing_terms: list[str] = Field(default_factory=list)  # question names/numbers absent from evidence
 
 
+class Quote(BaseModel):
+    """One article sentence quoted as support, with its span in the cleaned article."""
+
+    text: str
+    start: int
+    end: int
+    support: float = 0.0  # verifier score for the answer sentence it backs
+
+
 class Citation(BaseModel):
-    """A claim's checked link to the article sentence that supports it."""
+    """A checked link to one passage: one number per passage, however many of its sentences back the answer."""
 
     number: int  # the [n] shown in the answer text
     doc_id: str
@@ -85,10 +94,16 @@ class Citation(BaseModel):
     source: str | None = None
     date: str | None = None
     url: str | None = None
+    # The first quote, as before citations had several: readers of the one-quote shape keep working.
     quote: str
     start: int  # char span of the quote in the cleaned article
     end: int
     support: float = 0.0  # verifier score for the sentence this citation backs
+    quotes: list[Quote] = Field(default_factory=list)  # every quoted sentence of the passage, in order of first use
+
+    def all_quotes(self) -> list[Quote]:
+        """The quotes, also for a citation built with only the first one (older reports, hand-made tests)."""
+        return self.quotes or [Quote(text=self.quote, start=self.start, end=self.end, support=self.support)]
 
 
 class AnswerSentence(BaseModel):

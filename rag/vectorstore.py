@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -13,6 +14,13 @@ from rag.errors import IndexCorruptError
 
 if TYPE_CHECKING:
     from rag.settings import Settings
+
+# A date filter that allows few rows is searched exactly over those rows. HNSW with a selector still walks the
+# whole graph and keeps only allowed nodes, so with 0.5% of 20k rows allowed k=50 found 15 and recall@10 was
+# 0.6; a dot product over 20k allowed rows costs about what a flat search of 20k does (a few ms).
+EXACT_FILTER_ROWS = 20_000
+# Above that, HNSW searches wider the fewer rows the filter allows, up to this breadth.
+MAX_FILTERED_EF = 4096
 
 
 @runtime_checkable
@@ -111,8 +119,14 @@ class FaissStore:
             rows = np.array(sorted(self._row_of[p] for p in allow if p in self._row_of), dtype=np.int64)
             if not len(rows):
                 return []
+            if self._index_kind == "hnsw" and len(rows) <= EXACT_FILTER_ROWS:
+                return self._exact(q[0], rows, k)
             selector = faiss.IDSelectorBatch(rows)
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k)) if self._index_kind == "hnsw" else faiss.SearchParameters(sel=selector)
+            if self._index_kind == "hnsw":
+                ef = min(MAX_FILTERED_EF, math.ceil(max(self.ef_search, k) * len(self.ids) / len(rows)))
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+            else:
+                params = faiss.SearchParameters(sel=selector)
             k = min(k, len(rows))
         elif self._index_kind == "hnsw":
             # Reused, not rebuilt per query: the object costs ~10 us, a tenth of an HNSW search at 100k.
@@ -128,6 +142,14 @@ class FaissStore:
         finally:
             faiss.omp_set_num_threads(threads)
         return [(self.ids[r], s) for r, s in zip(rows[0].tolist(), scores[0].tolist()) if r >= 0]
+
+    def _exact(self, query: np.ndarray, rows: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """Brute-force inner product over the allowed rows: every allowed passage is considered."""
+        scores = self.vectors[rows] @ query
+        k = min(k, len(rows))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
+        top = top[np.lexsort((rows[top], -scores[top]))]  # best first; ties by row, so results are stable
+        return [(self.ids[rows[i]], float(scores[i])) for i in top]
 
     def reset(self) -> None:
         self.ids = []

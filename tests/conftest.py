@@ -12,12 +12,14 @@ from rag.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
 SHARED = ROOT.parent / "shared"
+TEST_HOSTS = ["testserver", "test"]
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # Explicit values so a developer's .env or RAG_* variables never change what a test sees.
-    return Settings(_env_file=None, index_dir=tmp_path / "index", corpus_dir=CORPUS, rewrite_with_model=False)
+    # Explicit values so a developer's .env or RAG_* variables never change what a test sees. The host names
+    # are the ones Starlette's TestClient and httpx's ASGITransport send; the guard refuses unknown names.
+    return Settings(_env_file=None, index_dir=tmp_path / "index", corpus_dir=CORPUS, rewrite_with_model=False, allowed_hosts=TEST_HOSTS)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import DeletesAllowed, PipelineDep, RuntimeDep, SettingsDep, UploadsAllowed
+from api.deps import DeletesAllowed, PipelineDep, RuntimeDep, SettingsDep, UploadsAllowed, WriterPipelineDep
 from api.schemas import DeleteResponse, DocumentDetail, DocumentList, PassageRef, UploadResponse, error_responses
 from rag.corpus import SUPPORTED_SUFFIXES, validate_doc_id
 from rag.errors import BadInputError, DocumentNotFoundError, TooLargeError
@@ -68,7 +68,7 @@ def find_record(index: Index, doc_id: str) -> DocumentRecord:
     summary="Upload a .txt/.md/.html article; it is cleaned, chunked, embedded and searchable at once",
     responses={200: {"model": UploadResponse, "description": "same content was already indexed under this id"}, **error_responses(400, 401, 403, 409, 413, 415, 503)},
 )
-async def upload_document(request: Request, response: Response, runtime: RuntimeDep, pipeline: PipelineDep) -> UploadResponse:
+async def upload_document(request: Request, response: Response, runtime: RuntimeDep, pipeline: WriterPipelineDep) -> UploadResponse:
     # The form is parsed here, after the key and the switch were checked, so a refused caller's body is never read.
     settings = runtime.settings
     async with request.form(max_files=1, max_fields=1, max_part_size=4096) as form:

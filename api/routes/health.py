@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Auth, RuntimeDep
 from api.errors import error_response
 from api.schemas import Health, IndexStats, Readiness, error_responses
+from rag.errors import RagError
 
 router = APIRouter(tags=["health"])
 
@@ -19,10 +21,10 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, dependencies=[Auth], summary="Index and models loaded", responses=error_responses(401, 503))
 async def readyz(request: Request, runtime: RuntimeDep) -> Readiness | JSONResponse:
-    pipeline = runtime.pipeline
-    if pipeline is None:
-        reason = str(runtime.load_error) if runtime.load_error else "the index and models are still loading"
-        return error_response(request, 503, "not_ready", reason, {"Retry-After": "5"})
+    try:
+        pipeline = await run_in_threadpool(runtime.serving_pipeline)
+    except RagError as exc:
+        return error_response(request, 503, "not_ready", str(exc), {"Retry-After": "5"})
     documents, passages, generation = runtime.index_stats()
     generator = getattr(pipeline.generator, "name", None)
     return Readiness(index=IndexStats(documents=documents, passages=passages, generation=generation), embedder=pipeline.embedder.name, generator=generator)

@@ -64,10 +64,11 @@ def strip_sources(text: str) -> str:
 
 def content_with_sources(answer: Answer) -> str:
     if answer.citations:
-        seen: dict[int, str] = {}
-        for c in answer.citations:
-            seen.setdefault(c.number, f"[{c.number}] {c.title or c.doc_id} — {c.source or 'unknown source'}, {c.date or 'undated'}")
-        return answer.text + SOURCES_HEADINGS[0] + "\n".join(seen[n] for n in sorted(seen))
+        entries = []
+        for c in sorted(answer.citations, key=lambda c: c.number):  # one per passage, its quotes beneath
+            quotes = "".join(f'\n    "{q.text}"' for q in c.all_quotes())
+            entries.append(f"[{c.number}] {c.title or c.doc_id} — {c.source or 'unknown source'}, {c.date or 'undated'}{quotes}")
+        return answer.text + SOURCES_HEADINGS[0] + "\n".join(entries)
     docs: dict[str, str] = {}
     for sp in answer.sources:
         m = sp.passage.meta

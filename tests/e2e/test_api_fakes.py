@@ -126,6 +126,7 @@ def test_ask_returns_verified_answer_with_citations_and_timings(client):
     assert {"title", "source", "date", "quote", "span"} <= set(c)
     text = client.get(f"/v1/documents/{c['doc_id']}").json()["text"]
     assert text[c["span"][0] : c["span"][1]] == c["quote"]
+    assert c["quotes"][0] == {"text": c["quote"], "span": c["span"], "support": c["support"]}  # one per passage, quotes under it
     t = body["timings"]
     assert t["retrieval_s"] > 0 and t["ttft_s"] is not None and t["completion_tokens"] > 0 and t["total_s"] >= t["retrieval_s"]
 

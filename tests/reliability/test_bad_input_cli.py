@@ -37,6 +37,9 @@ CASES: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
     "since-after-until": ([*ASK, "--since", "2024-01-01", "--until", "2023-01-01"], {}, ["after until"]),
     "bad-mode": ([*ASK, "--mode", "poetry"], {}, ["mode must be"]),
     "search-empty": (["search", "  "], {}, ["question is empty"]),
+    "zero-width-only": (["ask", "\u200b\u200b\ufeff"], {}, ["question is empty"]),
+    "symbols-only": (["search", "?! -- …"], {}, ["no words"]),
+    "undecodable-bytes": (["search", "NATO \udcff"], {}, ["not valid Unicode"]),  # argv byte 0xff, not UTF-8
     "remove-slash": (["remove", "a/b"], {}, ["invalid document id"]),
     "remove-dotdot": (["remove", ".."], {}, ["invalid document id"]),
     "limit-question-setting": (ASK, {"RAG_MAX_QUESTION_CHARS": "20"}, ["limit is 20", "RAG_MAX_QUESTION_CHARS"]),

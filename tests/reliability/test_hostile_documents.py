@@ -53,8 +53,9 @@ def planted_corpus(folder: Path) -> Path:
 def no_injection_in(answer: Answer) -> None:
     assert "dissolved" not in answer.text.lower(), answer.text
     for c in answer.citations:
-        assert "ignore previous" not in c.quote.lower() and "dissolved" not in c.quote.lower(), c.quote
-        assert "<|" not in c.quote
+        for q in c.all_quotes():
+            assert "ignore previous" not in q.text.lower() and "dissolved" not in q.text.lower(), q.text
+            assert "<|" not in q.text
 
 
 def citations_hold(answer: Answer, verifier: CitationVerifier, articles: dict) -> None:
@@ -62,9 +63,11 @@ def citations_hold(answer: Answer, verifier: CitationVerifier, articles: dict) -
     by_number = {c.number: c for c in answer.citations}
     for c in answer.citations:
         assert articles[c.doc_id].text[c.start : c.end] == c.quote
+        assert all(articles[c.doc_id].text[q.start : q.end] == q.text for q in c.all_quotes())
     for sentence in answer.sentences:
         for n in sentence.citations:
-            assert sentence.supported and verifier.supports(sentence.text, by_number[n].quote)[0], (sentence.text, by_number[n].quote)
+            quotes = [q.text for q in by_number[n].all_quotes()]
+            assert sentence.supported and any(verifier.supports(sentence.text, q)[0] for q in quotes), (sentence.text, quotes)
 
 
 # --- scripted generator that obeys whatever it reads ---------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from rag.errors import BadInputError, TooLargeError
 from rag.indexing import index_paths
-from rag.pipeline import Pipeline
+from rag.pipeline import Pipeline, check_question
 from rag.types import ChatTurn
 from tests.fakes import ScriptedGenerator, strength_rule
 
@@ -178,3 +178,39 @@ def test_excluded_articles_are_never_retrieved(build):
     gold = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
     answer = pipeline.ask("What was decided about the NATO-Ukraine Council?", mode="extractive", exclude_docs=frozenset(gold))
     assert answer.sources and not gold & {sp.passage.doc_id for sp in answer.sources}
+
+
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("\u0000\u0000", "empty"),
+        ("\u200b", "empty"),
+        ("\ufeff\u200d \u2060", "empty"),
+        ("?!", "no words"),
+        ("NATO \ud800", "not valid Unicode"),
+        ("\udcff", "not valid Unicode"),
+    ],
+)
+def test_questions_without_words_or_with_broken_unicode_are_refused(build, question, message):
+    pipeline, gen = build(COUNCIL + " [1]")
+    with pytest.raises(BadInputError, match=message):
+        pipeline.search(question)
+    with pytest.raises(BadInputError, match=message):
+        pipeline.ask(question)
+    assert gen.calls == []
+
+
+def test_invisible_characters_are_stripped_before_retrieval(build):
+    pipeline, _ = build(COUNCIL + " [1]")
+    assert check_question(pipeline.settings, "NATO\u200b-Ukraine\u0000 Council\tnow\u00ad?") == "NATO-Ukraine Council now?"
+    answer = pipeline.ask("What was decided about the NATO-\u200bUkraine Council?\u0000")
+    assert answer.question == "What was decided about the NATO-Ukraine Council?" and answer.citations
+
+
+def test_a_new_topic_after_a_nato_exchange_is_searched_as_asked(build):
+    pipeline, gen = build(COUNCIL + " [1]", rewrite_with_model=True)
+    history = [ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?"), ChatTurn(role="assistant", content="It was upgraded.")]
+    question = "How many books does the floating library in Lowmere hold, and who built its shelves?"
+    answer = pipeline.ask(question, history=history)
+    assert answer.standalone_question == question
+    assert all("Follow-up question" not in m["content"] for call in gen.calls for m in call)  # no rewrite was asked for

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from rag.citations import adds_information, facts_grounded, strip_markers
 from rag.evidence import coverage, missing_terms, names_in, numbers_in
-from rag.lexical import LexicalIndex, content_terms, stem
+from rag.lexical import LexicalIndex, content_terms, stem, tokenize
 from rag.prompts import PromptError, PromptSet, default_prompts_dir
 from rag.rewrite import needs_rewrite, rewrite_followup, rule_rewrite
 from rag.types import ChatTurn
+from tests.conftest import CORPUS
 from tests.fakes import ScriptedGenerator
 
 HISTORY = [
@@ -94,6 +96,49 @@ def test_model_rewrite_used_when_it_passes_checks():
     good = ScriptedGenerator("When was the decision about the NATO-Ukraine Council made?")
     assert rewrite_followup("And when was that?", HISTORY, generator=good, prompts=prompts) == "When was the decision about the NATO-Ukraine Council made?"
     assert "Follow-up question: And when was that?" in good.calls[0][0]["content"]
+
+
+LOWMERE = "How many books does the floating library in Lowmere hold, and who built its shelves?"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [LOWMERE, "Is this the first time NATO has upgraded a commission to a council?", "What did Kuleba say he wants from the summit?",
+     "Where is the floating library moored this week?", "Who is Jens Stoltenberg?"],
+)
+def test_a_question_with_words_and_names_of_its_own_is_not_rewritten(question):
+    model = ScriptedGenerator("What was decided about the NATO-Ukraine Council and the library?")
+    assert not needs_rewrite(question, HISTORY)
+    assert rewrite_followup(question, HISTORY, generator=model, prompts=PromptSet.load()) == question
+    assert model.calls == []  # no generation spent on a question that stands alone
+
+
+@pytest.mark.parametrize("question", ["When was that?", "Why?", "What about Crimea?", "How big is its harbour?", "Who replaced her?"])
+def test_a_question_that_leans_on_the_conversation_is_rewritten(question):
+    assert needs_rewrite(question, HISTORY)
+    assert "council" in rule_rewrite(question, HISTORY)
+
+
+def test_bundled_followups_are_rewritten_with_the_subject_from_their_history():
+    followups = [json.loads(line) for line in (CORPUS.parent / "questions" / "nato_questions.jsonl").read_text().splitlines() if line.strip()]
+    followups = [q for q in followups if q.get("history")]
+    assert {q["id"] for q in followups} >= {"f01", "f02", "f03", "f04", "f05"}
+    for q in followups:
+        history = [ChatTurn(**t) for t in q["history"]]
+        assert needs_rewrite(q["question"], history), q["id"]
+        added = set(tokenize(rule_rewrite(q["question"], history))) - set(tokenize(q["question"]))
+        assert added and added <= set(tokenize(" ".join(t.content for t in history if t.role == "user"))), (q["id"], added)
+
+
+def test_a_model_rewrite_that_returns_the_question_unchanged_is_accepted():
+    prompts = PromptSet.load()
+    echo = ScriptedGenerator("how big is its harbour")
+    assert rewrite_followup("How big is its harbour?", HISTORY, generator=echo, prompts=prompts) == "how big is its harbour"
+    # An echo that still says "he" with no one named has not rewritten anything: the rules add the subject.
+    question = "What did he say Ukraine is working to secure at the Washington summit?"
+    history = [ChatTurn(role="user", content="Who is Ukraine's foreign minister?"), ChatTurn(role="assistant", content="Dmytro Kuleba.")]
+    out = rewrite_followup(question, history, generator=ScriptedGenerator(question), prompts=prompts)
+    assert out == rule_rewrite(question, history) and "minister" in out
 
 
 @pytest.mark.parametrize("reply", ["", "Sure! Here is a poem about cats.\nRoses are red", "x" * 400])

@@ -1,0 +1,106 @@
+"""The model gate serves waiting requests first come, first served (#17 item 9), and still times out and
+lets a departed client's place go. Threads and a generator that holds the model until the test lets go."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from api.queue import GenerationQueue
+from rag.errors import BusyError
+from rag.generator import Usage
+
+WAIT_S = 20  # how long a helper waits for a state the test expects; never what a test measures
+# Arrivals spaced off the gate's 50 ms poll, as real requests are: waiters that poll a lock re-queue each
+# poll, so their places drift out of arrival order (issue #17 saw 0,1,3,2,5,4,6,7).
+STAGGER_S = 0.037
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.005)
+
+
+class Turnstile:
+    """A generator that records who got the model, then holds it until the test releases one turn."""
+
+    name = "turnstile"
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.turns = threading.Semaphore(0)
+        self.usage = Usage()
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(self, messages, *, max_tokens: int, temperature: float, stop=None) -> Iterator[str]:
+        self.order.append(messages[0]["content"])
+        assert self.turns.acquire(timeout=WAIT_S)
+        yield "done"
+
+
+def ask(queue: GenerationQueue, generator, name: str, results: dict, should_stop: Callable[[], bool] | None = None) -> threading.Thread:
+    ticket = queue.admit()
+
+    def run() -> None:
+        queue.bind_thread(should_stop)
+        try:
+            results[name] = "".join(queue.gate(generator).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0))
+        except BusyError as exc:
+            results[name] = exc
+        finally:
+            ticket.release()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_staggered_requests_get_the_model_in_arrival_order():
+    queue, model, results = GenerationQueue(max_waiting=8, timeout_s=60), Turnstile(), {}
+    threads = [ask(queue, model, "0", results)]
+    wait_for(lambda: model.order == ["0"], "the first request to hold the model")
+    for i in range(1, 8):
+        threads.append(ask(queue, model, str(i), results))
+        wait_for(lambda: queue.depth == i, f"request {i} to wait")  # staggered: each arrives after the last waits
+        time.sleep(STAGGER_S)
+    for _ in range(8):
+        model.turns.release()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert model.order == [str(i) for i in range(8)]
+    assert results == {str(i): "done" for i in range(8)} and queue.in_flight == 0 and queue.depth == 0
+
+
+def test_a_waiter_that_times_out_or_whose_client_left_gives_its_place_to_the_next():
+    queue, model, results = GenerationQueue(max_waiting=8, timeout_s=60), Turnstile(), {}
+    left = threading.Event()
+    first = ask(queue, model, "first", results)
+    wait_for(lambda: model.order == ["first"], "the first request to hold the model")
+    gone = ask(queue, model, "gone", results, should_stop=left.is_set)
+    wait_for(lambda: queue.waiting == 1, "the second request to wait")
+    last = ask(queue, model, "last", results)
+    wait_for(lambda: queue.waiting == 2, "the third request to wait")
+    left.set()
+    wait_for(lambda: "gone" in results, "the departed client's request to end")
+    assert results["gone"] == "" and queue.waiting == 1
+    model.turns.release()
+    model.turns.release()
+    for thread in (first, gone, last):
+        thread.join(WAIT_S)
+    assert model.order == ["first", "last"] and results["last"] == "done" and queue.in_flight == 0
+
+    short = GenerationQueue(max_waiting=8, timeout_s=0.2)
+    holder = ask(short, model, "holder", results)
+    wait_for(lambda: model.order[-1] == "holder", "the holder to hold the model")
+    late = ask(short, model, "late", results)
+    late.join(WAIT_S)
+    assert isinstance(results["late"], BusyError) and "RAG_QUEUE_TIMEOUT_S" in str(results["late"])
+    assert short.waiting == 0 and getattr(results["late"], "retry_after", 0) >= 1
+    model.turns.release()
+    holder.join(WAIT_S)
+    assert model.order[-1] == "holder" and short.in_flight == 0

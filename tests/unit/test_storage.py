@@ -1,0 +1,116 @@
+"""Writing an index generation when the disk says no (#17 item 12) and making it durable (#17 item 13):
+a full disk or a refused permission is a typed error (API 507/503, one CLI line), leaves no temp folder and
+keeps the live generation; every new folder and its parent are fsynced before CURRENT names them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import rag.embedder
+import rag.index
+from api.app import create_app
+from rag.errors import StorageError, StorageFullError
+from rag.indexing import add_document, index_paths, remove_documents
+from rag.pipeline import Pipeline
+from tests.fakes import ScriptedGenerator
+
+STORY = b"Harbour Town Opens Floating Library\n\nThe town of Lowmere opened a floating library on its harbour on Saturday.\n"
+
+
+def refuse(monkeypatch, code: int, target: str = "_write_jsonl") -> None:
+    """Make one write inside a generation fail the way the OS would."""
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code), "passages.jsonl")
+
+    monkeypatch.setattr(rag.index, target, fail)
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith(("tmp-", ".")) and p.name != ".lock")
+
+
+@pytest.fixture
+def indexed(settings, hashing_embedder, corpus_copy):
+    index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
+    return index
+
+
+@pytest.mark.parametrize(("code", "kind"), [(errno.ENOSPC, StorageFullError), (errno.EACCES, StorageError)])
+def test_a_refused_write_is_a_typed_error_and_leaves_the_live_generation(settings, hashing_embedder, indexed, monkeypatch, code, kind):
+    live = (settings.index_dir / "CURRENT").read_text()
+    gens = sorted(p.name for p in settings.index_dir.glob("gen-*"))
+    refuse(monkeypatch, code)
+    with pytest.raises(kind, match=os.strerror(code)) as caught:
+        add_document(settings, hashing_embedder, "lowmere.txt", STORY)
+    assert str(settings.index_dir) in str(caught.value) and (code != errno.EACCES or type(caught.value) is StorageError)
+    with pytest.raises(kind):
+        remove_documents(settings, hashing_embedder, ["001_d33884d0ecc97606"])
+    assert (settings.index_dir / "CURRENT").read_text() == live
+    assert sorted(p.name for p in settings.index_dir.glob("gen-*")) == gens
+    assert leftovers(settings.index_dir) == []
+
+
+def test_a_failure_after_the_rename_removes_the_generation_that_never_went_live(settings, hashing_embedder, indexed, monkeypatch):
+    live = (settings.index_dir / "CURRENT").read_text()
+    gens = sorted(p.name for p in settings.index_dir.glob("gen-*"))
+    refuse(monkeypatch, errno.ENOSPC, target="write_atomic")  # the CURRENT flip itself fails
+    with pytest.raises(StorageFullError):
+        add_document(settings, hashing_embedder, "lowmere.txt", STORY)
+    assert (settings.index_dir / "CURRENT").read_text() == live
+    assert sorted(p.name for p in settings.index_dir.glob("gen-*")) == gens and leftovers(settings.index_dir) == []
+
+
+@pytest.mark.parametrize(("code", "status", "name"), [(errno.ENOSPC, 507, "insufficient_storage"), (errno.EACCES, 503, "storage_unavailable")])
+def test_the_api_answers_507_or_503_with_the_os_message(settings, hashing_embedder, prompts, indexed, monkeypatch, code, status, name):
+    app = create_app(settings, Pipeline(settings, indexed, hashing_embedder, ScriptedGenerator("x"), prompts))
+    refuse(monkeypatch, code)
+    with TestClient(app) as client:
+        r = client.post("/v1/documents", files={"file": ("lowmere.txt", STORY, "text/plain")})
+        assert r.status_code == status, r.text
+        error = r.json()["error"]
+        assert error["code"] == name and os.strerror(code) in error["message"] and "Traceback" not in r.text
+        assert client.get("/v1/documents").json()["total"] == 5
+    assert leftovers(settings.index_dir) == []
+
+
+def test_the_cli_prints_one_line(settings, hashing_embedder, corpus_copy, monkeypatch, capsys):
+    from rag.cli import main
+
+    monkeypatch.setattr(rag.embedder, "build_embedder", lambda s: hashing_embedder)
+    refuse(monkeypatch, errno.ENOSPC)
+    monkeypatch.setattr(sys, "argv", ["rag", "--index-dir", str(settings.index_dir), "index", str(corpus_copy)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot update the index at") and "No space left on device" in lines[0]
+    assert leftovers(settings.index_dir) == []
+
+
+def test_each_new_folder_and_its_parent_are_fsynced_before_current_names_them(settings, hashing_embedder, corpus_copy, monkeypatch):
+    events: list[tuple[str, str]] = []
+    real_fsync_dir, real_replace = rag.index._fsync_dir, os.replace
+    monkeypatch.setattr(rag.index, "_fsync_dir", lambda path: (events.append(("fsync", str(path))), real_fsync_dir(path))[1])
+    monkeypatch.setattr(os, "replace", lambda src, dst: (events.append(("replace", f"{src} -> {dst}")), real_replace(src, dst))[1])
+    index_paths(settings, hashing_embedder, [corpus_copy])
+
+    root = settings.index_dir
+    gen = root / (root / "CURRENT").read_text()
+    (rename_at,) = [i for i, (kind, what) in enumerate(events) if kind == "replace" and what.endswith(f" -> {gen}")]
+    tmp = Path(events[rename_at][1].split(" -> ")[0])
+    folders = [tmp] + [tmp / p.relative_to(gen) for p in gen.rglob("*") if p.is_dir()]
+    synced_before = {what for kind, what in events[:rename_at] if kind == "fsync"}
+    assert {str(f) for f in folders} <= synced_before, "a folder of the new generation was not fsynced before its rename"
+    (flip_at,) = [i for i, (kind, what) in enumerate(events) if kind == "replace" and what.endswith(f" -> {root / 'CURRENT'}")]
+    assert ("fsync", str(root)) in events[rename_at:flip_at], "the parent was not fsynced between the rename and the CURRENT flip"
+    # New folders outside the generation: the index folder itself, and documents/ inside it.
+    assert ("fsync", str(root.parent)) in events[:rename_at], "the new index folder's own name was not made durable"
+    assert ("fsync", str(root)) in events[:rename_at], "the new documents/ folder's name was not made durable"
