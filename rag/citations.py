@@ -91,7 +91,7 @@ class CitationVerifier:
         score = scores[0][1] if scores else 0.0
         return score >= self.threshold and facts_grounded(claim, quote), score
 
-    def verify(self, text: str, evidence: Evidence) -> tuple[list[AnswerSentence], list[Citation]]:
+    def verify(self, text: str, evidence: Evidence, builder: CitationBuilder | None = None) -> tuple[list[AnswerSentence], list[Citation]]:
         """Split generated text into sentences, attach checked citations, drop or mark the unsupported."""
         numbered = {n: sp for n, sp in enumerate(evidence.sources, start=1)}
         claims, markers = [], []
@@ -101,7 +101,7 @@ class CitationVerifier:
             claims.append(claim)
             markers.append(numbers)
         ranked = self.best_support(claims, evidence.sentences)
-        builder = CitationBuilder(evidence.sources)
+        builder = builder or CitationBuilder(evidence.sources)
         sentences: list[AnswerSentence] = []
         for claim, model_numbers, scores in zip(claims, markers, ranked):
             chosen = self._choose(claim, model_numbers, scores, evidence, numbered)

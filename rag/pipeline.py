@@ -140,6 +140,11 @@ class Pipeline:
             return self._finish(self._abstain(answer, verdict.reason or "evidence too weak"), started)
         if mode == "extractive" or is_timeline(standalone):
             return self._finish(self._extract(answer, evidence), started)
+        if self.settings.quote_typed_answers and states_typed_answer(evidence):
+            # "Who/when/where/how many" with a sentence that states that kind of answer: the sentence is the
+            # answer, and a small model rewording it only adds ways to be wrong (docs/calibration.md).
+            answer.fallback = "quoted"
+            return self._finish(self._extract(answer, evidence), started)
         return self._finish(self._generate(answer, evidence, verdict, started, on_token, should_stop), started)
 
     def gather(self, standalone: str, *, mode: Mode, top_k: int | None, since: date | None, until: date | None, as_of: date, exclude_docs: frozenset[str] = frozenset()) -> Gathered:
@@ -231,9 +236,12 @@ class Pipeline:
             answer.timings.tokens_per_s = answer.timings.completion_tokens / answer.timings.generation_s
 
         refused = ABSTAIN_MARKER in raw.lower().replace("’", "'")
-        sentences, citations = ([], []) if refused else self.verifier.verify(raw, evidence)
+        builder = CitationBuilder(evidence.sources)
+        sentences, citations = ([], []) if refused else self.verifier.verify(raw, evidence, builder)
         if any(s.supported for s in sentences):
-            answer.sentences, answer.citations = sentences, citations
+            if self.settings.anchor_quote:
+                sentences = self._anchor(sentences, evidence, builder)
+            answer.sentences, answer.citations = sentences, builder.citations
             answer.text = render_answer(sentences)
             return answer
         if refused and verdict.probability < self.decision.confident:
@@ -244,6 +252,20 @@ class Pipeline:
         # instead of refusing a question the articles do answer.
         answer.fallback = "extractive"
         return self._extract(answer, evidence)
+
+    def _anchor(self, sentences: list[AnswerSentence], evidence: Evidence, builder: CitationBuilder) -> list[AnswerSentence]:
+        """Close a generated answer with the evidence sentence that best answers the question, quoted, unless
+        the model's own sentences already rest on it: the small model's verified text is often a faithful
+        but empty restatement ("The article discusses the discussions"), and the quote carries the fact."""
+        best = extract_sentences(evidence, 1)
+        if not best:
+            return sentences
+        top = best[0]
+        cited = {(q.start, q.end) for c in builder.citations for q in c.quotes}
+        if (top.start, top.end) in cited:
+            return sentences
+        number = builder.cite(top, top.relevance)
+        return [*sentences, AnswerSentence(text=top.text, citations=[number], supported=True, support=top.relevance)]
 
     def _finish(self, answer: Answer, started: float) -> Answer:
         answer.timings.total_s = time.perf_counter() - started
@@ -310,6 +332,15 @@ def extract_sentences(evidence: Evidence, limit: int) -> list[EvidenceSentence]:
             picked.append(s)
             covered |= new
     return picked
+
+
+def states_typed_answer(evidence: Evidence) -> bool:
+    """The question asks for a person, date, place, number or amount, and the best sentence holds one."""
+    kind = question_type(evidence.question)
+    if kind is None or not evidence.sentences:
+        return False
+    best = max(evidence.sentences, key=lambda s: ranking_key(s, kind, evidence.question))
+    return has_answer_type(best.text, kind, evidence.question)
 
 
 def is_timeline(question: str) -> bool:

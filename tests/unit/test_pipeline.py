@@ -214,3 +214,27 @@ def test_a_new_topic_after_a_nato_exchange_is_searched_as_asked(build):
     answer = pipeline.ask(question, history=history)
     assert answer.standalone_question == question
     assert all("Follow-up question" not in m["content"] for call in gen.calls for m in call)  # no rewrite was asked for
+
+
+def test_a_typed_question_whose_evidence_states_the_answer_is_quoted_without_generating(build):
+    question = "How many allies will Ukraine sit with as an equal at the NATO-Ukraine Council?"
+    pipeline, gen = build(COUNCIL + " [1]")
+    answer = pipeline.ask(question)
+    assert not answer.abstained and answer.fallback == "quoted" and gen.calls == []
+    assert "31" in answer.text and answer.citations
+    generating, gen = build(COUNCIL + " [1]", quote_typed_answers=False)
+    assert generating.ask(question).fallback is None and gen.calls
+
+
+def test_a_generated_answer_ends_with_the_best_quote_unless_it_already_rests_on_it(build):
+    question = "What was decided about the NATO-Ukraine Council?"
+    vague = "NATO has no official presence in Ukraine and as an organization provides only nonlethal support to Kyiv. [1]"
+    pipeline, _ = build(vague)
+    answer = pipeline.ask(question)
+    assert not answer.abstained and answer.fallback is None
+    quotes = [q.text for c in answer.citations for q in c.quotes]
+    assert answer.sentences[-1].text in quotes  # the anchor is a verbatim quote, cited
+    plain, _ = build(vague, anchor_quote=False)
+    assert len(plain.ask(question).sentences) == len(answer.sentences) - 1
+    exact, _ = build(COUNCIL + " [1]")
+    assert len(exact.ask(question).sentences) == 1  # the model's sentence is the best quote: nothing added
