@@ -74,7 +74,10 @@ def term_present(term: str, vocabulary: set[str]) -> bool:
 
 def word_vocabulary(text: str) -> set[str]:
     """Every word of a text, lower-cased, both whole and as the tokenizer splits it: what names are looked up in."""
-    return {w.lower().strip("’'") for w in re.findall(r"[\w’'-]+", text)} | set(tokenize(text))
+    words = {w.lower().strip("’'") for w in re.findall(r"[\w’'-]+", text)}
+    # The parts of hyphenated words too, stopwords included: "mid-May" mentions May (a stopword as "may").
+    parts = {p for w in words if "-" in w for p in w.split("-") if p}
+    return words | parts | set(tokenize(text))
 
 
 def missing_terms(question: str, texts: list[str]) -> list[str]:
