@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,3 +30,22 @@ def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout_s: flo
             pass
         assert time.monotonic() < deadline, f"server not ready at {url} in {timeout_s:.0f} s:\n{log.read_text(errors='replace')[-3000:]}"
         time.sleep(interval_s)
+
+
+@contextlib.contextmanager
+def rag_server(command: list[str], *, cwd: Path, env: dict[str, str], log: Path, headers: dict[str, str] | None = None, ready_timeout_s: float = 300) -> Iterator[str]:
+    """`rag ... serve --port N` as a subprocess on 127.0.0.1 (the port is picked here): yields its base URL once
+    /readyz answers, and stops it afterwards, killing it if it will not stop."""
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*command, "--port", str(port)], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(proc, f"{base}/readyz", log, ready_timeout_s, headers=headers)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import CORPUS, ROOT
-from tests.servers import free_port, wait_until_ready
+from tests.servers import rag_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -39,20 +39,9 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     subprocess.run([*RAG, "--index-dir", str(index_dir), "index", str(CORPUS)], cwd=home, env=env, check=True, capture_output=True, timeout=600)
-    port = free_port()
     log = home / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*RAG, "--index-dir", str(index_dir), "serve", "--port", str(port)], cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(proc, f"{base}/readyz", log, 300)
+    with rag_server([*RAG, "--index-dir", str(index_dir), "serve"], cwd=home, env=env, log=log) as base:
         yield base, index_dir, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

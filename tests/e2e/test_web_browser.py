@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ import httpx
 import pytest
 
 from tests.conftest import CORPUS, ROOT
-from tests.servers import free_port, wait_until_ready
+from tests.servers import rag_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.browser]
 
@@ -93,21 +94,10 @@ def server_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def rag_serve(index: Path, **env: str) -> Iterator[str]:
     home = index.parent
-    port = free_port()
-    log = home / f"serve-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*RAG, "--index-dir", str(index), "serve", "--port", str(port)], cwd=home, env=server_env(**env), stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {env['RAG_API_KEY']}"} if "RAG_API_KEY" in env else None
-    try:
-        wait_until_ready(proc, f"{base}/readyz", log, 300, headers=headers)
+    log = home / f"serve-{time.monotonic_ns()}.log"
+    with rag_server([*RAG, "--index-dir", str(index), "serve"], cwd=home, env=server_env(**env), log=log, headers=headers) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

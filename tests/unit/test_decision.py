@@ -159,3 +159,32 @@ def test_fit_refuses_one_class():
 def test_split_is_fixed_and_disjoint():
     a, b = split([f"q{i}" for i in range(11)])
     assert a.isdisjoint(b) and len(a | b) == 11 and (a, b) == split([f"q{i}" for i in reversed(range(11))])
+
+
+def test_an_article_date_counts_as_a_mention_of_its_month_and_year():
+    from rag.evidence import meta_text, missing_terms
+
+    dated = "NATO met and decided things. " + meta_text(ArticleMeta(title="NATO talks", date="2024-03-05"))
+    assert missing_terms("What did NATO decide in March 2024?", [dated]) == []
+    assert missing_terms("What did NATO decide in March 2024?", ["NATO met and decided things."]) == ["2024", "March"]
+
+
+def test_collect_labels_questions_as_the_pipeline_would_answer_them(settings, hashing_embedder, prompts, corpus_copy):
+    from rag.calibrate import collect
+    from rag.evaluate import EvalQuestion
+    from rag.indexing import index_paths
+    from rag.pipeline import Pipeline
+    from tests.fakes import strength_rule
+
+    index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
+    pipeline = Pipeline(settings, index, hashing_embedder, None, prompts, strength_rule())
+    questions = [
+        EvalQuestion(id="a", question="How many allies will Ukraine sit with as an equal at the NATO-Ukraine Council?", must_include=[["31"]],
+                     gold_docs=["001_d33884d0ecc97606", "000_ff6882ef16d64a7d"]),
+        EvalQuestion(id="u", question="What is the population of Ukraine?", must_include=[]),
+    ]
+    rows = collect(pipeline, questions, source="nato")
+    by = {(r.id, r.variant): r for r in rows}
+    assert set(by) == {("a", "gold"), ("a", "leave_gold_out"), ("u", "gold")}
+    assert by[("a", "gold")].label == 1 and by[("a", "leave_gold_out")].label == 0 and by[("u", "gold")].label == 0
+    assert set(by[("a", "gold")].features) == set(FEATURES)

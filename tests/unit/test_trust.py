@@ -154,3 +154,16 @@ def test_a_name_inside_a_hyphenated_word_is_found_even_when_it_is_a_stopword():
 
     quote = "Harvard's academic programs operate on a semester calendar beginning in early September and ending in mid-May."
     assert facts_grounded(quote, quote)
+
+
+def test_the_dense_share_and_the_name_vocabulary_have_one_home():
+    # #17.15: both were defined in rag/evidence.py and again in rag/citations.py, free to drift apart.
+    import inspect
+
+    import rag.citations
+    import rag.evidence
+
+    assert rag.citations.DENSE_SHARE is rag.evidence.DENSE_SHARE
+    assert rag.citations.word_vocabulary is rag.evidence.word_vocabulary
+    source = inspect.getsource(rag.citations)
+    assert "DENSE_SHARE =" not in source and "re.findall(" not in source
