@@ -99,7 +99,9 @@ def main() -> None:
     ap.add_argument("--squad-n", type=int, default=800)
     ap.add_argument("--cache", type=Path, default=ROOT / "build/decision")
     ap.add_argument("--refresh", action="store_true")
-    ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic model")
+    # 0.1: at C=1 the collinear `strength` (half cosine, half coverage) took a negative weight against
+    # `best_coverage`, so stronger evidence could lower the probability; at 0.1 it sits near zero.
+    ap.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic model")
     ap.add_argument("--min-answered", type=float, default=0.85)
     ap.add_argument("--write", type=Path, help="write the fitted model here (rag/decision.json ships it)")
     args = ap.parse_args()

@@ -71,7 +71,7 @@ def collect(pipeline, questions: Sequence[EvalQuestion], *, source: str, leave_g
     return rows
 
 
-def fit(rows: Sequence[Row], *, c: float = 1.0, min_answered: float = MIN_ANSWERED, confident_precision: float = CONFIDENT_PRECISION, trained_on: dict | None = None) -> DecisionModel:
+def fit(rows: Sequence[Row], *, c: float = 0.1, min_answered: float = MIN_ANSWERED, confident_precision: float = CONFIDENT_PRECISION, trained_on: dict | None = None) -> DecisionModel:
     """A logistic model over standardised features; each source weighs the same, whatever its size."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression

@@ -320,6 +320,8 @@ function renderAnswer(turn) {
     parts.push(h("p", { class: "answer-text" }, linkMarkers(turn, a.answer)));
     if (a.fallback === "extractive") {
       parts.push(h("p", { class: "note" }, "None of the model's sentences passed the check against the articles, so these are quotes from them."));
+    } else if (a.fallback === "quoted") {
+      parts.push(h("p", { class: "note" }, "The articles state this directly, so it is quoted rather than reworded."));
     }
   }
   const facts = [timingLine(a.timings), a.mode];
