@@ -238,3 +238,25 @@ def test_a_generated_answer_ends_with_the_best_quote_unless_it_already_rests_on_
     assert len(plain.ask(question).sentences) == len(answer.sentences) - 1
     exact, _ = build(COUNCIL + " [1]")
     assert len(exact.ask(question).sentences) == 1  # the model's sentence is the best quote: nothing added
+
+
+def test_how_did_it_develop_gets_one_dated_sentence_per_article_oldest_first():
+    from rag.pipeline import is_timeline, timeline_sentences
+    from rag.types import Evidence, EvidenceSentence
+
+    def sentence(doc: str, text: str, relevance: float) -> EvidenceSentence:
+        return EvidenceSentence(text=text, doc_id=doc, passage_id=f"{doc}#0", start=0, end=len(text), relevance=relevance)
+
+    question = "How did the NATO-Ukraine relationship develop between May and July?"
+    assert is_timeline(question) and not is_timeline("What was decided about the NATO-Ukraine Council?")
+    evidence = Evidence(question=question, sources=[], sentences=[
+        sentence("june", "In June ministers backed a NATO-Ukraine Council.", 0.70),
+        sentence("may", "In May NATO foreign ministers met in Oslo on Ukraine.", 0.66),
+        sentence("june", "The June meeting also discussed ammunition.", 0.65),
+        sentence("july", "In July leaders met in Vilnius on Ukraine's path.", 0.64),
+        sentence("undated", "Ukraine wants to join NATO.", 0.69),
+    ])
+    dates = {"may#0": "2023-05-31", "june#0": "2023-06-15", "july#0": "2023-07-11", "undated#0": None}
+    picked = timeline_sentences(evidence, dates, 5)
+    assert [s.doc_id for s in picked] == ["may", "june", "july"]
+    assert picked[1].text.startswith("In June ministers")  # the best sentence of each article
