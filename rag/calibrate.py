@@ -18,14 +18,13 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
 from pathlib import Path
 
-from rag.decision import FEATURES, DecisionModel, features
+from rag.decision import FEATURES, DecisionModel
 from rag.evaluate import EvalQuestion
 from rag.rewrite import rewrite_followup
 from rag.scoring import missing_groups
-from rag.timeframe import parse_as_of, resolve
+from rag.timeframe import parse_as_of
 
 MIN_ANSWERED = 0.85
 CONFIDENT_PRECISION = 0.9
@@ -41,12 +40,6 @@ class Row:
     probability: float | None = None
 
 
-def question_as_of(q: EvalQuestion) -> date | None:
-    extra = q.model_extra or {}
-    value = extra.get("as_of") or extra.get("question_date")
-    return parse_as_of(value)[0] if value else None
-
-
 def collect(pipeline, questions: Sequence[EvalQuestion], *, source: str, leave_gold_out: bool = True, on_progress: Callable[[int, int], None] | None = None) -> list[Row]:
     """Feature rows for every question as asked, and again without its gold articles when it has any."""
     from rag.pipeline import extract_sentences
@@ -54,18 +47,17 @@ def collect(pipeline, questions: Sequence[EvalQuestion], *, source: str, leave_g
     rows: list[Row] = []
     for done, q in enumerate(questions, start=1):
         standalone = rewrite_followup(q.question, q.history)
-        as_of = question_as_of(q) or date.today()
+        as_of, _ = parse_as_of(q.as_of)  # today when the question carries no date
         variants = [("gold", frozenset())]
         if leave_gold_out and q.gold_docs and not q.should_abstain:
             variants.append(("leave_gold_out", frozenset(q.gold_docs)))
         for variant, excluded in variants:
             found = pipeline.gather(standalone, mode="extractive", top_k=None, since=None, until=None, as_of=as_of, exclude_docs=excluded)
-            values = features(found.evidence, found.scored, resolve(standalone, as_of), pipeline.retriever.index.lexical.idf)
             label = 0
             if variant == "gold" and not q.should_abstain:
                 quoted = " ".join(s.text for s in extract_sentences(found.evidence, pipeline.settings.extractive_max_sentences))
                 label = int(bool(found.evidence.sentences) and not missing_groups(quoted, q.must_include))
-            rows.append(Row(id=q.id, source=source, variant=variant, label=label, features=values))
+            rows.append(Row(id=q.id, source=source, variant=variant, label=label, features=found.decision.features))
         if on_progress:
             on_progress(done, len(questions))
     return rows

@@ -245,6 +245,7 @@ def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None, as
 @app.command("info")
 def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Index statistics and the models in use (loads no model)."""
+    from rag.decision import model_path
     from rag.index import read_manifest
 
     settings = _settings(ctx)
@@ -259,7 +260,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "chunking": f"{manifest.chunk_size} words, {manifest.chunk_overlap} overlap",
         "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
         "generator": settings.generator_backend if settings.generator_backend != "llama_cpp" else f"llama_cpp: {settings.gguf_path or 'bundled SmolLM2-135M-Instruct Q4_1'}",
-        "answer_decision": str(settings.decision_model or (settings.index_dir / "decision.json" if (settings.index_dir / "decision.json").is_file() else "packaged (rag/decision.json)")),
+        "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or "packaged (rag/decision.json)"),
         "updated_at": manifest.updated_at,
     }
     if as_json:

@@ -95,28 +95,26 @@ class DecisionModel:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
 
 
-def load_model(index_dir: Path | None = None, path: Path | None = None) -> DecisionModel:
-    """An explicit file, else the index's own calibration, else the packaged default."""
-    for candidate in [path, index_dir / MODEL_FILE if index_dir else None]:
-        if candidate is not None and Path(candidate).is_file():
-            try:
-                data = json.loads(Path(candidate).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise BadInputError(f"cannot read the decision model {candidate}: {exc}") from None
-            return DecisionModel.from_json(data, where=str(candidate))
-        if candidate is not None and candidate == path:
+def model_path(index_dir: Path | None = None, path: Path | None = None) -> Path | None:
+    """Which decision model applies: an explicit file, else the index's own calibration, else None (the packaged one)."""
+    if path is not None:
+        if not Path(path).is_file():
             raise BadInputError(f"decision model {path} does not exist (RAG_DECISION_MODEL)")
-    data = json.loads(resources.files("rag").joinpath(MODEL_FILE).read_text(encoding="utf-8"))
-    return DecisionModel.from_json(data, where="the packaged decision model")
+        return Path(path)
+    own = index_dir / MODEL_FILE if index_dir else None
+    return own if own is not None and own.is_file() else None
 
 
-def _missing_share(question: str, texts: list[str]) -> float:
-    wanted = numbers_in(question) | names_in(question)
-    if not wanted:
-        return 0.0
-    from rag.evidence import missing_terms
-
-    return len(missing_terms(question, texts)) / len(wanted)
+def load_model(index_dir: Path | None = None, path: Path | None = None) -> DecisionModel:
+    chosen = model_path(index_dir, path)
+    if chosen is None:
+        data = json.loads(resources.files("rag").joinpath(MODEL_FILE).read_text(encoding="utf-8"))
+        return DecisionModel.from_json(data, where="the packaged decision model")
+    try:
+        data = json.loads(chosen.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"cannot read the decision model {chosen}: {exc}") from None
+    return DecisionModel.from_json(data, where=str(chosen))
 
 
 def features(evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame | None, idf: IdfFn | None) -> dict[str, float]:
@@ -128,12 +126,14 @@ def features(evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame |
     kind: AnswerType | None = question_type(question)
     out["type_known"] = float(kind is not None)
     out["time_cue"] = float(bool(frame and frame.has_cue))
-    texts = [sp.passage.text + " " + meta_text(sp.passage.meta) for sp in scored]
-    out["missing_names"] = _missing_share(question, texts)
+    # select_evidence already looked the question's names and numbers up in these passages and their metadata.
+    wanted = numbers_in(question) | names_in(question)
+    out["missing_names"] = len(evidence.missing_terms) / len(wanted) if wanted else 0.0
     sentences = sorted(evidence.sentences, key=lambda s: -s.relevance)
     if not sentences or not scored:
-        out["missing_names"] = 1.0 if (numbers_in(question) | names_in(question)) else 0.0
+        out["missing_names"] = 1.0 if wanted else 0.0
         return out
+    texts = [sp.passage.text + " " + meta_text(sp.passage.meta) for sp in scored]
     best = sentences[0]
     out["strength"] = best.relevance
     out["best_dense"] = max(s.dense for s in sentences)
@@ -179,10 +179,12 @@ def explain(values: dict[str, float], evidence: Evidence, probability: float, th
     return f"evidence too weak (confidence {probability:.2f} < {threshold:.2f})"
 
 
-def decide(model: DecisionModel, evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame | None, idf: IdfFn | None) -> Decision:
+def decide(model: DecisionModel, evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame | None, idf: IdfFn | None, *, threshold: float | None = None) -> Decision:
+    """`threshold` overrides the model's own (RAG_ANSWER_THRESHOLD)."""
     values = features(evidence, scored, frame, idf)
     if not evidence.sentences:
         return Decision(probability=0.0, answer=False, features=values, reason="nothing relevant was retrieved")
+    cut = model.threshold if threshold is None else threshold
     p = model.probability(values)
-    answer = p >= model.threshold
-    return Decision(probability=p, answer=answer, features=values, reason=None if answer else explain(values, evidence, p, model.threshold))
+    answer = p >= cut
+    return Decision(probability=p, answer=answer, features=values, reason=None if answer else explain(values, evidence, p, cut))

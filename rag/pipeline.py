@@ -159,19 +159,8 @@ class Pipeline:
         evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=idf)
         return Gathered(scored=scored, evidence=evidence, decision=self.decide(evidence, scored, frame, idf))
 
-    @property
-    def answer_threshold(self) -> float:
-        return self.settings.answer_threshold if self.settings.answer_threshold is not None else self.decision.threshold
-
     def decide(self, evidence: Evidence, scored: list[ScoredPassage], frame, idf) -> Decision:
-        verdict = decide(self.decision, evidence, scored, frame, idf)
-        if self.settings.answer_threshold is not None and evidence.sentences:
-            verdict.answer = verdict.probability >= self.settings.answer_threshold
-            if verdict.answer:
-                verdict.reason = None
-            elif verdict.reason is None:
-                verdict.reason = f"evidence too weak (confidence {verdict.probability:.2f} < {self.settings.answer_threshold:.2f})"
-        return verdict
+        return decide(self.decision, evidence, scored, frame, idf, threshold=self.settings.answer_threshold)
 
     def _abstain(self, answer: Answer, reason: str) -> Answer:
         answer.abstained = True
@@ -196,7 +185,8 @@ class Pipeline:
 
     def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:
         # The best few sentences only, in the order the sources are numbered: a small model copies from them.
-        best = sorted(evidence.sentences, key=lambda s: -ranking_key(s, question_type(evidence.question), evidence.question))
+        kind = question_type(evidence.question)
+        best = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question))
         chosen = {(s.passage_id, s.start) for s in best[: self.settings.generation_sentences]}
         blocks = []
         for number, sp in enumerate(evidence.sources, start=1):

@@ -71,7 +71,11 @@ def _evidence(question: str, sentences: list[tuple[str, str, float]], dated: str
         p = Passage(passage_id=f"{doc}#0", doc_id=doc, ordinal=0, text=text, start=0, end=len(text), meta=ArticleMeta(title=f"Title {doc}", date=dated))
         scored.append(ScoredPassage(passage=p, score=1.0 / (i + 1), dense_score=rel, bm25_score=3.0 if i == 0 else None, rank=i + 1))
         ev.append(EvidenceSentence(text=text, doc_id=doc, passage_id=p.passage_id, start=0, end=len(text), relevance=rel, dense=rel, coverage=rel))
-    return Evidence(question=question, sources=scored, sentences=ev, strength=max(r for *_, r in sentences)), scored
+    from rag.evidence import meta_text, missing_terms
+
+    # As select_evidence fills it: the question's names and numbers no passage or its metadata mentions.
+    absent = missing_terms(question, [sp.passage.text + " " + meta_text(sp.passage.meta) for sp in scored])
+    return Evidence(question=question, sources=scored, sentences=ev, strength=max(r for *_, r in sentences), missing_terms=absent), scored
 
 
 def test_features_see_answer_type_margin_and_missing_names():
