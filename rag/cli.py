@@ -245,10 +245,12 @@ def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None, as
 @app.command("info")
 def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Index statistics and the models in use (loads no model)."""
-    from rag.decision import model_path
+    from rag.decision import MODEL_FILE, READER_MODEL_FILE, model_path
     from rag.index import read_manifest
+    from rag.reader import reader_path
 
     settings = _settings(ctx)
+    reader = reader_path(settings)
     manifest = read_manifest(settings.index_dir)
     info = {
         "index_dir": str(settings.index_dir),
@@ -260,7 +262,8 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "chunking": f"{manifest.chunk_size} words, {manifest.chunk_overlap} overlap",
         "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
         "generator": settings.generator_backend if settings.generator_backend != "llama_cpp" else f"llama_cpp: {settings.gguf_path or 'bundled SmolLM2-135M-Instruct Q4_1'}",
-        "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or "packaged (rag/decision.json)"),
+        "reader": str(reader or "none (`make reader` trains it)") if settings.use_reader else "off (RAG_USE_READER=false)",
+        "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or f"packaged (rag/{READER_MODEL_FILE if reader and settings.use_reader else MODEL_FILE})"),
         "updated_at": manifest.updated_at,
     }
     if as_json:
@@ -357,6 +360,7 @@ def calibrate_cmd(
 ) -> None:
     """Fit the answer decision to this index and these questions; print the curve and the chosen threshold."""
     from rag.calibrate import GRID, collect, curve, fit
+    from rag.decision import BASE_FEATURES, FEATURES
     from rag.errors import BadInputError
     from rag.evaluate import load_questions
     from rag.pipeline import Pipeline
@@ -370,7 +374,8 @@ def calibrate_cmd(
     for name, qs in sets:
         rows += collect(pipeline, qs, source=name, leave_gold_out=leave_gold_out)
     try:
-        model = fit(rows, min_answered=min_answered, trained_on={"questions": [str(p) for p in questions], "index_dir": str(settings.index_dir), "rows": len(rows)})
+        model = fit(rows, min_answered=min_answered, features=FEATURES if pipeline.reader else BASE_FEATURES,
+                    trained_on={"questions": [str(p) for p in questions], "index_dir": str(settings.index_dir), "rows": len(rows), "reader": pipeline.reader.name if pipeline.reader else None})
     except ValueError as exc:
         raise BadInputError(f"cannot calibrate: {exc}") from None
     out.print("threshold  answered/answerable  refused/unanswerable  answer P  abstain P  balanced acc.")

@@ -11,6 +11,7 @@ from datetime import date
 from rag.answertype import has_answer_type, question_type
 from rag.citations import CitationBuilder, CitationVerifier, render_answer
 from rag.decision import Decision, DecisionModel, decide, load_model
+from rag.reader import Reader, load_reader, reader_input
 from rag.embedder import Embedder
 from rag.errors import BadInputError, ModelMissingError, TooLargeError
 from rag.evidence import coverage, question_terms, select_evidence
@@ -31,6 +32,7 @@ ABSTAIN_MARKER = "articles don't say"
 # "when") comes first; the bonus is smaller than the relevance gap that separates a topical sentence from an
 # unrelated one, so it reorders near-ties only.
 TYPE_BONUS = 0.08
+READER_RANK_WEIGHT = 0.0
 _TIMELINE = re.compile(r"\bhow (?:did|has|have|do|does) .{3,80}? (?:develop|change|evolve|unfold|progress)|\btimeline\b|\bbetween .{3,40} and .{3,40}\?", re.I)
 
 
@@ -44,12 +46,13 @@ class Gathered:
 class Pipeline:
     """Holds the loaded index and models; one instance serves the CLI, the API and the eval harness."""
 
-    def __init__(self, settings: Settings, index: Index, embedder: Embedder, generator: Generator | None, prompts: PromptSet, decision: DecisionModel | None = None):
+    def __init__(self, settings: Settings, index: Index, embedder: Embedder, generator: Generator | None, prompts: PromptSet, decision: DecisionModel | None = None, reader: Reader | None = None):
         self.settings = settings
         self.embedder = embedder
         self.generator = generator
         self.prompts = prompts
-        self.decision = decision or load_model(settings.index_dir, settings.decision_model)
+        self.reader = reader
+        self.decision = decision or load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
         self.verifier = CitationVerifier(embedder, settings)
         self.generator_problem: str | None = None  # why generate mode falls back to extractive, if it does
         self.use_index(index)
@@ -65,7 +68,8 @@ class Pipeline:
         prompts = PromptSet.load(settings.prompts_dir)
         embedder = build_embedder(settings)
         index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=missing_index_ok)
-        decision = load_model(settings.index_dir, settings.decision_model)
+        reader = load_reader(settings)
+        decision = load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
         generator, problem = None, None
         if with_generator:
             try:
@@ -75,7 +79,7 @@ class Pipeline:
                 if settings.gguf_path is not None or settings.generator_backend != "llama_cpp":
                     raise
                 problem = str(exc)
-        pipeline = cls(settings, index, embedder, generator, prompts, decision)
+        pipeline = cls(settings, index, embedder, generator, prompts, decision, reader)
         pipeline.generator_problem = problem
         return pipeline
 
@@ -157,7 +161,18 @@ class Pipeline:
         count = self.generator.count_tokens if self.generator is not None and mode == "generate" else None
         idf = retriever.index.lexical.idf
         evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=idf)
+        self.read(evidence)
         return Gathered(scored=scored, evidence=evidence, decision=self.decide(evidence, scored, frame, idf))
+
+    def read(self, evidence: Evidence) -> None:
+        """The reader scores the best few sentences (by word and cosine match): they are where an answer is."""
+        if self.reader is None or not evidence.sentences:
+            return
+        titles = {sp.passage.passage_id: sp.passage.meta.title for sp in evidence.sources}
+        best = sorted(evidence.sentences, key=lambda s: -s.relevance)[: self.settings.reader_sentences]
+        scores = self.reader.score(evidence.question, [reader_input(titles.get(s.passage_id), s.text) for s in best])
+        for sentence, p in zip(best, scores):
+            sentence.reader = p
 
     def decide(self, evidence: Evidence, scored: list[ScoredPassage], frame, idf) -> Decision:
         return decide(self.decision, evidence, scored, frame, idf, threshold=self.settings.answer_threshold)
@@ -299,7 +314,8 @@ def check_request(settings: Settings, question: str, *, mode: str | None = None,
 
 
 def ranking_key(sentence: EvidenceSentence, kind, question: str) -> float:
-    return sentence.relevance + (TYPE_BONUS if kind and has_answer_type(sentence.text, kind, question) else 0.0)
+    read = READER_RANK_WEIGHT * sentence.reader if sentence.reader is not None else 0.0
+    return sentence.relevance + read + (TYPE_BONUS if kind and has_answer_type(sentence.text, kind, question) else 0.0)
 
 
 def extract_sentences(evidence: Evidence, limit: int) -> list[EvidenceSentence]:

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_timeout_s: float = Field(120.0, gt=0)
 
+    # The reader (rag/reader.py): a cross-encoder fine-tuned by `make reader`. None = models/reader when it
+    # exists; without a reader the decision uses the model fitted without its features.
+    reader_path: Path | None = None
+    reader_default_path: Path = Path("models/reader")
+    use_reader: bool = True
+    # The best sentences by word and cosine match that the reader reads (each costs ~5 ms on two cores).
+    reader_sentences: int = Field(8, ge=1, le=64)
+
     # Trust: the answer decision and the support threshold are fitted on data (docs/calibration.md).
     mode: Literal["generate", "extractive"] = "generate"
     # None = the index's own `decision.json` (written by `rag calibrate`), else the model shipped in rag/.

@@ -62,6 +62,7 @@ class EvidenceSentence(BaseModel):
     relevance: float = 0.0  # how well it matches the question
     dense: float = 0.0  # cosine of question and sentence
     coverage: float = 0.0  # idf-weighted share of the question's terms in the sentence and its neighbours
+    reader: float | None = None  # P(it answers the question) by the reader (rag/reader.py), when one ran on it
 
 
 class Evidence(BaseModel):
