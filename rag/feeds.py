@@ -159,6 +159,7 @@ def poll(client: httpx.Client, settings: Settings, record: FeedRecord) -> _Polle
 # ---------------------------------------------------------------- subscriptions
 
 
+@writes_index
 def add_feed(settings: Settings, url: str, *, client: httpx.Client | None = None) -> tuple[FeedInfo, bool]:
     """Subscribe to a feed after checking that it is one. (info, False) when it was already subscribed.
     Nothing is indexed yet: `rag update` does that."""
@@ -176,6 +177,7 @@ def add_feed(settings: Settings, url: str, *, client: httpx.Client | None = None
     return info(record), True
 
 
+@writes_index
 def remove_feed(settings: Settings, url: str) -> FeedInfo:
     """Unsubscribe; the articles already indexed from the feed stay (remove them with `rag remove`)."""
     key = normalise_url(check_url(url))

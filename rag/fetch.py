@@ -141,6 +141,8 @@ def fetch(client: httpx.Client, settings: Settings, url: str, *, accept: str, he
         raise FetchError(f"{url}: redirected to a URL that is not http(s)") from None
     except httpx.HTTPError as exc:
         raise FetchError(f"{url}: cannot fetch: {exc or type(exc).__name__}") from None
+    except httpx.InvalidURL as exc:  # not an HTTPError in httpx
+        raise BadInputError(f"{url}: not a valid URL ({exc})") from None
 
 
 def _looks_like_html(data: bytes) -> bool:
@@ -202,8 +204,12 @@ def reason(exc: RagError, url: str) -> str:
 
 def commit_locked(settings: Settings, embedder: Embedder, incoming: list[Incoming], report: IndexReport) -> Index:
     """Index fetched articles in one generation, like `rag index` does files. Caller holds the IndexLock."""
+    # One page reached twice in a batch (two feeds, a tracking parameter) must not be added twice.
+    unique: dict[str, Incoming] = {}
+    for item in incoming:
+        unique.setdefault(item[0].doc_id, item)
     index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
-    index = apply_articles(index, settings, embedder, incoming, [], report)
+    index = apply_articles(index, settings, embedder, list(unique.values()), [], report)
     return _finish(index, settings, report, [])
 
 

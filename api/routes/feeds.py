@@ -75,6 +75,9 @@ async def update_periodically(runtime: Runtime, interval_s: float) -> None:
         except RagError as exc:
             log.warning("feed update failed: %s", exc)
             continue
+        except Exception:  # noqa: BLE001 - a bug in one round must not end the updates for the server's life
+            log.exception("feed update failed")
+            continue
         for feed in report.feeds:
             if feed.error or feed.skipped:
                 log.warning("feed %s: %s", feed.url, feed.error or "; ".join(f"{s.path}: {s.reason}" for s in feed.skipped))

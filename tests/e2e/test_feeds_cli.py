@@ -270,6 +270,19 @@ def test_rag_index_url_keeps_metadata_and_survives_reindex(cli, site):
     assert cli("remove", doc_id).code == 0 and documents(cli.index) == {}
 
 
+def test_one_page_reached_twice_is_indexed_once(cli, site):
+    url = publish(site, "/news/pier-vote")
+    site.routes["/rss.xml"] = Route(rss("A", [("p", url + "?utm_source=rss", "Tue, 30 Apr 2024 08:00:00 GMT")]), "application/rss+xml")
+    site.routes["/atom.xml"] = Route(atom("B", [("urn:p", url, "2024-04-30T08:00:00Z")]), "application/atom+xml")
+    result = cli("index", url, url + "?utm_medium=email")
+    assert result.code == 0 and "1 added" in result.text and set(documents(cli.index)) == {page_id(url)}
+    passages = read_manifest(cli.index).count
+    for path in ("/rss.xml", "/atom.xml"):
+        assert cli("feeds", "add", site.url(path)).code == 0
+    assert cli("update").code == 0
+    assert set(documents(cli.index)) == {page_id(url)} and read_manifest(cli.index).count == passages
+
+
 def test_only_http_urls_are_accepted(cli):
     for target in ("ftp://example.com/story.html", "file:///etc/passwd", "javascript://x"):
         result = cli("index", target)
