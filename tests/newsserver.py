@@ -13,6 +13,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 
+# path -> (headline, body): five short local-news stories, distinct enough that none is a duplicate of another
+STORIES = {
+    "/news/pier-vote": ("Lowmere votes for a new ferry pier", "The harbour council of Lowmere voted on Tuesday to build a new ferry pier. The pier will cost four million pounds and open in spring. Fishermen welcomed the decision at the meeting."),
+    "/news/library-barge": ("Floating library opens in Lowmere", "A floating library opened on a barge in Lowmere harbour on Saturday. The barge holds four thousand books. Volunteers from the rowing club built its shelves over the winter."),
+    "/world/glacier": ("Glacier retreat measured in the Alps", "Scientists measured a record retreat of the Morteratsch glacier this summer. The ice front moved back by ninety metres. Warm weather in June was the main cause, the team said."),
+    "/world/rail-link": ("Night train link to Vienna restored", "The night train between Zurich and Vienna runs again from December. The operator bought twelve new sleeping cars. Tickets go on sale in October."),
+    "/news/new-school": ("Lowmere school gets a solar roof", "The primary school in Lowmere installed a solar roof during the holidays. The panels will cover half of its electricity. Pupils will follow the output on a screen in the hall."),
+}
+
+
 @dataclass
 class Route:
     body: bytes

@@ -12,9 +12,8 @@ from api.app import create_app
 from rag.fetch import page_id
 from rag.indexing import index_paths
 from rag.pipeline import Pipeline
-from tests.e2e.test_feeds_cli import STORIES
 from tests.fakes import ScriptedGenerator, strength_rule
-from tests.newsserver import NewsServer, Route, article_page, rss
+from tests.newsserver import STORIES, NewsServer, Route, article_page, rss
 
 
 @pytest.fixture

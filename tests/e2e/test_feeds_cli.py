@@ -20,15 +20,7 @@ from rag.fetch import page_id
 from rag.index import load_index, read_manifest
 from rag.settings import Settings
 from tests.conftest import ROOT
-from tests.newsserver import NewsServer, Route, article_page, atom, http_date, rss
-
-STORIES = {
-    "/news/pier-vote": ("Lowmere votes for a new ferry pier", "The harbour council of Lowmere voted on Tuesday to build a new ferry pier. The pier will cost four million pounds and open in spring. Fishermen welcomed the decision at the meeting."),
-    "/news/library-barge": ("Floating library opens in Lowmere", "A floating library opened on a barge in Lowmere harbour on Saturday. The barge holds four thousand books. Volunteers from the rowing club built its shelves over the winter."),
-    "/world/glacier": ("Glacier retreat measured in the Alps", "Scientists measured a record retreat of the Morteratsch glacier this summer. The ice front moved back by ninety metres. Warm weather in June was the main cause, the team said."),
-    "/world/rail-link": ("Night train link to Vienna restored", "The night train between Zurich and Vienna runs again from December. The operator bought twelve new sleeping cars. Tickets go on sale in October."),
-    "/news/new-school": ("Lowmere school gets a solar roof", "The primary school in Lowmere installed a solar roof during the holidays. The panels will cover half of its electricity. Pupils will follow the output on a screen in the hall."),
-}
+from tests.newsserver import STORIES, NewsServer, Route, article_page, atom, http_date, rss
 
 
 def publish(site: NewsServer, path: str, **kw) -> str:
@@ -281,6 +273,15 @@ def test_one_page_reached_twice_is_indexed_once(cli, site):
         assert cli("feeds", "add", site.url(path)).code == 0
     assert cli("update").code == 0
     assert set(documents(cli.index)) == {page_id(url)} and read_manifest(cli.index).count == passages
+
+
+def test_rag_index_takes_files_and_urls_together(cli, site, tmp_path):
+    story = tmp_path / "harbour.txt"
+    story.write_text("Harbour dues rise\n\nThe harbour board raised mooring dues by five percent on Monday, its chair said.\n")
+    url = publish(site, "/world/rail-link")
+    result = cli("index", str(story), url, site.url("/missing"))
+    assert result.code == 0 and "2 added" in result.text and "1 skipped" in result.text and "index now 2 documents" in result.text
+    assert set(documents(cli.index)) == {"harbour", page_id(url)} and len(cli.loads) == 1  # one model load for both
 
 
 def test_only_http_urls_are_accepted(cli):
