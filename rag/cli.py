@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from rag.cli_feeds import feeds_app, update_cmd
 from rag.errors import RagError
 
 if TYPE_CHECKING:
@@ -58,16 +60,21 @@ def _progress_bar():
 
 
 @app.command("index")
-def index_cmd(ctx: typer.Context, paths: Annotated[list[Path], typer.Argument(help="files or folders (.txt .md .html)")]) -> None:
+def index_cmd(ctx: typer.Context, targets: Annotated[list[str], typer.Argument(metavar="PATHS", help="files or folders (.txt .md .html), or http(s) page URLs")]) -> None:
     """Add or update documents; unchanged files cost no embedding work."""
     from rag.embedder import build_embedder
-    from rag.indexing import index_paths
+    from rag.fetch import index_urls, split_targets
+    from rag.indexing import IndexReport, index_paths
 
     settings = _settings(ctx)
-    embedder = build_embedder(settings)
+    urls, paths = split_targets(targets)  # a URL of another scheme is refused before the model loads
+    embedder, report = functools.cache(lambda: build_embedder(settings)), IndexReport()  # not loaded when every URL fails
     with _progress_bar() as bar:
         task = bar.add_task("embed", total=None)
-        _, report = index_paths(settings, embedder, paths, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if paths:
+            _, report = index_paths(settings, embedder(), paths, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if urls:  # feeds: rag/cli_feeds.py
+            _, report = index_urls(settings, embedder, urls, report=report)
     for skipped in report.skipped:
         err.print(f"[yellow]skipped[/] {escape(skipped.path)}: {escape(skipped.reason)}")
     out.print(
@@ -409,6 +416,10 @@ def squad_cmd(
         + f"; {result.answerable + result.unanswerable} questions ({result.answerable} answerable, {result.unanswerable} unanswerable) "
         f"in {escape(str(result.questions_path))}"
     )
+
+
+app.command("update")(update_cmd)
+app.add_typer(feeds_app, name="feeds")
 
 
 def one_line(message: str) -> str:

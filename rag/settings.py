@@ -120,5 +120,13 @@ class Settings(BaseSettings):
     queue_max: int = Field(8, ge=1)  # requests allowed to wait for the model before 503
     queue_timeout_s: float = Field(60.0, gt=0)
 
+    # Pages and feeds fetched over HTTP (rag/fetch.py, rag/feeds.py). A slow or huge answer is refused, never
+    # half indexed; redirects are followed a few hops only, so a loop ends in an error rather than a hang.
+    fetch_timeout_s: float = Field(15.0, gt=0)
+    fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1)
+    fetch_max_redirects: int = Field(5, ge=0, le=30)
+    feed_max_attempts: int = Field(3, ge=1)  # an item page failing this many updates is given up on
+    feeds_update_interval_s: float = Field(0.0, ge=0)  # `rag serve` runs `rag update` this often; 0 = never
+
     # Evaluation gate
     eval_tolerance: float = Field(0.05, ge=0.0, le=1.0)
