@@ -118,7 +118,8 @@ def load_model(index_dir: Path | None = None, path: Path | None = None, *, reade
     """`reader`: whether the pipeline runs a reader; the packaged model then is the one fitted with it."""
     chosen = model_path(index_dir, path)
     if chosen is None:
-        name = READER_MODEL_FILE if reader else MODEL_FILE
+        # The reader's model is missing only while bench/train_decision.py gathers the rows it is fitted on.
+        name = READER_MODEL_FILE if reader and resources.files("rag").joinpath(READER_MODEL_FILE).is_file() else MODEL_FILE
         data = json.loads(resources.files("rag").joinpath(name).read_text(encoding="utf-8"))
         return DecisionModel.from_json(data, where=f"the packaged decision model {name}")
     try:
@@ -194,6 +195,9 @@ def explain(values: dict[str, float], evidence: Evidence, probability: float, th
         return f"no {kind} that answers the question appears in the closest passages (confidence {probability:.2f} < {threshold:.2f})"
     if values.get("time_cue") and values.get("time_fit", 1.0) < 0.5:
         return f"the closest articles are not from the time the question asks about (confidence {probability:.2f} < {threshold:.2f})"
+    read = [s.reader for s in evidence.sentences if s.reader is not None]
+    if read and max(read) < 0.5:
+        return f"no retrieved sentence reads as an answer to the question (reader {max(read):.2f}; confidence {probability:.2f} < {threshold:.2f})"
     return f"evidence too weak (confidence {probability:.2f} < {threshold:.2f})"
 
 

@@ -32,7 +32,6 @@ ABSTAIN_MARKER = "articles don't say"
 # "when") comes first; the bonus is smaller than the relevance gap that separates a topical sentence from an
 # unrelated one, so it reorders near-ties only.
 TYPE_BONUS = 0.08
-READER_RANK_WEIGHT = 0.0
 _TIMELINE = re.compile(r"\bhow (?:did|has|have|do|does) .{3,80}? (?:develop|change|evolve|unfold|progress)|\btimeline\b|\bbetween .{3,40} and .{3,40}\?", re.I)
 
 
@@ -173,6 +172,7 @@ class Pipeline:
         scores = self.reader.score(evidence.question, [reader_input(titles.get(s.passage_id), s.text) for s in best])
         for sentence, p in zip(best, scores):
             sentence.reader = p
+        evidence.reader_weight = self.settings.reader_rank_weight
 
     def decide(self, evidence: Evidence, scored: list[ScoredPassage], frame, idf) -> Decision:
         return decide(self.decision, evidence, scored, frame, idf, threshold=self.settings.answer_threshold)
@@ -201,7 +201,7 @@ class Pipeline:
     def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:
         # The best few sentences only, in the order the sources are numbered: a small model copies from them.
         kind = question_type(evidence.question)
-        best = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question))
+        best = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question, evidence.reader_weight))
         chosen = {(s.passage_id, s.start) for s in best[: self.settings.generation_sentences]}
         blocks = []
         for number, sp in enumerate(evidence.sources, start=1):
@@ -313,23 +313,23 @@ def check_request(settings: Settings, question: str, *, mode: str | None = None,
         raise BadInputError(f"since {since_d} is after until {until_d}")
 
 
-def ranking_key(sentence: EvidenceSentence, kind, question: str) -> float:
-    read = READER_RANK_WEIGHT * sentence.reader if sentence.reader is not None else 0.0
+def ranking_key(sentence: EvidenceSentence, kind, question: str, reader_weight: float = 0.0) -> float:
+    read = reader_weight * sentence.reader if sentence.reader is not None else 0.0
     return sentence.relevance + read + (TYPE_BONUS if kind and has_answer_type(sentence.text, kind, question) else 0.0)
 
 
 def extract_sentences(evidence: Evidence, limit: int) -> list[EvidenceSentence]:
     """The most relevant sentence, then others nearly as relevant that add facts it does not state."""
     kind = question_type(evidence.question)
-    ranked = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question))
+    ranked = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question, evidence.reader_weight))
     if not ranked:
         return []
-    best = ranking_key(ranked[0], kind, evidence.question)
+    best = ranking_key(ranked[0], kind, evidence.question, evidence.reader_weight)
     terms = question_terms(evidence.question)
     picked = [ranked[0]]
     covered = content_terms(ranked[0].text)
     for s in ranked[1:]:
-        if len(picked) >= limit or ranking_key(s, kind, evidence.question) < 0.85 * best:
+        if len(picked) >= limit or ranking_key(s, kind, evidence.question, evidence.reader_weight) < 0.85 * best:
             break
         # One term function on both sides: the question's terms are stemmed, so the sentence's must be too.
         terms_of_s = content_terms(s.text)
@@ -345,7 +345,7 @@ def states_typed_answer(evidence: Evidence) -> bool:
     kind = question_type(evidence.question)
     if kind is None or not evidence.sentences:
         return False
-    best = max(evidence.sentences, key=lambda s: ranking_key(s, kind, evidence.question))
+    best = max(evidence.sentences, key=lambda s: ranking_key(s, kind, evidence.question, evidence.reader_weight))
     return has_answer_type(best.text, kind, evidence.question)
 
 

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     use_reader: bool = True
     # The best sentences by word and cosine match that the reader reads (each costs ~5 ms on two cores).
     reader_sentences: int = Field(8, ge=1, le=64)
+    # What the reader's probability adds to a sentence's relevance when choosing what to quote.
+    reader_rank_weight: float = Field(0.0, ge=0.0, le=2.0)
 
     # Trust: the answer decision and the support threshold are fitted on data (docs/calibration.md).
     mode: Literal["generate", "extractive"] = "generate"

@@ -74,6 +74,7 @@ class Evidence(BaseModel):
     prompt_tokens_estimate: int = 0
     strength: float = 0.0  # relevance of the best sentence (one of the answer decision's features)
     missing_terms: list[str] = Field(default_factory=list)  # question names/numbers absent from evidence
+    reader_weight: float = 0.0  # how much the reader's score adds when sentences are ranked for quoting
 
 
 class Quote(BaseModel):

@@ -225,3 +225,13 @@ def test_a_decision_fitted_with_the_reader_refuses_to_load_without_it(tmp_path):
     with pytest.raises(BadInputError, match="make reader"):
         load_model(path=path)
     assert load_model(path=path, reader=True).needs_reader
+
+
+def test_an_abstention_the_reader_explains_says_so_in_words():
+    q = "Who chaired the summit?"
+    ev, scored = _evidence(q, [("a", "The summit was chaired by Jens Stoltenberg in Vilnius.", 0.7)])
+    for s in ev.sentences:
+        s.reader = 0.12
+    verdict = decide(_model({"reader_best": 10.0}, bias=-5.0), ev, scored, None, None)
+    assert not verdict.answer
+    assert verdict.reason.startswith("no retrieved sentence reads as an answer to the question (reader 0.12")
