@@ -32,7 +32,7 @@ META_FILE = "export.json"
 # instead of silently reusing an old export.
 EXPORT_VERSION = 1
 OPSET = 17
-EXPORT_HINT = "create it with `make onnx` (or `rag export-onnx`)"
+EXPORT_HINT = "create it with `make onnx` (or `python -m rag.onnx_embedder`)"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -297,3 +297,30 @@ def build_onnx_embedder(settings: Settings, model_path: Path) -> OnnxEmbedder:
         query_threads=settings.query_threads,
         quantization=settings.embedding_quantization,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rag.onnx_embedder [none] [int8]`: the export `make onnx` runs; a no-op when it is there."""
+    import sys
+
+    from rag.embedder import default_embedding_model_path
+    from rag.errors import RagError
+    from rag.settings import Settings
+
+    quantizations = (argv if argv is not None else sys.argv[1:]) or ["none", "int8"]
+    try:
+        for quantization in quantizations:
+            settings = Settings(embedding_backend="onnx", embedding_quantization=quantization)
+            model_path = Path(settings.embedding_model_path or default_embedding_model_path())
+            folder = onnx_dir_for(settings, model_path)
+            done = (folder / ONNX_FILE).is_file()
+            export_onnx(model_path, folder, quantization=quantization)
+            print(f"ONNX embedding model ({quantization}) {'already in' if done else 'exported to'} {folder}")
+    except (RagError, ValueError) as exc:  # ValueError: a quantisation the settings do not know
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
