@@ -104,7 +104,8 @@ def squad_retrieval(squad: Path, work: Path, base: Any, sides: dict[str, Any], q
     from rag.prompts import PromptSet
     from rag.squad import export_squad
 
-    exported = export_squad(squad, work / "squad", limit=questions, seed=seed)
+    # Answerable questions only: an unanswerable one has no gold passage, so it says nothing about hit@5.
+    exported = export_squad(squad, work / "squad", limit=questions, seed=seed, unanswerable_share=0.0)
     sample = [json.loads(line) for line in exported.questions_path.read_text().splitlines() if line.strip()]
     sample = [q for q in sample if q.get("gold_docs")]
     out: dict[str, dict[str, float]] = {}
