@@ -79,7 +79,6 @@ class Manifest(BaseModel):
                 "index was built differently: " + "; ".join(problems) + ". Rebuild it with `rag reindex --rebuild` or restore the settings."
             )
 
-
     @property
     def embedding_build(self) -> str:
         return self.embedding_backend + ("" if self.embedding_quantization == "none" else f" {self.embedding_quantization}")
