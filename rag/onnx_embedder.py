@@ -135,6 +135,9 @@ def _export_into(model_path: Path, target: Path, quantization: str) -> None:
 
 
 def _export_float(model_path: Path, out: Path) -> None:
+    # Offline and quiet before the import, as for the torch embedder: no hub, no "Loading weights" bar.
+    for key, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(key, value)
     try:
         import torch
         from transformers import AutoModel
@@ -144,8 +147,6 @@ def _export_float(model_path: Path, out: Path) -> None:
         import onnx  # noqa: F401  torch.onnx.export needs it; missing, it fails deep inside with an odd message
     except ImportError as exc:
         raise ModelMissingError(f"cannot export the ONNX embedding model: the onnx package is missing (pip install onnx==1.23.2; make install does); {EXPORT_HINT}") from exc
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     pooling = _pooling_mode(model_path)
     # Eager attention: SDPA's tracing keeps Python branches on the example's shapes; eager is plain matmuls.
     model = AutoModel.from_pretrained(str(model_path), local_files_only=True, attn_implementation="eager").eval()
@@ -278,6 +279,13 @@ class OnnxEmbedder:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
 
+def _export_meta(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError):
+        return {}  # a folder made by hand (model.onnx + tokenizer.json) is taken as configured
+
+
 def build_onnx_embedder(settings: Settings, model_path: Path) -> OnnxEmbedder:
     """Exports on first use when the cache folder is empty, rather than refusing: the export is local (the
     same weights, no network), takes seconds, and happens once per machine; a missing cache (a new user, a
@@ -288,6 +296,13 @@ def build_onnx_embedder(settings: Settings, model_path: Path) -> OnnxEmbedder:
     if not (folder / ONNX_FILE).is_file():
         logger.warning("exporting the embedding model to ONNX (%s) into %s; once per machine", settings.embedding_quantization, folder)
         export_onnx(model_path, folder, quantization=settings.embedding_quantization)
+    made = _export_meta(folder).get("quantization", settings.embedding_quantization)
+    if made != settings.embedding_quantization:
+        # Only a configured RAG_EMBEDDING_ONNX_DIR can hold another quantisation: the cache names it in the folder.
+        raise ModelMissingError(
+            f"{folder} holds the {made} ONNX export, configured RAG_EMBEDDING_QUANTIZATION={settings.embedding_quantization}: "
+            "point RAG_EMBEDDING_ONNX_DIR at another folder (or unset it) and rerun"
+        )
     return OnnxEmbedder(
         folder,
         name=model_label(model_path),
@@ -309,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
 
     quantizations = (argv if argv is not None else sys.argv[1:]) or ["none", "int8"]
     try:
+        if Settings().embedding_onnx_dir is not None:
+            # One configured folder holds one export: the configured quantisation's, not every one asked for.
+            quantizations = [Settings(embedding_backend="onnx").embedding_quantization]
         for quantization in quantizations:
             settings = Settings(embedding_backend="onnx", embedding_quantization=quantization)
             model_path = Path(settings.embedding_model_path or default_embedding_model_path())

@@ -180,3 +180,14 @@ def test_onnx_vectors_come_back_in_input_order(tmp_path):
     emb._tokenizer, emb.batch_size, emb.threads, emb.query_threads, emb._sessions = tok, 2, 1, 1, {1: Session()}
     texts = ["a", "a a a a", "a a", "a a a a a a", "a a a"]
     assert emb.embed(texts)[:, 0].tolist() == [1, 4, 2, 6, 3]
+
+
+def test_a_configured_folder_holding_another_quantization_is_refused(clean_rag_env, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"float export")
+    (folder / "export.json").write_text(json.dumps({"quantization": "none"}))
+    model = _fake_model(tmp_path / "pkg" / "model")
+    settings = Settings(embedding_backend="onnx", embedding_quantization="int8", embedding_model_path=model, embedding_onnx_dir=folder)
+    with pytest.raises(ModelMissingError, match="holds the none ONNX export, configured RAG_EMBEDDING_QUANTIZATION=int8"):
+        build_embedder(settings)
