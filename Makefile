@@ -8,7 +8,7 @@ QUESTION ?= What was decided about the NATO-Ukraine Council?
 EVAL_INDEX := build/eval-index
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install reader browser demo test test-unit test-js test-integration eval bench screenshot clean
+.PHONY: install onnx reader browser demo test test-unit test-js test-integration eval bench screenshot clean
 
 # llama-cpp-python compiles from source (about 6 minutes on 2 cores). Its default -march=native build on an
 # Intel Xeon with AMX compiles AMX kernels that crash with a segmentation fault on the first multi-token
@@ -60,7 +60,13 @@ reader: $(STAMP)
 	fi
 	@if [ -f "$(READER_CACHE)/reader.json" ]; then mkdir -p models && ln -sfn "$(READER_CACHE)" models/reader; fi
 
-install: $(STAMP) reader
+# The ONNX embedding model (float and int8), exported offline from the packaged MiniLM into
+# ~/.cache/newsrag/onnx/ (outside the checkout, shared by every clone; RAG_EMBEDDING_ONNX_DIR to move it).
+# Always run, since its folder is named by the weights it came from; a no-op in half a second once made.
+onnx: $(STAMP)
+	$(BIN)/python -m rag.onnx_embedder none int8
+
+install: $(STAMP) onnx reader
 
 demo: install
 	$(BIN)/rag index data/corpus

@@ -150,7 +150,9 @@ def query_embedding(n: int) -> dict[str, Any]:
 
     default_threads = torch.get_num_threads()  # the library's own default, before our embedder changes it
     embedder = build_embedder(Settings())
-    model = embedder._model
+    # With RAG_EMBEDDING_BACKEND=onnx "ours" is the ONNX embedder and raw stays PyTorch's encode (issue #15).
+    reference = embedder if embedder.backend == "torch" else build_embedder(Settings(embedding_backend="torch", embedding_quantization="none"))
+    model = reference._model
     for q in questions[:3]:  # warm-up: first calls pay for lazy allocations
         embedder.embed([q])
 

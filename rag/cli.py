@@ -37,7 +37,8 @@ def main_options(
     try:
         ctx.obj = Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        # A check across settings (a model validator) has no field name to show.
+        problems = "; ".join((f"RAG_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"] for e in exc.errors())
         raise BadInputError(f"invalid setting: {problems}") from None
 
 
@@ -255,6 +256,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "documents": len(manifest.documents),
         "passages": manifest.count,
         "embedding_model": manifest.embedding_model,
+        "embedding_backend": manifest.embedding_build,
         "dimension": manifest.dimension,
         "chunking": f"{manifest.chunk_size} words, {manifest.chunk_overlap} overlap",
         "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
@@ -263,6 +265,13 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or f"packaged (rag/{READER_MODEL_FILE if reader and settings.use_reader else MODEL_FILE})"),
         "updated_at": manifest.updated_at,
     }
+    configured = settings.embedding_backend + ("" if settings.embedding_quantization == "none" else f" {settings.embedding_quantization}")
+    if configured != manifest.embedding_build:
+        info["warning"] = (
+            f"questions are embedded by the {configured} backend, the index by {manifest.embedding_build}: search works "
+            "(same model, vectors within cosine ~0.99) but ranks can differ slightly, and adding documents is refused; "
+            "`rag reindex --rebuild` re-embeds the index with the configured backend"
+        )
     if as_json:
         info["document_list"] = [d.model_dump() for d in manifest.documents.values()]
         print(json.dumps(info, indent=2, ensure_ascii=False))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from rag.errors import ModelMissingError
+from rag.onnx_embedder import model_label
 
 if TYPE_CHECKING:
     from rag.settings import Settings
@@ -50,6 +51,9 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 class SentenceTransformerEmbedder:
     """sentence-transformers on CPU, loaded from a local folder with every hub lookup switched off."""
 
+    backend = "torch"
+    quantization = "none"
+
     def __init__(self, model_path: Path, *, batch_size: int = 64, max_seq_length: int = 256, threads: int | None = None, query_threads: int | None = None):
         if not (model_path / "modules.json").is_file() and not (model_path / "config.json").is_file():
             raise ModelMissingError(
@@ -73,7 +77,7 @@ class SentenceTransformerEmbedder:
             raise ModelMissingError(f"cannot load embedding model from {model_path}: {exc}") from exc
         self._model.max_seq_length = max_seq_length
         self.batch_size = batch_size
-        self.name = model_path.name if model_path.name != "model" else model_path.parent.name
+        self.name = model_label(model_path)
         self.dimension = int(self._model.get_embedding_dimension())
         self._torch = torch
 
@@ -108,6 +112,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class HashingEmbedder:
     """Deterministic bag-of-words hashing vectors: no model, for fast tests and as a model-free fallback."""
 
+    backend = "hashing"
+    quantization = "none"
+
     def __init__(self, dimension: int = 256, name: str = "hashing"):
         self.dimension = dimension
         self.name = f"{name}-{dimension}"
@@ -123,8 +130,18 @@ class HashingEmbedder:
         return normalise(out)
 
 
+def embedder_build(embedder: Embedder) -> tuple[str, str]:
+    """(backend, quantization) that made an embedder's vectors, for the index manifest; an Embedder without
+    the attributes (a test's fake) counts as the default torch build."""
+    return getattr(embedder, "backend", "torch"), getattr(embedder, "quantization", "none")
+
+
 def build_embedder(settings: Settings) -> Embedder:
     path = settings.embedding_model_path or default_embedding_model_path()
+    if settings.embedding_backend == "onnx":
+        from rag.onnx_embedder import build_onnx_embedder
+
+        return build_onnx_embedder(settings, Path(path))
     return SentenceTransformerEmbedder(
         Path(path),
         batch_size=settings.embedding_batch_size,

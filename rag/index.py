@@ -49,6 +49,9 @@ class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     generation: int = 0
     embedding_model: str
+    # What computed the vectors. Manifests from before these fields were built with torch, hence the defaults.
+    embedding_backend: str = "torch"
+    embedding_quantization: str = "none"
     dimension: int
     normalised: bool = True
     metric: str = "inner_product"
@@ -75,6 +78,24 @@ class Manifest(BaseModel):
             raise IndexMismatchError(
                 "index was built differently: " + "; ".join(problems) + ". Rebuild it with `rag reindex --rebuild` or restore the settings."
             )
+
+    @property
+    def embedding_build(self) -> str:
+        return self.embedding_backend + ("" if self.embedding_quantization == "none" else f" {self.embedding_quantization}")
+
+    def adopt_embedding_build(self, backend: str, quantization: str, *, keeping: int) -> None:
+        """Before vectors are added: an index holds one build's vectors, so the embedder must be the one that
+        built the `keeping` documents that stay, and an index with none left takes the embedder's build.
+        Searching with another backend is allowed (the same model's vectors agree to cosine ~0.99-1.0; `rag
+        info` warns); adding would mix them under a manifest that names only one."""
+        if keeping and (backend, quantization) != (self.embedding_backend, self.embedding_quantization):
+            configured = backend + ("" if quantization == "none" else f" {quantization}")
+            raise IndexMismatchError(
+                f"index was embedded with the {self.embedding_build} backend, configured {configured}: adding to it would mix "
+                f"two kinds of vectors. Set RAG_EMBEDDING_BACKEND={self.embedding_backend} RAG_EMBEDDING_QUANTIZATION={self.embedding_quantization}, "
+                "or re-embed everything with `rag reindex --rebuild`."
+            )
+        self.embedding_backend, self.embedding_quantization = backend, quantization
 
 
 def _now() -> str:

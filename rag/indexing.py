@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from rag.chunking import chunk_article
 from rag.corpus import article_from_bytes, iter_article_paths, validate_doc_id
-from rag.embedder import Embedder
+from rag.embedder import Embedder, embedder_build
 from rag.errors import BadInputError, DocumentNotFoundError, RagError, TooLargeError
 from rag.index import (
     DocumentRecord,
@@ -137,6 +137,9 @@ def apply_articles(
     drop_docs = set(remove_ids) | {a.doc_id for a, _, _, _ in fresh}
     drop_passages = {p.passage_id for p in index.passages if p.doc_id in drop_docs}
     new_passages = [p for _, ps, _, _ in fresh for p in ps]
+    if new_passages:
+        keeping = sum(1 for doc_id in index.manifest.documents if doc_id not in drop_docs)
+        index.manifest.adopt_embedding_build(*embedder_build(embedder), keeping=keeping)
     vectors = embed_passages(embedder, new_passages, progress)
     report.passages_embedded = len(new_passages)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,13 @@ class Settings(BaseSettings):
     embedding_model_path: Path | None = None
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     embedding_max_seq_length: int = Field(256, ge=16, le=512)
+    # "onnx" runs the same model through ONNX Runtime, exported once from the folder above (rag/onnx_embedder.py;
+    # figures in bench/README.md). torch stays the default: the answer decision was fitted on torch vectors.
+    embedding_backend: Literal["torch", "onnx"] = "torch"
+    # int8: dynamically quantised weights (ONNX only), faster and slightly different vectors.
+    embedding_quantization: Literal["none", "int8"] = "none"
+    # None = ~/.cache/newsrag/onnx/<model>-<weights key>-<quantization>/, made by `make onnx` or on first use.
+    embedding_onnx_dir: Path | None = None
 
     # Chunking, in words (whitespace tokens); passages never split a sentence unless it alone is too long.
     chunk_size: int = Field(110, ge=20, le=2000)
@@ -132,3 +139,10 @@ class Settings(BaseSettings):
 
     # Evaluation gate
     eval_tolerance: float = Field(0.05, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _quantization_needs_onnx(self) -> Settings:
+        # Quantising is an ONNX export step; on torch the setting would be silently ignored.
+        if self.embedding_quantization != "none" and self.embedding_backend != "onnx":
+            raise ValueError("RAG_EMBEDDING_QUANTIZATION=int8 needs RAG_EMBEDDING_BACKEND=onnx")
+        return self

@@ -1,0 +1,76 @@
+"""The ONNX backend on the real MiniLM: exported here into a temp folder (the path `make onnx` runs), then
+compared with the torch embedder on the same sentences and used to build a tiny index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.embedder import build_embedder
+from rag.errors import IndexMismatchError
+from rag.index import load_index, read_manifest
+from rag.indexing import index_paths, passage_text_for_embedding
+from tests.conftest import CORPUS
+
+SENTENCES = [
+    "What was decided about the NATO-Ukraine Council?",
+    "The NATO-Ukraine Commission, which will meet later Thursday, is set to be upgraded to a NATO-Ukraine Council.",
+    "short",
+    "Ünïcödé naïve café — “quotes”, 1,234.5 km and 12% of GDP in 2023.",
+    "The harbour board approved a second pier on Monday after three years of objections from fishermen. " * 8,
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_settings(real_settings, tmp_path_factory):
+    # Named like the cache folders, so the int8 export reuses the float one beside it as `make onnx` does.
+    root = tmp_path_factory.mktemp("onnx")
+    return {
+        quant: real_settings.model_copy(update={"embedding_backend": "onnx", "embedding_quantization": quant, "embedding_onnx_dir": root / f"minilm-{quant}", "index_dir": root / f"index-{quant}"})
+        for quant in ("none", "int8")
+    }
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(onnx_settings):
+    return build_embedder(onnx_settings["none"])  # exports: the folder is empty
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_onnx_vectors_match_torch(onnx_embedder, real_embedder):
+    assert (onnx_embedder.backend, onnx_embedder.name, onnx_embedder.dimension) == ("onnx", real_embedder.name, real_embedder.dimension)
+    ours, theirs = onnx_embedder.embed(SENTENCES), real_embedder.embed(SENTENCES)
+    assert _cosines(ours, theirs).min() > 0.999  # the same weights and graph: equal up to float rounding
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    # Batched and alone give the same vector: padding in a batch must not leak into a text's pooling.
+    assert _cosines(onnx_embedder.embed(SENTENCES[2:3]), ours[2:3]).min() > 0.9999
+    assert [onnx_embedder.count_tokens(s) for s in SENTENCES] == [real_embedder.count_tokens(s) for s in SENTENCES]
+
+
+def test_int8_vectors_stay_close(onnx_settings, onnx_embedder, real_embedder):
+    int8 = build_embedder(onnx_settings["int8"])
+    assert (onnx_settings["int8"].embedding_onnx_dir.parent / "minilm-none" / "model.onnx").is_file()
+    assert int8.quantization == "int8"
+    # Quantised weights move vectors a little (bench/README.md measures what that does to retrieval).
+    assert _cosines(int8.embed(SENTENCES), real_embedder.embed(SENTENCES)).min() > 0.97
+
+
+def test_index_built_with_onnx(onnx_settings, onnx_embedder, real_embedder):
+    settings = onnx_settings["none"]
+    index, report = index_paths(settings, onnx_embedder, [CORPUS / "001_d33884d0ecc97606.txt", CORPUS / "002_e0b0d12e770a7305.txt"])
+    assert report.passages_embedded == len(index.passages) > 3
+    manifest = read_manifest(settings.index_dir)
+    assert (manifest.embedding_backend, manifest.embedding_quantization, manifest.embedding_model) == ("onnx", "none", real_embedder.name)
+    ids, vectors = next(iter(index.store.iter_vectors(len(index.passages))))
+    texts = [passage_text_for_embedding(index.passage_by_id[i]) for i in ids]
+    assert _cosines(vectors, real_embedder.embed(texts)).min() > 0.99
+    # A torch query embedder reads the onnx-built index (same model) and finds the same top passage.
+    torch_view = load_index(settings, embedding_model=real_embedder.name, dimension=real_embedder.dimension)
+    query = SENTENCES[0]
+    top = lambda emb: torch_view.store.search(emb.embed([query])[0], 1)[0]  # noqa: E731
+    assert top(real_embedder)[0] == top(onnx_embedder)[0]
+    with pytest.raises(IndexMismatchError):
+        index_paths(settings, real_embedder, [CORPUS / "003_75066b03832c0bdd.txt"])
