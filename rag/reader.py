@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -45,27 +46,34 @@ def reader_input(title: str | None, sentence: str) -> str:
 
 
 class CrossEncoderReader:
-    """A BERT-style sequence classifier with one logit, run in inference mode with its own thread count."""
+    """A BERT-style sequence classifier with one logit, loaded on first use: `rag search` and a server that
+    only searches never pay for it (nor for torch, under the ONNX embedder)."""
 
     def __init__(self, path: Path, *, threads: int | None = None, max_length: int = 128, batch_size: int = 16):
         meta = read_meta(path)
-        import torch  # deferred: `rag --help` and `rag info` must not pay for torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        self._torch = torch
         self.path = path
         self.name = f"{meta.get('format', FORMAT)}:{meta.get('trained_on', 'unknown')}"
         self.max_length = max_length
         self.batch_size = batch_size
         self.threads = threads
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(path))
-        self.model.eval()
+        self._loaded: tuple | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple:
+        with self._lock:
+            if self._loaded is None:
+                import torch
+                from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+                model = AutoModelForSequenceClassification.from_pretrained(str(self.path))
+                model.eval()
+                self._loaded = (torch, AutoTokenizer.from_pretrained(str(self.path)), model)
+            return self._loaded
 
     def score(self, question: str, texts: list[str]) -> list[float]:
         if not texts:
             return []
-        torch = self._torch
+        torch, tokenizer, model = self._loaded or self._load()
         # Same thread count as the embedder's question batches (it sets the process-wide value the same way),
         # so a server's request threads never flip it back and forth between the two.
         if self.threads and torch.get_num_threads() != self.threads:
@@ -74,8 +82,8 @@ class CrossEncoderReader:
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 chunk = texts[start : start + self.batch_size]
-                enc = self.tokenizer([question] * len(chunk), chunk, truncation="only_second", max_length=self.max_length, padding=True, return_tensors="pt")
-                out += torch.sigmoid(self.model(**enc).logits.squeeze(-1)).tolist()
+                enc = tokenizer([question] * len(chunk), chunk, truncation="only_second", max_length=self.max_length, padding=True, return_tensors="pt")
+                out += torch.sigmoid(model(**enc).logits.squeeze(-1)).tolist()
         return out
 
 
