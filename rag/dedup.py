@@ -32,7 +32,8 @@ FILE = "minhash.npz"
 # LSH finds candidates from banded signatures; banded at the threshold itself it misses about half of the pairs
 # right at it, and banded at threshold - 0.2 a 0.84 pair still went unseen (its 128-value estimate was 0.77 and
 # no band of 7 matched, a 5% event). Banded at half the threshold (0.3: 37 bands of 3) a pair at 0.6 is missed
-# about once in 8,000 and one at 0.77 never; the extra candidates (a quarter of pairs at 0.2) cost one exact check each, and the exact check decides.
+# about once in 8,000 and one at 0.77 practically never; the extra candidates (a quarter of the pairs at 0.2)
+# cost one exact check each, and the exact check decides.
 LSH_SHARE = 0.5
 # Too short to tell a story from page furniture: two scrape failures in the RealTime QA archive are the same
 # 41-word video-player complaint form under two different headlines (a Taco Bell story and a Ford recall).
