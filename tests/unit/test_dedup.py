@@ -147,3 +147,23 @@ def test_unreadable_signatures_are_a_corrupt_index(tmp_path: Path, broken: str):
         np.savez(tmp_path / FILE, ids=np.array(["a", "b"]), signatures=np.zeros((1, 3), dtype=np.uint32), scheme=np.array("affine32"))
     with pytest.raises(IndexCorruptError):
         Signatures.load(tmp_path)
+
+
+def test_a_scan_of_stored_signatures_finds_what_the_lsh_finds(monkeypatch):
+    """Uploads scan the signature matrix band by band; batches use MinHashLSH: the same candidates either way."""
+    import rag.dedup as dedup
+
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in sorted(CORPUS.glob("*.txt"))}
+    texts |= {f"copy_{d}": _lightly_edited(t, n) for n, (d, t) in enumerate(texts.items())}
+    signatures = Signatures()
+    for doc_id, text in texts.items():
+        signatures.compute(doc_id, shingles(text))
+    live = sorted(texts)
+
+    def found(limit: int) -> dict[str, set[str]]:
+        monkeypatch.setattr(dedup, "SCAN_LIMIT", limit)
+        return {d: set(c) for d, c in dedup._candidates(live, live, signatures, 0.6)}
+
+    by_lsh, by_scan = found(0), found(len(live))
+    assert by_lsh == by_scan
+    assert all(f"copy_{d}" in by_lsh[d] for d in texts if not d.startswith("copy_"))
