@@ -101,3 +101,17 @@ def test_cli_and_api_show_the_other_outlets(make, capsys):
     assert {citation["source"], *(c["source"] for c in citation["also_in"])} == set(OUTLETS)
     assert {"doc_id", "source", "date", "url"} <= set(citation["also_in"][0])
     assert body["sources"][0]["also_in"]
+
+
+def test_the_eval_counts_a_folded_copy_of_the_gold_article_as_found(make):
+    """The gold article may be folded under a better-scoring copy; the reader still got that story, cited."""
+    from rag.evaluate import EvalQuestion, judge
+
+    answer = make().ask(QUESTION)
+    shown = answer.citations[0].doc_id
+    gold = next(d for d in COPIES if d != shown)
+    q = EvalQuestion(id="q", question=QUESTION, must_include=[["7 to 2"]], gold_docs=[gold])
+    record = judge(q, answer, lambda claim, quote: (True, 1.0))
+    assert record.gold_rank == 1 and record.verdict.gold_cited
+    elsewhere = judge(q.model_copy(update={"gold_docs": ["selwyn_tidal"]}), answer, lambda claim, quote: (True, 1.0))
+    assert not elsewhere.verdict.gold_cited
