@@ -6,7 +6,7 @@ runs, since on a shared machine two runs of minutes drift by more than the step 
 and the cost of one upload (one article joining the built archive) at the archive's size and at a synthetic
 larger one, where the LSH is rebuilt from stored signatures.
 
-    python bench/dedup.py [--rounds 1] [--embedder real|hashing] [--scale 20000]
+    python bench/dedup.py [--rounds 1] [--embedder real|hashing] [--scale 10000] [--limit N]
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--embedder", choices=["real", "hashing"], default="real")
-    parser.add_argument("--scale", type=int, default=20000, help="synthetic archive size for the upload cost (0: skip)")
+    parser.add_argument("--scale", type=int, default=10000, help="synthetic archive size for the upload cost (0: skip)")
+    parser.add_argument("--limit", type=int, default=0, help="index only the first N articles (0: all 900)")
     args = parser.parse_args()
     print_header("dedup: folding syndicated copies on the RealTime QA archive")
     if not RTQA.is_dir():
@@ -102,7 +103,9 @@ def main() -> None:
     embedder = build_embedder(args.embedder, Settings(_env_file=None))
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
-        shutil.copytree(RTQA, corpus)
+        corpus.mkdir()
+        for path in sorted(RTQA.glob("*.txt"))[: args.limit or None]:
+            shutil.copy(path, corpus / path.name)
         runs = []
         for r in range(args.rounds):
             for fold_on in ((True, False) if r % 2 == 0 else (False, True)):
