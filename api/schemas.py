@@ -15,7 +15,7 @@ from rag.corpus import SUPPORTED_SUFFIXES
 from rag.feeds import FeedInfo, FeedResult
 from rag.index import DocumentRecord
 from rag.settings import Settings
-from rag.types import Answer, ChatTurn, Citation, ScoredPassage, Timings
+from rag.types import Answer, ChatTurn, Citation, ScoredPassage, StoryCopy, Timings
 
 ModeField = Literal["generate", "extractive"]
 SINCE_DOC = "only articles dated on/after YYYY-MM-DD; YYYY-MM or YYYY counts from the period's first day"
@@ -77,6 +77,7 @@ class CitationOut(BaseModel):
     span: tuple[int, int] = Field(description="[start, end) of `quote` in the cleaned article text")
     support: float
     quotes: list[QuoteOut] = Field(description="every sentence of this passage that the answer cites, in order of first use")
+    also_in: list[StoryCopy] = Field(default_factory=list, description="other outlets' copies of the same story (near-duplicates folded into this one)")
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
@@ -84,6 +85,7 @@ class CitationOut(BaseModel):
             number=c.number, doc_id=c.doc_id, passage_id=c.passage_id, title=c.title, source=c.source, date=c.date, url=c.url,
             quote=c.quote, span=(c.start, c.end), support=c.support,
             quotes=[QuoteOut(text=q.text, span=(q.start, q.end), support=q.support) for q in c.all_quotes()],
+            also_in=c.also_in,
         )
 
 
@@ -100,13 +102,14 @@ class PassageOut(BaseModel):
     bm25_score: float | None = None
     span: tuple[int, int]
     text: str
+    also_in: list[StoryCopy] = Field(default_factory=list, description="other outlets' copies of the same story, folded into this passage")
 
     @classmethod
     def of(cls, sp: ScoredPassage) -> PassageOut:
         p = sp.passage
         return cls(
             rank=sp.rank, doc_id=p.doc_id, passage_id=p.passage_id, title=p.meta.title, source=p.meta.source, date=p.meta.date, url=p.meta.url,
-            score=sp.score, dense_score=sp.dense_score, bm25_score=sp.bm25_score, span=(p.start, p.end), text=p.text,
+            score=sp.score, dense_score=sp.dense_score, bm25_score=sp.bm25_score, span=(p.start, p.end), text=p.text, also_in=sp.also_in,
         )
 
 

@@ -17,7 +17,7 @@ from rag.evidence import DENSE_SHARE, META_WORDS, coverage, names_in, numbers_in
 from rag.lexical import content_terms, stem
 from rag.sentences import split_sentences
 from rag.settings import Settings
-from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, Quote, ScoredPassage
+from rag.types import AnswerSentence, Citation, Evidence, EvidenceSentence, Quote, ScoredPassage, StoryCopy
 
 _MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Markers that open a sentence: the prompt asks for "[1]" after each sentence, so "A. [1] B." cites A, not B.
@@ -136,6 +136,7 @@ class CitationBuilder:
 
     def __init__(self, sources: list[ScoredPassage]):
         self._meta = {sp.passage.passage_id: sp.passage.meta for sp in sources}
+        self._copies = {sp.passage.passage_id: sp.also_in for sp in sources}
         self._by_passage: dict[str, Citation] = {}
         self.citations: list[Citation] = []
 
@@ -160,10 +161,16 @@ class CitationBuilder:
             end=quote.end,
             support=support,
             quotes=[quote],
+            also_in=list(self._copies.get(sentence.passage_id, [])),
         )
         self._by_passage[sentence.passage_id] = citation
         self.citations.append(citation)
         return citation.number
+
+
+def copies_line(copies: list[StoryCopy]) -> str:
+    """The other outlets and dates that carried a cited story, for a reader: "also in: AP, 2023-06-15; ..."."""
+    return "also in: " + "; ".join(f"{c.source or c.title or c.doc_id}, {c.date or 'undated'} ({c.doc_id})" for c in copies)
 
 
 def render_answer(sentences: list[AnswerSentence]) -> str:

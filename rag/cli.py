@@ -140,6 +140,8 @@ def search_cmd(
 
 
 def print_answer(answer: Answer, *, show_sources: bool = True) -> None:
+    from rag.citations import copies_line
+
     if answer.fallback and answer.fallback.startswith("extractive:"):
         err.print(f"[yellow]note:[/] answered by quoting the articles, no generator: {escape(answer.fallback[12:])}")
     style = "yellow" if answer.abstained else "bold"
@@ -150,6 +152,8 @@ def print_answer(answer: Answer, *, show_sources: bool = True) -> None:
         out.print("\n[bold]Sources[/]")
         for c in answer.citations:
             out.print(f" [{c.number}] [cyan]{escape(c.title or c.doc_id)}[/] — {escape(c.source or 'unknown source')}, {c.date or 'undated'}  ({escape(c.passage_id)})")
+            if c.also_in:
+                out.print(f"     {escape(copies_line(c.also_in))}")
             for q in c.all_quotes():
                 out.print(f'     "{escape(q.text)}"')
     elif answer.abstained:

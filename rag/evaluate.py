@@ -187,7 +187,9 @@ def judge(q: EvalQuestion, answer: Answer | None, supports: SupportCheck, *, err
     if answer is not None:
         record.standalone_question = answer.standalone_question
         record.retrieved = [Retrieved(passage_id=sp.passage.passage_id, doc_id=sp.passage.doc_id, rank=sp.rank or i, score=round(sp.score, 6)) for i, sp in enumerate(answer.sources, start=1)]
-        record.gold_rank = next((r.rank for r in sorted(record.retrieved, key=lambda r: r.rank) if r.doc_id in q.gold_docs), None)
+        # A folded copy of a gold article is the gold article to a reader: the same story, cited by its twin.
+        shown = {sp.passage.passage_id: {sp.passage.doc_id, *(c.doc_id for c in sp.also_in)} for sp in answer.sources}
+        record.gold_rank = next((r.rank for r in sorted(record.retrieved, key=lambda r: r.rank) if shown.get(r.passage_id, {r.doc_id}) & set(q.gold_docs)), None)
         record.answer, record.abstained, record.abstain_reason, record.fallback = answer.text, answer.abstained, answer.abstain_reason, answer.fallback
         record.citations = check_citations(answer, supports)
         record.timings = answer.timings.model_copy()
@@ -203,7 +205,7 @@ def judge(q: EvalQuestion, answer: Answer | None, supports: SupportCheck, *, err
         v.missing = missing_groups(record.answer, q.must_include) if answered else q.must_include
         v.correct = v.passed = answered and not v.missing
         if answered and q.gold_docs:
-            v.gold_cited = any(c.doc_id in q.gold_docs for c in record.citations)
+            v.gold_cited = any({c.doc_id, *(x.doc_id for x in c.also_in)} & set(q.gold_docs) for c in answer.citations)
     return record
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field, ValidationError
 
+from rag.dedup import Signatures
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError, StorageError, StorageFullError
 from rag.lexical import LexicalIndex
 from rag.settings import Settings
@@ -43,6 +44,7 @@ class DocumentRecord(BaseModel):
     source: str | None = None
     stored_as: str | None = None  # file name under documents/
     indexed_at: str
+    group: str | None = None  # doc id of the representative of its syndicated copies (rag/dedup.py); None: not grouped
 
 
 class Manifest(BaseModel):
@@ -60,6 +62,7 @@ class Manifest(BaseModel):
     vector_backend: str
     vector_kind: str = "flat"
     count: int = 0
+    fold_threshold: float | None = None  # the Jaccard threshold the groups were made with; None: not folded
     documents: dict[str, DocumentRecord] = Field(default_factory=dict)
     updated_at: str = ""
 
@@ -168,7 +171,10 @@ def _read_jsonl(path: Path, model: type[BaseModel]) -> list:
 class Index:
     """One loaded generation: passages, articles, vectors and BM25, read-only once built."""
 
-    def __init__(self, root: Path, manifest: Manifest, articles: dict[str, Article], passages: list[Passage], store: VectorStore, lexical: LexicalIndex):
+    def __init__(
+        self, root: Path, manifest: Manifest, articles: dict[str, Article], passages: list[Passage], store: VectorStore, lexical: LexicalIndex,
+        signatures: Signatures | None = None,
+    ):
         self.root = root
         self.manifest = manifest
         self.articles = articles
@@ -176,6 +182,7 @@ class Index:
         self.passage_by_id = {p.passage_id: p for p in passages}
         self.store = store
         self.lexical = lexical
+        self.signatures = signatures or Signatures()
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -266,6 +273,7 @@ def _load_live(settings: Settings, *, embedding_model: str, dimension: int, miss
         articles = {a.doc_id: a for a in _read_jsonl(gen_dir / "articles.jsonl", Article)}
         passages = _read_jsonl(gen_dir / "passages.jsonl", Passage)
         lexical = LexicalIndex.load(gen_dir)
+        signatures = Signatures.load(gen_dir)
     except (OSError, ValidationError, ValueError) as exc:
         raise IndexCorruptError(f"index files in {gen_dir} do not load: {exc}") from exc
     store = build_vector_store(settings, dimension, gen_dir)
@@ -273,7 +281,7 @@ def _load_live(settings: Settings, *, embedding_model: str, dimension: int, miss
         raise IndexCorruptError(f"index in {gen_dir} is inconsistent: {len(passages)} passages, manifest says {manifest.count}")
     if settings.vector_backend == "faiss" and len(store) != len(passages):
         raise IndexCorruptError(f"index in {gen_dir} has {len(store)} vectors for {len(passages)} passages")
-    return Index(root, manifest, articles, passages, store, lexical)
+    return Index(root, manifest, articles, passages, store, lexical, signatures)
 
 
 class IndexLock:
@@ -342,6 +350,7 @@ def _write_generation(index: Index, tmp: Path) -> None:
     _write_jsonl(tmp / "passages.jsonl", index.passages)
     index.store.save(tmp)
     index.lexical.save(tmp)
+    index.signatures.save(tmp)
     (tmp / "manifest.json").write_text(index.manifest.model_dump_json(indent=2))
     folders = [tmp]
     for path in tmp.rglob("*"):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from rag.chunking import chunk_article
 from rag.corpus import article_from_bytes, iter_article_paths, validate_doc_id
+from rag.dedup import fold
 from rag.embedder import Embedder, embedder_build
 from rag.errors import BadInputError, DocumentNotFoundError, RagError, TooLargeError
 from rag.index import (
@@ -59,6 +60,7 @@ class IndexReport(BaseModel):
     updated: list[str] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
+    regrouped: bool = False  # syndicated-copy groups changed without a document changing (a new threshold)
     skipped: list[SkippedFile] = Field(default_factory=list)
     passages_embedded: int = 0
     generation: int = 0
@@ -67,7 +69,7 @@ class IndexReport(BaseModel):
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
+        return bool(self.added or self.updated or self.removed or self.regrouped)
 
 
 ProgressFn = Callable[[int, int], None]  # (done, total) passages embedded
@@ -116,6 +118,7 @@ def apply_articles(
 ) -> Index:
     """Mutate `index` in memory: drop removed/changed documents, add new passages. Nothing is written yet."""
     by_hash = {rec.content_hash: rec.doc_id for rec in index.manifest.documents.values()}
+    groups_before = {d: rec.group for d, rec in index.manifest.documents.items()}
     fresh: list[tuple[Article, list[Passage], str, bytes]] = []
     for article, name, data in incoming:
         old = index.manifest.documents.get(article.doc_id)
@@ -166,7 +169,36 @@ def apply_articles(
     if fresh:
         _fsync_dir(documents_dir(settings))
     report.removed.extend(d for d in remove_ids)
+    _fold_copies(index, settings, [a.doc_id for a, _, _, _ in fresh], drop_docs, groups_before, report)
     return index
+
+
+def _fold_copies(index: Index, settings: Settings, added: list[str], dropped: set[str], before: dict[str, str | None], report: IndexReport) -> None:
+    """Group syndicated copies after a change: new documents join the copies they match, and a group that lost
+    a member (its representative, say) is re-linked from the survivors' own similarities (rag/dedup.py)."""
+    docs = index.manifest.documents
+    threshold = settings.syndication_threshold if settings.fold_syndicated else None
+    rethreshold = index.manifest.fold_threshold != threshold and bool(docs)
+    if threshold is None:
+        for record in docs.values():
+            record.group = None
+        index.signatures.keep_only(docs)
+    else:
+        lost = {before[d] for d in dropped if before.get(d)}
+        groups = {d: None if rethreshold else r.group for d, r in docs.items()}
+        regrouped = fold(
+            {d: index.articles[d].text for d in docs},
+            {d: r.date for d, r in docs.items()},
+            groups,
+            index.signatures,
+            added=added,
+            broken=[d for d in docs if before.get(d) in lost],
+            threshold=threshold,
+        )
+        for doc_id, group in regrouped.items():
+            docs[doc_id].group = group
+    report.regrouped = report.regrouped or rethreshold
+    index.manifest.fold_threshold = threshold
 
 
 def _finish(index: Index, settings: Settings, report: IndexReport, removed_files: list[str]) -> Index:

@@ -98,7 +98,7 @@ def _copy(source: Index, target_settings: Settings, progress: ProgressFn | None)
         )
     manifest = source.manifest.model_copy(deep=True)
     manifest.vector_backend = target_settings.vector_backend
-    migrated = Index(source.root, manifest, source.articles, source.passages, target, source.lexical)
+    migrated = Index(source.root, manifest, source.articles, source.passages, target, source.lexical, source.signatures)
     migrated = commit_generation(migrated, target_settings)
     is_milvus = target_settings.vector_backend == "milvus"
     return MigrateReport(

@@ -12,10 +12,11 @@ import numpy as np
 
 from rag.embedder import Embedder
 from rag.errors import BadInputError
+from rag.dedup import representative
 from rag.index import Index
 from rag.settings import Settings
 from rag.timeframe import TimeFrame, age_days, resolve
-from rag.types import ScoredPassage
+from rag.types import ScoredPassage, StoryCopy
 
 Method = Literal["hybrid", "dense", "bm25"]
 
@@ -133,7 +134,49 @@ class Retriever:
             dense = [(pid, s) for pid, s in dense if pid in self.index.passage_by_id]
         if method in ("hybrid", "bm25"):
             lexical = self.index.lexical.search(query, depth, allow)
-        return self._diversify(self._fuse(query, dense, lexical, method, frame), top_k)
+        return self._diversify(self._fold(self._fuse(query, dense, lexical, method, frame), allow), top_k)
+
+    @functools.cached_property
+    def copies(self) -> dict[str, list[str]]:
+        """For each article with syndicated copies (rag/dedup.py), every member of its group, representative first."""
+        docs = self.index.manifest.documents
+        groups: dict[str, list[str]] = {}
+        for doc_id, record in docs.items():
+            if record.group:
+                groups.setdefault(record.group, []).append(doc_id)
+        dates = {doc_id: record.date for doc_id, record in docs.items()}
+        out: dict[str, list[str]] = {}
+        for members in groups.values():
+            if len(members) > 1:
+                lead = representative(members, dates)
+                ordered = [lead] + sorted((m for m in members if m != lead), key=lambda m: (dates.get(m) or "9999", m))
+                out.update((m, ordered) for m in members)
+        return out
+
+    def _fold(self, ranked: list[ScoredPassage], allow: set[str] | None) -> list[ScoredPassage]:
+        """One copy per story: after fusion (and date boosts) the best-scoring copy speaks for the story, the other
+        copies' passages are dropped, and its passages name those copies that the date filters let through."""
+        if not self.settings.fold_syndicated or not self.copies:
+            return ranked
+        speaker: dict[str, str] = {}  # group (its representative) -> the copy retrieved for it
+        kept: list[ScoredPassage] = []
+        for sp in ranked:
+            members = self.copies.get(sp.passage.doc_id)
+            if members is not None:
+                lead = speaker.setdefault(members[0], sp.passage.doc_id)
+                if lead != sp.passage.doc_id:
+                    continue
+                # A copy's first passage stands for the copy: every article has one, and filters are per article.
+                sp.also_in = [self._story_copy(m) for m in members if m != lead and (allow is None or f"{m}#0" in allow)]
+            kept.append(sp)
+        for rank, sp in enumerate(kept, start=1):
+            sp.rank = rank
+        return kept
+
+    def _story_copy(self, doc_id: str) -> StoryCopy:
+        record = self.index.manifest.documents[doc_id]
+        article = self.index.articles.get(doc_id)
+        return StoryCopy(doc_id=doc_id, title=record.title, source=record.source, date=record.date, url=article.meta.url if article else None)
 
     def _diversify(self, ranked: list[ScoredPassage], top_k: int) -> list[ScoredPassage]:
         """At most `max_passages_per_article` passages of one article in the top k, so one long article does not

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # dates, both halves agreeing (0.5 before; 2.0 moved hit@1 on one half only; docs/retrieval.md).
     recency_weight: float = Field(1.0, ge=0.0)
     max_passages_per_article: int = Field(0, ge=0)  # in the top k; 0 = no cap
+    # Syndicated copies (rag/dedup.py): articles whose 5-word shingle sets reach this Jaccard similarity are one
+    # story, grouped at index time; retrieval keeps the best-scoring copy and its citation names the others.
+    # 0.6: light edits of one story score 0.7-0.95, different stories on one topic under 0.1 (docs/retrieval.md).
+    fold_syndicated: bool = True
+    syndication_threshold: float = Field(0.6, gt=0.0, le=1.0)
 
     # Evidence and prompt
     context_token_budget: int = Field(520, ge=64)

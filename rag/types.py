@@ -43,12 +43,23 @@ class Passage(BaseModel):
     meta: ArticleMeta = Field(default_factory=ArticleMeta)
 
 
+class StoryCopy(BaseModel):
+    """Another outlet's copy of the same story (a near-duplicate article folded into the one retrieved)."""
+
+    doc_id: str
+    title: str | None = None
+    source: str | None = None
+    date: str | None = None
+    url: str | None = None
+
+
 class ScoredPassage(BaseModel):
     passage: Passage
     score: float  # fused score used for ranking
     dense_score: float | None = None  # cosine similarity, when the dense retriever found it
     bm25_score: float | None = None
     rank: int = 0
+    also_in: list[StoryCopy] = Field(default_factory=list)  # the story's other copies, folded into this passage
 
 
 class EvidenceSentence(BaseModel):
@@ -102,6 +113,7 @@ class Citation(BaseModel):
     end: int
     support: float = 0.0  # verifier score for the sentence this citation backs
     quotes: list[Quote] = Field(default_factory=list)  # every quoted sentence of the passage, in order of first use
+    also_in: list[StoryCopy] = Field(default_factory=list)  # every other outlet and date that carried the story
 
     def all_quotes(self) -> list[Quote]:
         """The quotes, also for a citation built with only the first one (older reports, hand-made tests)."""

@@ -35,6 +35,7 @@ from api.schemas import (
     ModelList,
     error_responses,
 )
+from rag.citations import copies_line
 from rag.errors import BadInputError, DocumentNotFoundError
 from rag.types import Answer, ChatTurn
 
@@ -67,7 +68,8 @@ def content_with_sources(answer: Answer) -> str:
         entries = []
         for c in sorted(answer.citations, key=lambda c: c.number):  # one per passage, its quotes beneath
             quotes = "".join(f'\n    "{q.text}"' for q in c.all_quotes())
-            entries.append(f"[{c.number}] {c.title or c.doc_id} — {c.source or 'unknown source'}, {c.date or 'undated'}{quotes}")
+            copies = f"\n    {copies_line(c.also_in)}" if c.also_in else ""
+            entries.append(f"[{c.number}] {c.title or c.doc_id} — {c.source or 'unknown source'}, {c.date or 'undated'}{copies}{quotes}")
         return answer.text + SOURCES_HEADINGS[0] + "\n".join(entries)
     docs: dict[str, str] = {}
     for sp in answer.sources:
