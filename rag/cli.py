@@ -265,7 +265,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "chunking": f"{manifest.chunk_size} words, {manifest.chunk_overlap} overlap",
         "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
         "generator": settings.generator_backend if settings.generator_backend != "llama_cpp" else f"llama_cpp: {settings.gguf_path or 'bundled SmolLM2-135M-Instruct Q4_1'}",
-        "reader": str(reader or "none (`make reader` trains it)") if settings.use_reader else "off (RAG_USE_READER=false)",
+        "reader": str(reader or "none (`make reader` trains it)") if settings.use_reader else "off (RAG_USE_READER=true and `make reader` turn it on)",
         "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or f"packaged (rag/{READER_MODEL_FILE if reader and settings.use_reader else MODEL_FILE})"),
         "updated_at": manifest.updated_at,
     }

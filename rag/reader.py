@@ -5,13 +5,13 @@ written to share the words of a paragraph that does not answer them ("What year 
 Sicily?" against a sentence about England), and no word count tells those apart. A cross-encoder reads the
 question and the sentence together. It is fine-tuned from the packaged MiniLM weights on SQuAD 2.0 by
 `python -m rag.reader_train` (the Makefile's `reader` target, minutes on two cores, nothing downloaded) into
-a folder that `RAG_READER_PATH` names; without that folder the decision uses the model fitted without it.
+a folder that `RAG_READER_PATH` names. It is opt-in (RAG_USE_READER=true): on held-out questions it did not
+beat the decision without it (docs/calibration.md), and it costs a second model in memory and time a question.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from pathlib import Path
@@ -22,7 +22,6 @@ from rag.errors import ModelMissingError
 if TYPE_CHECKING:
     from rag.settings import Settings
 
-log = logging.getLogger(__name__)
 META_FILE = "reader.json"
 # A reader's folder is trained for one question/sentence layout; the decision model fitted on its scores
 # names this version, so a reader trained differently is never read through the wrong weights.
@@ -111,11 +110,12 @@ def reader_path(settings: Settings) -> Path | None:
 
 
 def load_reader(settings: Settings) -> Reader | None:
+    """None unless RAG_USE_READER=true; then the reader must be there (asking for it and silently running
+    without it would report figures of a decision the user did not choose)."""
     if not settings.use_reader:
         return None
     path = reader_path(settings)
     if path is None:
-        log.info("no reader at %s: the answer decision runs without it (make reader builds it)", settings.reader_default_path)
-        return None
+        raise ModelMissingError(f"RAG_USE_READER=true but no reader at {settings.reader_default_path}: train it with `make reader` (needs ../shared) or set RAG_READER_PATH")
     threads = settings.query_threads or settings.n_threads or os.cpu_count() or 1
     return CrossEncoderReader(path, threads=threads)

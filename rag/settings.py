@@ -86,11 +86,11 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_timeout_s: float = Field(120.0, gt=0)
 
-    # The reader (rag/reader.py): a cross-encoder fine-tuned by `make reader`. None = models/reader when it
-    # exists; without a reader the decision uses the model fitted without its features.
+    # The reader (rag/reader.py): a cross-encoder fine-tuned by `make reader`, off by default because on
+    # held-out questions it did not beat the decision without it (docs/calibration.md). None = models/reader.
     reader_path: Path | None = None
     reader_default_path: Path = Path("models/reader")
-    use_reader: bool = True
+    use_reader: bool = False
     # The best sentences by word and cosine match that the reader reads (each costs ~5 ms on two cores).
     reader_sentences: int = Field(8, ge=1, le=64)
     # What the reader's probability adds to a sentence's relevance when choosing what to quote.
