@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
+from api.admission import Admission
 from api.errors import forbidden, unauthorized
 from api.metrics import Metrics
 from api.queue import GenerationQueue
@@ -31,6 +32,7 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     queue: GenerationQueue
+    admission: Admission
     pipeline: Pipeline | None = None
     load_error: RagError | None = None
     background: set[asyncio.Task] = field(default_factory=set)  # keeps streaming workers referenced
