@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import ROOT, load_average, load_questions, peak_rss_mb, percentile, print_header, rss_mb, summary_ms, write_json
+from common import ROOT, load_average, load_questions, peak_rss_mb, print_header, rss_mb, summary_ms, write_json
 
 HOST = "127.0.0.1"  # never anything else: this benchmark opens no port beyond the loopback interface
 KINDS = ("search", "extractive", "generate", "stream")
