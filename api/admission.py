@@ -1,10 +1,11 @@
 """Admission for the requests that need only the CPU (search, extractive answers, uploads), and the pool they run in.
 
 Each request class has a lane: at most `limit` of its requests hold a slot at once, at most `max_waiting` wait
-for one, first come first served, and none waits past the class's deadline. The decision to refuse is taken
-when the request arrives, from the lane's measured time per slot: a request that would not start within its
-deadline gets BusyError (503 + Retry-After) at once, instead of queueing and timing out after all its waiting.
-A waiter the estimate let in that still has not started at the deadline is refused then ("expired").
+for one, first come first served. The decision to refuse is taken when the request arrives, from the lane's
+measured time per slot: a request that would not start within its class's deadline gets BusyError (503 +
+Retry-After) at once, instead of queueing and timing out after all its waiting. A waiter the estimate let in is
+served even if the lane runs slower than measured, since refusing it then would throw its wait away; only one
+still waiting at `timeout_s` (RAG_QUEUE_TIMEOUT_S, a stall) is refused ("expired").
 
 Admitted work runs in one small pool of threads, sized to the cores llama.cpp leaves free while it generates
 (Settings.cpu_threads): with Starlette's default threadpool of 40, 32 clients' embeddings ran all at once
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -64,7 +66,8 @@ def busy(message: str, retry_after_s: float) -> BusyError:
 class LaneLimits:
     limit: int
     max_waiting: int
-    deadline_s: float
+    deadline_s: float  # refuse on arrival when the expected wait is longer
+    timeout_s: float = 60.0  # refuse an admitted waiter still waiting this long
 
 
 class Pass:
@@ -78,20 +81,20 @@ class Pass:
         self._released = False
 
     async def ready(self) -> None:
-        """Wait for the slot, at most until the class deadline; BusyError then. Cancelled: leaves the line."""
+        """Wait for the slot, at most `timeout_s`; BusyError then. Cancelled: leaves the line."""
         if self._turn is None:
             return
         lane, turn = self._lane, self._turn
-        remaining = lane.limits.deadline_s - (time.monotonic() - self.arrived)
+        remaining = lane.limits.timeout_s - (time.monotonic() - self.arrived)
         try:
             await asyncio.wait({turn}, timeout=max(0.0, remaining))
         except asyncio.CancelledError:
             self._leave_line()
             raise
-        if not turn.done():  # the estimate let it in, but the lane ran slower than measured
+        if not turn.done():  # the lane stalled: the estimate was far off
             self._leave_line()
             lane.observer.refused(lane.name, "expired")
-            raise busy(f"no {lane.name} slot within {lane.limits.deadline_s:g}s (RAG_ADMISSION_DEADLINES_S); try again shortly", lane.retry_after_s())
+            raise busy(f"no {lane.name} slot within {lane.limits.timeout_s:g}s (RAG_QUEUE_TIMEOUT_S); try again shortly", lane.retry_after_s())
         self._turn = None
         self._granted_at = time.monotonic()
         lane.observer.waited(lane.name, self._granted_at - self.arrived)
@@ -177,8 +180,19 @@ def lane_limits(settings: Settings, pool_size: int) -> dict[str, LaneLimits]:
     out = {}
     for klass in CPU_CLASSES:
         limit = settings.admission_limits.get(klass) or pool_size  # unset: as many as the pool has threads
-        out[klass] = LaneLimits(limit=limit, max_waiting=settings.admission_queues[klass], deadline_s=settings.admission_deadlines_s[klass])
+        out[klass] = LaneLimits(limit, settings.admission_queues[klass], settings.admission_deadlines_s[klass], settings.queue_timeout_s)
     return out
+
+
+def lower_priority(nice: int) -> None:
+    """Give the calling thread a lower CPU priority (Linux threads each have their own nice value).
+
+    When the cores are oversubscribed, the scheduler then favours llama.cpp's threads, whose barrier after each
+    layer waits for the slowest of them, and the event loop, which answers refusals; the pool's searches still
+    get every cycle nobody else wants. Lowering one's own priority needs no privilege."""
+    if nice and hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
@@ -192,6 +206,7 @@ class Admission:
     def __init__(self, settings: Settings, observer: AdmissionObserver | None = None, cpu_count: int | None = None):
         self.observer = observer or NullObserver()
         self.pool_size = cpu_pool_size(settings, cpu_count)
+        self.nice = settings.cpu_nice
         self.lanes = {k: Lane(k, v, self.observer) for k, v in lane_limits(settings, self.pool_size).items()}
         self._pool: ThreadPoolExecutor | None = None
 
@@ -199,7 +214,7 @@ class Admission:
     def pool(self) -> ThreadPoolExecutor:
         # Created on first use: an app that is built and never serves starts no threads.
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="rag-cpu")
+            self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="rag-cpu", initializer=lower_priority, initargs=(self.nice,))
         return self._pool
 
     def reserve(self, klass: str) -> Pass:

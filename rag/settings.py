@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     # wait for the model. A request that would not start within its class's deadline is refused at once (503).
     # Given as JSON, e.g. RAG_ADMISSION_DEADLINES_S='{"search": 2}'; classes left out keep these defaults.
     cpu_threads: int | None = Field(None, ge=1)
+    cpu_nice: int = Field(5, ge=0, le=19)  # the pool's threads yield to llama.cpp and the event loop when cores are short
     admission_limits: dict[str, int | None] = Field(default_factory=lambda: dict(ADMISSION_LIMITS))  # None = cpu_threads
     admission_queues: dict[str, int] = Field(default_factory=lambda: dict(ADMISSION_QUEUES))
     admission_deadlines_s: dict[str, float] = Field(default_factory=lambda: dict(ADMISSION_DEADLINES_S))

@@ -29,9 +29,9 @@ class Recorder:
         self.waits.append((klass, seconds))
 
 
-def lane(limit: int = 1, max_waiting: int = 8, deadline_s: float = 30.0, hold_s: float = 0.01) -> tuple[Lane, Recorder]:
+def lane(limit: int = 1, max_waiting: int = 8, deadline_s: float = 30.0, hold_s: float = 0.01, timeout_s: float = 60.0) -> tuple[Lane, Recorder]:
     seen = Recorder()
-    return Lane("search", LaneLimits(limit, max_waiting, deadline_s), seen, initial_hold_s=hold_s), seen
+    return Lane("search", LaneLimits(limit, max_waiting, deadline_s, timeout_s), seen, initial_hold_s=hold_s), seen
 
 
 def test_waiters_get_the_slot_in_arrival_order():
@@ -87,9 +87,9 @@ def test_an_expected_wait_past_the_deadline_refuses_at_once():
     asyncio.run(scenario())
 
 
-def test_a_waiter_still_waiting_at_its_deadline_is_refused_and_leaves_the_line():
+def test_a_waiter_still_waiting_at_the_stall_timeout_is_refused_and_leaves_the_line():
     async def scenario() -> None:
-        line, seen = lane(deadline_s=0.05)
+        line, seen = lane(timeout_s=0.05)
         holder = line.reserve()  # never released while the waiter waits
         place = line.reserve()
         with pytest.raises(BusyError):
