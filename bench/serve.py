@@ -237,6 +237,7 @@ def main() -> None:
     parser.add_argument("--server-root", type=Path, default=ROOT, help="checkout whose rag/ and api/ the server runs (default: this one)")
     parser.add_argument("--max-requests", type=int, default=10_000, help="per client, a bound besides the time")
     parser.add_argument("--baseline-n", type=int, default=5, help="in-process requests per kind for the raw baseline")
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process baseline (quicker iterations)")
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args()
     weights = {k: int(w) for part in args.mix.split(",") for k, w in [part.split("=")]}
@@ -257,7 +258,7 @@ def main() -> None:
         rag = [sys.executable, "-m", "rag.cli"]
         subprocess.run([*rag, "index", str(ROOT / "data/corpus")], env=env, cwd=server_root, check=True, capture_output=True, timeout=600)
 
-        baseline = in_process_baseline(work / "index", questions, args.baseline_n)
+        baseline = {} if args.no_in_process else in_process_baseline(work / "index", questions, args.baseline_n)
         print("in-process p50: " + ", ".join(f"{k} {v['p50_ms']:.0f} ms" for k, v in baseline.items()), flush=True)
 
         port = free_port()
@@ -279,7 +280,7 @@ def main() -> None:
                     single.append({"kind": kind, "status": status, "s": s, "ttft_s": ttft})
         one_client = {k: summary_ms([r["s"] for r in single if r["kind"] == k and r["status"] == 200]) for k in KINDS}
         one_ttft = summary_ms([r["ttft_s"] for r in single if r["kind"] == "stream" and r["ttft_s"] is not None])
-        ratios = {k: round(one_client[k]["p50_ms"] / baseline[k]["p50_ms"], 3) if baseline[k]["p50_ms"] else None for k in KINDS}
+        ratios = {k: round(one_client[k]["p50_ms"] / baseline[k]["p50_ms"], 3) if k in baseline and baseline[k]["p50_ms"] else None for k in KINDS}
         print("one client p50: " + ", ".join(f"{k} {one_client[k]['p50_ms']:.0f} ms ({ratios[k]}x in-process)" for k in KINDS) + f"; first token {one_ttft['p50_ms']:.0f} ms", flush=True)
 
         mixed = load_phase(base, proc, args.clients, args.seconds, mix, questions, args.max_requests)
