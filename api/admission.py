@@ -136,7 +136,10 @@ class Lane:
         return (position + 1) * self._avg_hold_s / self.limits.limit
 
     def retry_after_s(self) -> float:
-        return self.estimated_wait_s(self.waiting) + self._avg_hold_s
+        """When a request refused now would be let in: the line moves up one place every hold/limit, and a refusal
+        for the deadline needs the expected wait to come down by the excess. A longer hint only idles clients."""
+        excess = self.estimated_wait_s(self.waiting) - self.limits.deadline_s
+        return max(self._avg_hold_s / self.limits.limit, excess)
 
     def reserve(self) -> Pass:
         """A slot now, a place in line, or BusyError at once. Call on the event loop."""

@@ -93,22 +93,29 @@ class GenerationQueue:
     def retry_after_s(self) -> int:
         return max(1, min(120, math.ceil(self._avg_hold_s * (self.depth + 1))))
 
+    def _left_s(self) -> float:
+        """What the running answer has left. An answer past the average still has some way to go: a quarter of
+        one is a guess that errs long."""
+        if not self._model_busy:
+            return 0.0
+        return max(self._avg_hold_s - (time.monotonic() - self._held_since), 0.25 * self._avg_hold_s)
+
     def estimated_wait_s(self) -> float:
         """When the model would be free for a request admitted now. Call with _state held."""
-        left = 0.0
-        if self._model_busy:
-            # An answer running past the average still has some way to go; a quarter is a guess that errs long.
-            left = max(self._avg_hold_s - (time.monotonic() - self._held_since), 0.25 * self._avg_hold_s)
-        return left + self.pending() * self._use_rate * self._avg_hold_s
+        return self._left_s() + self.pending() * self._use_rate * self._avg_hold_s
 
     def admit(self, klass: str = "generate") -> Ticket:
         with self._state:
             # max_waiting in line behind the one generating, as before per-class limits; both count requests
             # still retrieving, which will be in line by the time the model frees.
+            # Retry-After: when a place is likely to free (the running answer ends), or when the expected wait will
+            # have come down to the deadline. A longer hint only leaves the model idle while clients sleep.
             if self._admitted >= self.max_waiting + 1 or self.admitted(klass) >= self.limits.get(klass, self.max_waiting + 1):
                 reason, why = "full", f"{self._admitted} request(s) already in flight (RAG_QUEUE_MAX, RAG_ADMISSION_LIMITS)"
-            elif (wait := self.estimated_wait_s()) > self.deadlines_s.get(klass, math.inf):
-                reason, why = "deadline", f"expected free in {wait:.1f}s, past the {klass} deadline of {self.deadlines_s[klass]:g}s (RAG_ADMISSION_DEADLINES_S)"
+                retry = self._left_s()
+            elif (wait := self.estimated_wait_s()) > (deadline := self.deadlines_s.get(klass, math.inf)):
+                reason, why = "deadline", f"expected free in {wait:.1f}s, past the {klass} deadline of {deadline:g}s (RAG_ADMISSION_DEADLINES_S)"
+                retry = wait - deadline
             else:
                 self._admitted += 1
                 ticket = Ticket(self, klass)
@@ -116,7 +123,7 @@ class GenerationQueue:
                 return ticket
         self.observer.refused(klass, reason)
         exc = BusyError(f"the model is busy: {why}; try again shortly")
-        exc.retry_after = self.retry_after_s()  # type: ignore[attr-defined]
+        exc.retry_after = max(1, math.ceil(retry))  # type: ignore[attr-defined]
         raise exc
 
     # --- per worker thread ----------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ The server runs as a subprocess on a free port with an index built from data/cor
 2. the mix: clients send search, extractive ask, generated ask and streamed (SSE) ask at random;
 3. generation alone: the same clients sending only generated and streamed asks, in the same proportion, for the
    same time. The model is the bottleneck, so what the mix completes of generate + stream against this run
-   says how much the cheap requests cost it (target >= 80%).
+   says how much the cheap requests cost it (target >= 80%). Phases 2 and 3 alternate in slices (mix, alone,
+   alone, mix) so that both meet the same background load; the server's own /metrics give the time it spent
+   generating and the tokens it generated in each.
 
 A 503 is the designed refusal (admission, api/admission.py): counted apart from errors, with its latency,
 and honoured like a real client would, by waiting Retry-After (cut short at the end of the phase) before the
@@ -177,22 +179,56 @@ def summarise(records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     }
 
 
-def load_phase(base: str, proc: subprocess.Popen, clients: int, seconds: float, mix: list[str], questions: list[str], max_requests: int) -> dict[str, Any]:
-    records: list[dict[str, Any]] = []
-    rss_samples: list[float] = []
-    load_before = load_average()
-    deadline = time.perf_counter() + seconds
-    threads = [threading.Thread(target=client_loop, args=(base, deadline, mix, questions, seed, records, max_requests), daemon=True) for seed in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    while any(t.is_alive() for t in threads):
-        rss_samples.append(rss_mb(proc.pid))
-        time.sleep(0.5)
-    elapsed = time.perf_counter() - started
-    result = summarise(records, elapsed)
-    result.update(clients=clients, seconds=round(elapsed, 1), load_avg_before=load_before, load_avg_after=load_average(), server_rss_max_mb=max(rss_samples, default=float("nan")))
-    return result
+def scrape(base: str) -> dict[str, float]:
+    """The server's own count of time spent generating and tokens generated (its /metrics)."""
+    wanted = {"rag_generation_seconds_sum": "generation_s", "rag_completion_tokens_total": "tokens"}
+    out = dict.fromkeys(wanted.values(), 0.0)
+    try:
+        for line in httpx.get(base + "/metrics", timeout=10).text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in wanted:
+                out[wanted[name]] = float(value)
+    except (httpx.HTTPError, ValueError):
+        pass
+    return out
+
+
+class Phase:
+    """One kind of load, run in slices: its records, time and the server's generation counters add up."""
+
+    def __init__(self, name: str, mix: list[str]):
+        self.name, self.mix = name, mix
+        self.records: list[dict[str, Any]] = []
+        self.elapsed = 0.0
+        self.rss: list[float] = []
+        self.loads: list[list[float]] = []
+        self.counters = {"generation_s": 0.0, "tokens": 0.0}
+
+    def run(self, base: str, proc: subprocess.Popen, clients: int, seconds: float, questions: list[str], max_requests: int, seed: int) -> None:
+        before = scrape(base)
+        self.loads.append(load_average())
+        deadline = time.perf_counter() + seconds
+        threads = [threading.Thread(target=client_loop, args=(base, deadline, self.mix, questions, seed * 1000 + i, self.records, max_requests), daemon=True) for i in range(clients)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            self.rss.append(rss_mb(proc.pid))
+            time.sleep(0.5)
+        self.elapsed += time.perf_counter() - started
+        after = scrape(base)
+        for key in self.counters:
+            self.counters[key] += after[key] - before[key]
+
+    def result(self, clients: int) -> dict[str, Any]:
+        result = summarise(self.records, self.elapsed)
+        result.update(
+            clients=clients, seconds=round(self.elapsed, 1), load_avg_before=self.loads[0] if self.loads else [], load_avg_after=load_average(),
+            load_avg_per_slice=self.loads, server_rss_max_mb=max(self.rss, default=float("nan")),
+            model_busy_share=round(self.counters["generation_s"] / self.elapsed, 3) if self.elapsed else None,
+            tokens_per_s=round(self.counters["tokens"] / self.elapsed, 2) if self.elapsed else None,
+        )
+        return result
 
 
 def print_phase(name: str, r: dict[str, Any]) -> None:
@@ -206,7 +242,7 @@ def print_phase(name: str, r: dict[str, Any]) -> None:
             continue
         extra = f", first token p50 {k['ttft_ok']['p50_ms']:.0f} p95 {k['ttft_ok']['p95_ms']:.0f} ms" if "ttft_ok" in k else ""
         print(f"  {kind:<10} {k['requests']:5d} sent, {k['ok']:5d} ok, {k['busy_503']:4d} 503, {k['errors']:3d} errors; p50 {k['latency_ok']['p50_ms']:.0f} ms p95 {k['latency_ok']['p95_ms']:.0f} ms{extra}")
-    print(f"  server RSS max {r['server_rss_max_mb']} MB", flush=True)
+    print(f"  model busy {r['model_busy_share']} of the time, {r['tokens_per_s']} tokens/s; server RSS max {r['server_rss_max_mb']} MB", flush=True)
 
 
 def targets(mixed: dict[str, Any], alone: dict[str, Any] | None, one_client: dict[str, Any], one_ttft: dict[str, float]) -> dict[str, Any]:
@@ -222,6 +258,7 @@ def targets(mixed: dict[str, Any], alone: dict[str, Any] | None, one_client: dic
         "generation_completed_mixed": model_done,
         "generation_completed_alone": alone_done,
         "generation_mixed_vs_alone": ratio(model_done, alone_done) if alone_done else None,
+        "tokens_per_s_mixed_vs_alone": ratio(mixed["tokens_per_s"], alone["tokens_per_s"]) if alone else None,
         "latency_503_ms": mixed["latency_503"],
         "generate_p95_vs_one_client_p50": ratio(gen["latency_ok"]["p95_ms"], one_client["generate"]["p50_ms"]),
         "stream_ttft_p95_vs_one_client_p50": ratio(stream["ttft_ok"]["p95_ms"], one_ttft.get("p50_ms", float("nan"))),
@@ -234,6 +271,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--mix", default="search=4,extractive=3,generate=1,stream=2", help="relative weights of request kinds")
     parser.add_argument("--no-alone", action="store_true", help="skip the generation-alone phase")
+    parser.add_argument("--slices", type=int, default=4, help="the mix and generation alone alternate in this many slices of --seconds each")
     parser.add_argument("--server-root", type=Path, default=ROOT, help="checkout whose rag/ and api/ the server runs (default: this one)")
     parser.add_argument("--max-requests", type=int, default=10_000, help="per client, a bound besides the time")
     parser.add_argument("--baseline-n", type=int, default=5, help="in-process requests per kind for the raw baseline")
@@ -283,11 +321,17 @@ def main() -> None:
         ratios = {k: round(one_client[k]["p50_ms"] / baseline[k]["p50_ms"], 3) if k in baseline and baseline[k]["p50_ms"] else None for k in KINDS}
         print("one client p50: " + ", ".join(f"{k} {one_client[k]['p50_ms']:.0f} ms ({ratios[k]}x in-process)" for k in KINDS) + f"; first token {one_ttft['p50_ms']:.0f} ms", flush=True)
 
-        mixed = load_phase(base, proc, args.clients, args.seconds, mix, questions, args.max_requests)
+        # The two loads alternate in slices (mix, alone, alone, mix, ...) so both meet the same background load:
+        # the machine is shared, and a minute apart its speed differs by more than the effect measured.
+        phases = [Phase("mix", mix)] + ([Phase("generation alone", alone_mix)] if not args.no_alone and alone_mix else [])
+        slices = max(1, args.slices)
+        for i in range(slices):
+            for phase in phases if i % 2 == 0 else phases[::-1]:
+                phase.run(base, proc, args.clients, args.seconds / slices, questions, args.max_requests, seed=i)
+        mixed = phases[0].result(args.clients)
         print_phase("mix", mixed)
-        alone = None
-        if not args.no_alone and alone_mix:
-            alone = load_phase(base, proc, args.clients, args.seconds, alone_mix, questions, args.max_requests)
+        alone = phases[1].result(args.clients) if len(phases) > 1 else None
+        if alone is not None:
             print_phase("generation alone", alone)
         result = dict(mixed)
         result.update(
@@ -297,7 +341,7 @@ def main() -> None:
             alone=alone, targets=targets(mixed, alone, one_client, one_ttft),
         )
         t = result["targets"]
-        print(f"targets: errors {t['errors']}; generate+stream mixed/alone {t['generation_completed_mixed']}/{t['generation_completed_alone']} = {t['generation_mixed_vs_alone']} (>= 0.8); "
+        print(f"targets: errors {t['errors']}; generate+stream mixed/alone {t['generation_completed_mixed']}/{t['generation_completed_alone']} = {t['generation_mixed_vs_alone']} (>= 0.8; tokens/s {t['tokens_per_s_mixed_vs_alone']}); "
               f"503 p95 {t['latency_503_ms']['p95_ms']:.0f} max {t['latency_503_ms']['max_ms']:.0f} ms (< 100); generate p95/one-client p50 {t['generate_p95_vs_one_client_p50']} (<= 3); "
               f"first token p95/one-client p50 {t['stream_ttft_p95_vs_one_client_p50']} (<= 3); server RSS peak {result['server_rss_peak_mb']} MB (<= 1500)")
         if not args.no_json:
