@@ -90,7 +90,10 @@ def retry_after(r: httpx.Response) -> float:
 
 def client_loop(base: str, deadline: float, mix: list[str], questions: list[str], seed: int, out: list[dict[str, Any]], max_requests: int) -> None:
     rng = random.Random(seed)
-    with httpx.Client(base_url=base, timeout=httpx.Timeout(180.0, connect=10.0)) as client:
+    # Idle connections are dropped after 2 s, before uvicorn's 5 s keep-alive ends them: a client back from a
+    # Retry-After sleep must not reuse a connection the server is closing at that moment (reset by peer).
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    with httpx.Client(base_url=base, timeout=httpx.Timeout(180.0, connect=10.0), limits=limits) as client:
         for _ in range(max_requests):
             if time.perf_counter() >= deadline:
                 return
