@@ -212,6 +212,10 @@ class Admission:
         self.nice = settings.cpu_nice
         self.lanes = {k: Lane(k, v, self.observer) for k, v in lane_limits(settings, self.pool_size).items()}
         self._pool: ThreadPoolExecutor | None = None
+        # Requests for the model retrieve, wait for it and generate in threads of their own, as many as their
+        # classes may have in flight; llama.cpp decodes on the calling thread (and its helpers inherit its priority).
+        self.model_workers = sum(settings.admission_limits.get(k) or settings.queue_max + 1 for k in MODEL_CLASSES)
+        self._model_pool: ThreadPoolExecutor | None = None
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -219,6 +223,13 @@ class Admission:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="rag-cpu", initializer=lower_priority, initargs=(self.nice,))
         return self._pool
+
+    async def run_model(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a request that the model queue admitted. Its threads sit one step below the event loop, so the loop
+        (which answers refusals in milliseconds) goes first when the cores are short, and one step above the pool."""
+        if self._model_pool is None:
+            self._model_pool = ThreadPoolExecutor(self.model_workers, thread_name_prefix="rag-model", initializer=lower_priority, initargs=(min(1, self.nice),))
+        return await asyncio.get_running_loop().run_in_executor(self._model_pool, partial(fn, *args))
 
     def reserve(self, klass: str) -> Pass:
         return self.lanes[klass].reserve()
@@ -241,6 +252,7 @@ class Admission:
         return await asyncio.wrap_future(future)
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        for pool in (self._pool, self._model_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._model_pool = None

@@ -13,10 +13,8 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Literal
 
-import anyio
 from fastapi import Request
 
 from api.admission import Pass
@@ -116,7 +114,7 @@ class AskJob:
             if self.place is not None:
                 answer = await self.runtime.admission.run_reserved(self.place, self._work, None)
             else:
-                answer = await anyio.to_thread.run_sync(partial(self._work, None))
+                answer = await self.runtime.admission.run_model(self._work, None)
         finally:
             watcher.cancel()
             self.release()
@@ -145,7 +143,7 @@ class AskJob:
                 if self.place is not None:
                     await self.runtime.admission.run_reserved(self.place, work)
                 else:
-                    await anyio.to_thread.run_sync(work)
+                    await self.runtime.admission.run_model(work)
             except Exception as exc:  # noqa: BLE001 - e.g. no slot by the deadline: an event, like any error
                 post("error", exc)
 
