@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     )
     for klass, lane in runtime.admission.lanes.items():
         metrics.bind_admission(klass, depth=lambda lane=lane: lane.waiting, in_flight=lambda lane=lane: lane.running + lane.waiting)
+    metrics.bind_model(lambda: runtime.queue.busy_seconds)
     for klass in MODEL_CLASSES:
         metrics.bind_admission(klass, depth=partial(runtime.queue.pending, klass), in_flight=partial(runtime.queue.admitted, klass))
 

@@ -34,6 +34,7 @@ class Metrics:
         self.index_passages = Gauge("rag_index_passages", "Passages in the live index", registry=r)
         self.index_generation = Gauge("rag_index_generation", "Generation number of the live index", registry=r)
         self.ready = Gauge("rag_ready", "1 when the index and models are loaded", registry=r)
+        self.model_busy = Gauge("rag_model_busy_seconds", "Time the model has been generating since start (its rate is the share of time it works)", registry=r)
         self.admission_rejected = Counter("rag_admission_rejected", "Requests refused with 503 by class and reason (full, deadline, expired)", ["class", "reason"], registry=r)
         self.admission_wait = Histogram("rag_admission_wait_seconds", "Arrival until the request's work started (generate, stream: until it had the model)", ["class"], buckets=WAIT_BUCKETS, registry=r)
         self.admission_depth = Gauge("rag_admission_queue_depth", "Requests admitted and waiting, by class (generate, stream: not yet had the model)", ["class"], registry=r)
@@ -47,6 +48,9 @@ class Metrics:
 
     def waited(self, klass: str, seconds: float) -> None:
         self.admission_wait.labels(klass).observe(seconds)
+
+    def bind_model(self, busy_seconds: Callable[[], float]) -> None:
+        self.model_busy.set_function(busy_seconds)
 
     def bind_admission(self, klass: str, *, depth: Callable[[], float], in_flight: Callable[[], float]) -> None:
         self.admission_depth.labels(klass).set_function(depth)

@@ -65,6 +65,7 @@ class GenerationQueue:
         self._tickets: set[Ticket] = set()  # admitted and not yet released
         self._held_since = 0.0
         self._avg_hold_s = 5.0  # running estimate of one generation, for admission and Retry-After
+        self._held_total_s = 0.0  # time the model has been held, for /metrics (how much of the time it works)
         self._use_rate = 1.0  # share of admitted requests that use the model: abstentions and quotes do not
         self._local = threading.local()
 
@@ -82,6 +83,12 @@ class GenerationQueue:
     def depth(self) -> int:
         """Requests admitted but not holding the model: waiting for it, or still retrieving."""
         return max(0, self._admitted - self._running)
+
+    @property
+    def busy_seconds(self) -> float:
+        """Time the model has been held so far, the running answer included."""
+        running = time.monotonic() - self._held_since if self._model_busy else 0.0
+        return self._held_total_s + running
 
     def admitted(self, klass: str) -> int:
         return sum(t.klass == klass for t in list(self._tickets))
@@ -183,6 +190,7 @@ class GenerationQueue:
             ticket: Ticket | None = getattr(self._local, "ticket", None)
             if ticket is not None and ticket.state == "holding":
                 ticket.state = "done"
+            self._held_total_s += held_s
             if record:
                 self._avg_hold_s = 0.8 * self._avg_hold_s + 0.2 * held_s
             if self._waiters:

@@ -193,8 +193,8 @@ def summarise(records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
 
 
 def scrape(base: str) -> dict[str, float]:
-    """The server's own count of tokens generated (its /metrics), for the model's throughput in each phase."""
-    wanted = {"rag_completion_tokens_total": "tokens"}
+    """The server's own count of tokens generated and time the model worked (its /metrics), for each phase."""
+    wanted = {"rag_completion_tokens_total": "tokens", "rag_model_busy_seconds": "model_busy_s"}
     out = dict.fromkeys(wanted.values(), 0.0)
     try:
         for line in httpx.get(base + "/metrics", timeout=10).text.splitlines():
@@ -215,7 +215,7 @@ class Phase:
         self.elapsed = 0.0
         self.rss: list[float] = []
         self.loads: list[list[float]] = []
-        self.counters = {"tokens": 0.0}
+        self.counters = {"tokens": 0.0, "model_busy_s": 0.0}
 
     def run(self, base: str, proc: subprocess.Popen, clients: int, seconds: float, questions: list[str], max_requests: int, seed: int) -> None:
         before = scrape(base)
@@ -239,6 +239,7 @@ class Phase:
             clients=clients, seconds=round(self.elapsed, 1), load_avg_before=self.loads[0] if self.loads else [], load_avg_after=load_average(),
             load_avg_per_slice=self.loads, server_rss_max_mb=max(self.rss, default=float("nan")),
             tokens_per_s=round(self.counters["tokens"] / self.elapsed, 2) if self.elapsed else None,
+            model_busy_share=round(self.counters["model_busy_s"] / self.elapsed, 3) if self.elapsed else None,  # 0 from a server without the gauge
         )
         return result
 
@@ -256,7 +257,7 @@ def print_phase(name: str, r: dict[str, Any]) -> None:
         if kind == "generate":
             extra = f"; model-generated {k['latency_generated']['n']}: p50 {k['latency_generated']['p50_ms']:.0f} p95 {k['latency_generated']['p95_ms']:.0f} ms"
         print(f"  {kind:<10} {k['requests']:5d} sent, {k['ok']:5d} ok, {k['busy_503']:4d} 503, {k['errors']:3d} errors; p50 {k['latency_ok']['p50_ms']:.0f} ms p95 {k['latency_ok']['p95_ms']:.0f} ms{extra}")
-    print(f"  model generated {r['tokens_per_s']} tokens/s; server RSS max {r['server_rss_max_mb']} MB", flush=True)
+    print(f"  model generated {r['tokens_per_s']} tokens/s, busy {r['model_busy_share']} of the time; server RSS max {r['server_rss_max_mb']} MB", flush=True)
 
 
 def targets(mixed: dict[str, Any], alone: dict[str, Any] | None, one_client: dict[str, Any], one_ttft: dict[str, float], one_generated: dict[str, float]) -> dict[str, Any]:
