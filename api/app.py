@@ -25,7 +25,7 @@ from api.errors import install_error_handlers
 from api.guard import RequestGuard
 from api.metrics import Metrics, MetricsMiddleware
 from api.queue import GenerationQueue
-from api.routes import ask, documents, health, openai_compat, search, web
+from api.routes import ask, documents, feeds, health, openai_compat, search, web
 from rag import __version__
 from rag.errors import RagError
 from rag.pipeline import Pipeline
@@ -84,7 +84,10 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             except RagError as exc:
                 runtime.load_error = exc
                 log.error("not ready: %s", exc)
+        updates = feeds.start_updates(runtime)  # None unless RAG_FEEDS_UPDATE_INTERVAL_S is set
         yield
+        if updates is not None:
+            updates.cancel()
         runtime.admission.shutdown()
 
     app = FastAPI(
@@ -114,7 +117,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(health.router)  # /healthz is open; /readyz and /metrics carry the key check themselves
     app.include_router(web.router)  # the page and /v1/config are open: the page asks for the key, the data needs it
     app.mount("/static", web.PageFiles(directory=web.STATIC_DIR), name="static")
-    for module in (ask, openai_compat, search, documents):
+    for module in (ask, openai_compat, search, documents, feeds):
         app.include_router(module.router, dependencies=[Auth])
     add_docs_routes(app)
     return app

@@ -21,7 +21,7 @@ from api.errors import forbidden, unauthorized
 from api.metrics import Metrics
 from api.queue import GenerationQueue
 from rag.errors import IndexMissingError, ModelMissingError, RagError
-from rag.index import current_generation_dir, load_index
+from rag.index import Index, current_generation_dir, load_index
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
@@ -54,6 +54,13 @@ class Runtime:
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         return self._write_lock
+
+    async def adopt(self, pipeline: Pipeline, index: Index) -> None:
+        """Serve a generation committed outside the write lock (URL and feed writes fetch for seconds first):
+        only if it is newer, since a write that took the lock meanwhile may have swapped in a later one."""
+        async with self.write_lock:
+            if index.generation > pipeline.index.generation:
+                pipeline.use_index(index)
 
     @property
     def ready(self) -> bool:

@@ -23,6 +23,10 @@ from rag.errors import (
     BadInputError,
     BusyError,
     DocumentNotFoundError,
+    FeedError,
+    FeedNotFoundError,
+    FetchError,
+    FetchTimeoutError,
     GeneratorError,
     IndexCorruptError,
     IndexLockedError,
@@ -65,6 +69,12 @@ RAG_ERRORS: dict[type[BaseException], ErrorSpec] = {
     VectorStoreError: ErrorSpec(503, "index_unavailable"),
     StorageFullError: ErrorSpec(507, "insufficient_storage"),
     StorageError: ErrorSpec(503, "storage_unavailable"),
+    # A page or feed elsewhere failed: the other server's fault, not the request's (413 and 415 above cover
+    # oversize and non-HTML pages); a feed that is not one will not be fixed by retrying.
+    FetchTimeoutError: ErrorSpec(504, "fetch_timeout"),
+    FetchError: ErrorSpec(502, "fetch_failed"),
+    FeedError: ErrorSpec(422, "bad_feed"),
+    FeedNotFoundError: ErrorSpec(404, "not_found"),
     RagError: ErrorSpec(500, "internal_error"),
 }
 

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.corpus import SUPPORTED_SUFFIXES
+from rag.feeds import FeedInfo, FeedResult
 from rag.index import DocumentRecord
 from rag.settings import Settings
 from rag.types import Answer, ChatTurn, Citation, ScoredPassage, Timings
@@ -324,3 +325,31 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+# --- URLs and feeds (rag/fetch.py, rag/feeds.py) ----------------------------------------------------------
+
+
+class UrlRequest(ApiRequest):
+    url: str = Field(description="an http(s) URL: a page for POST /v1/documents, a feed for POST /v1/feeds")
+
+
+class FeedsUpdateRequest(ApiRequest):
+    urls: list[str] | None = Field(None, description="only these subscribed feeds (default: all)")
+
+
+class FeedList(BaseModel):
+    feeds: list[FeedInfo]
+
+
+class FeedAdded(BaseModel):
+    status: Literal["added", "exists"]
+    feed: FeedInfo
+
+
+class FeedsUpdated(BaseModel):
+    feeds: list[FeedResult]
+    added: list[str]
+    updated: list[str]
+    generation: int
+    total_documents: int

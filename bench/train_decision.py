@@ -26,18 +26,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rag.calibrate import GRID, Row, collect, curve, fit, rows_from_json, rows_to_json, split  # noqa: E402
+from rag.decision import BASE_FEATURES, FEATURES  # noqa: E402
 from rag.evaluate import EvalQuestion, load_questions  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "benchmarks"
 
 
-def squad_questions(n: int, eval_questions: Path) -> list[EvalQuestion]:
+def squad_questions(n: int, eval_questions: Path, *, half: str | None = None) -> list[EvalQuestion]:
+    """`half`: only SQuAD articles of that title split (rag/reader_train.py); "B" when a reader trained on "A" is used."""
+    from rag.reader_train import title_half
     from rag.squad import doc_id_for, load_squad, question_row
 
     held = {json.loads(line)["id"] for line in eval_questions.read_text().splitlines() if line.strip()}
     rows = []
     for article in load_squad(SHARED / "squad-v2" / "dev-v2.0.json"):
+        if half is not None and title_half(article["title"]) != half:
+            continue
         for index, para in enumerate(article["paragraphs"]):
             doc_id = doc_id_for(article["title"], index)
             rows += [r for qa in para["qas"] if (r := question_row(qa, doc_id, article["title"].replace("_", " "))) and r["id"] not in held]
@@ -48,13 +53,13 @@ def squad_questions(n: int, eval_questions: Path) -> list[EvalQuestion]:
     return [EvalQuestion.model_validate(r) for r in picked]
 
 
-def rows_for(name: str, index_dir: Path, questions: list[EvalQuestion], cache: Path, refresh: bool) -> list[Row]:
-    path = cache / f"rows-{name}.json"
+def rows_for(name: str, index_dir: Path, questions: list[EvalQuestion], cache: Path, refresh: bool, reader: Path | None) -> list[Row]:
+    path = cache / f"rows-{name}{'-reader' if reader else ''}.json"
     if path.is_file() and not refresh:
         return rows_from_json(json.loads(path.read_text()))
     from rag.pipeline import Pipeline
 
-    settings = Settings(_env_file=None, index_dir=index_dir)
+    settings = Settings(_env_file=None, index_dir=index_dir, reader_path=reader, use_reader=reader is not None)
     pipeline = Pipeline.from_settings(settings, with_generator=False)
     rows = collect(pipeline, questions, source=name, on_progress=lambda d, t: print(f"\r{name}: {d}/{t}", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
@@ -103,41 +108,73 @@ def main() -> None:
     # `best_coverage`, so stronger evidence could lower the probability; at 0.1 it sits near zero.
     ap.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic model")
     ap.add_argument("--min-answered", type=float, default=0.85)
-    ap.add_argument("--write", type=Path, help="write the fitted model here (rag/decision.json ships it)")
+    ap.add_argument("--write", type=Path, help="write the model fitted without the reader here (rag/decision.json ships it)")
+    ap.add_argument("--reader", type=Path, help="a reader folder (make reader): gather rows with it and fit a second model on its scores too")
+    ap.add_argument("--write-reader", type=Path, help="write the model fitted with the reader here (rag/decision-reader.json ships it)")
     args = ap.parse_args()
 
     rtqa = [q for q in load_questions(SHARED / "realtimeqa-2022-summer" / "questions.jsonl")]
     nato = load_questions(ROOT / "data/questions/nato_questions.jsonl")
     rtqa_fit_ids, _ = split([q.id for q in rtqa])
     nato_fit_ids, _ = split([q.id for q in nato])
+    # With a reader (trained on SQuAD title split A), SQuAD questions come from split B only and half of them
+    # are held out too, so every figure below is on paragraphs neither the reader nor the fit has seen.
+    squad = squad_questions(args.squad_n, args.squad_eval_questions, half="B" if args.reader else None)
+    squad_fit_ids = split([q.id for q in squad])[0] if args.reader else {q.id for q in squad}
 
     all_rows = {
-        "squad": rows_for("squad", args.squad_index, squad_questions(args.squad_n, args.squad_eval_questions), args.cache, args.refresh),
-        "rtqa": rows_for("rtqa", args.rtqa_index, rtqa, args.cache, args.refresh),
-        "nato": rows_for("nato", args.nato_index, nato, args.cache, args.refresh),
+        "squad": rows_for("squad", args.squad_index, squad, args.cache, args.refresh, args.reader),
+        "rtqa": rows_for("rtqa", args.rtqa_index, rtqa, args.cache, args.refresh, args.reader),
+        "nato": rows_for("nato", args.nato_index, nato, args.cache, args.refresh, args.reader),
     }
     paraphrased = {q.id for q in rtqa if q.type == "rtqa_paraphrased"}
-    fit_rows = all_rows["squad"] + [r for r in all_rows["rtqa"] if r.id in rtqa_fit_ids and r.id not in paraphrased] + [r for r in all_rows["nato"] if r.id in nato_fit_ids]
+    fit_rows = ([r for r in all_rows["squad"] if r.id in squad_fit_ids] + [r for r in all_rows["rtqa"] if r.id in rtqa_fit_ids and r.id not in paraphrased]
+                + [r for r in all_rows["nato"] if r.id in nato_fit_ids])
+    squad_source = f"{args.squad_n} questions, seed 7, disjoint from the seed-13 eval sample"
+    if args.reader:
+        squad_source += f"; title split B only (the reader trained on A), {len(squad_fit_ids)} of them (split seed 7)"
     trained_on = {
         "script": "bench/train_decision.py",
-        "sources": {"squad-v2-dev": f"{args.squad_n} questions, seed 7, disjoint from the seed-13 eval sample",
+        "sources": {"squad-v2-dev": squad_source,
                     "realtimeqa-2022-summer": f"{len(rtqa_fit_ids)} of {len(rtqa)} questions (split seed 7), in-gold only",
                     "nato": f"{len(nato_fit_ids)} of {len(nato)} questions (split seed 7)"},
         "rows": len(fit_rows), "c": args.c, "min_answered": args.min_answered,
     }
-    model = fit(fit_rows, c=args.c, min_answered=args.min_answered, trained_on=trained_on)
-    print("weights (standardised features):")
-    for name, w in sorted(zip(model.features, model.weights), key=lambda fw: -abs(fw[1])):
-        print(f"  {name:24s} {w:+.3f}")
-    print(f"threshold {model.threshold}, confident {model.confident}")
+    held_out = {
+        "SQuAD split B, other half": [r for r in all_rows["squad"] if r.id not in squad_fit_ids],
+        "RealTime QA other half": [r for r in all_rows["rtqa"] if r.id not in rtqa_fit_ids],
+        "NATO other half": [r for r in all_rows["nato"] if r.id not in nato_fit_ids],
+    }
+    models = {"without reader": fit(fit_rows, c=args.c, min_answered=args.min_answered, trained_on=trained_on, features=BASE_FEATURES)}
+    if args.reader:
+        models["with reader"] = fit(fit_rows, c=args.c, min_answered=args.min_answered, trained_on={**trained_on, "reader": str(args.reader.name)}, features=FEATURES)
     thresholds = [t for t in GRID if 0.2 <= t <= 0.8]
-    report("fitted rows (all sources)", fit_rows, model, thresholds)
-    report("held out: RealTime QA other half", [r for r in all_rows["rtqa"] if r.id not in rtqa_fit_ids], model, thresholds)
-    report("held out: NATO other half", [r for r in all_rows["nato"] if r.id not in nato_fit_ids], model, thresholds)
-    report("NATO, whole set", all_rows["nato"], model, thresholds)
+    for label, model in models.items():
+        print(f"\n# decision {label}")
+        print("weights (standardised features):")
+        for name, w in sorted(zip(model.features, model.weights), key=lambda fw: -abs(fw[1])):
+            print(f"  {name:24s} {w:+.3f}")
+        print(f"threshold {model.threshold}, confident {model.confident}")
+        report("fitted rows (all sources)", fit_rows, model, thresholds)
+        for title, rows in held_out.items():
+            if rows:
+                report(f"held out: {title}", rows, model, thresholds)
+    print("\n# ROC AUC on held-out rows (as asked and gold left out; label = the evidence answers)")
+    for title, rows in held_out.items():
+        if len({r.label for r in rows}) == 2:
+            print(f"  {title:28s} " + "  ".join(f"{label} {auc(rows, m):.3f}" for label, m in models.items()))
     if args.write:
-        model.save(args.write)
+        models["without reader"].save(args.write)
         print(f"\nwrote {args.write}")
+    if args.write_reader and "with reader" in models:
+        models["with reader"].save(args.write_reader)
+        print(f"wrote {args.write_reader}")
+
+
+def auc(rows: list[Row], model) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score([r.label for r in rows], [model.probability(r.features) for r in rows]))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.decision import FEATURES, DecisionModel
+from rag.decision import BASE_FEATURES, DecisionModel
 from rag.evaluate import EvalQuestion
 from rag.rewrite import rewrite_followup
 from rag.scoring import missing_groups
@@ -63,14 +63,16 @@ def collect(pipeline, questions: Sequence[EvalQuestion], *, source: str, leave_g
     return rows
 
 
-def fit(rows: Sequence[Row], *, c: float = 0.1, min_answered: float = MIN_ANSWERED, confident_precision: float = CONFIDENT_PRECISION, trained_on: dict | None = None) -> DecisionModel:
-    """A logistic model over standardised features; each source weighs the same, whatever its size."""
+def fit(rows: Sequence[Row], *, c: float = 0.1, min_answered: float = MIN_ANSWERED, confident_precision: float = CONFIDENT_PRECISION, trained_on: dict | None = None,
+        features: Sequence[str] = BASE_FEATURES) -> DecisionModel:
+    """A logistic model over standardised features; each source weighs the same, whatever its size.
+    `features`: decision.FEATURES when the rows were gathered with a reader, else BASE_FEATURES."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     if len({r.label for r in rows}) < 2:
         raise ValueError("calibration needs both questions the evidence answers and questions it does not")
-    x = np.array([[r.features[f] for f in FEATURES] for r in rows], dtype=np.float64)
+    x = np.array([[r.features[f] for f in features] for r in rows], dtype=np.float64)
     y = np.array([r.label for r in rows])
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -79,7 +81,7 @@ def fit(rows: Sequence[Row], *, c: float = 0.1, min_answered: float = MIN_ANSWER
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
     lr.fit((x - mean) / scale, y, sample_weight=weights)
     model = DecisionModel(weights=[float(w) for w in lr.coef_[0]], bias=float(lr.intercept_[0]), mean=mean.tolist(), scale=scale.tolist(),
-                          threshold=0.5, confident=0.9, trained_on=trained_on or {})
+                          threshold=0.5, confident=0.9, features=tuple(features), trained_on=trained_on or {})
     for r in rows:
         r.probability = model.probability(r.features)
     model.threshold = choose_threshold(rows, min_answered)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from rag.cli_common import AsOfOpt, JsonOpt, ModeOpt, SinceOpt, TopKOpt, UntilOpt, err, out, settings_of
+from rag.cli_eval import calibrate_cmd, eval_cmd, squad_cmd
+from rag.cli_feeds import feeds_app, update_cmd
 from rag.errors import RagError
 
 if TYPE_CHECKING:
@@ -18,15 +21,6 @@ if TYPE_CHECKING:
     from rag.types import Answer, ScoredPassage
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="newsrag: private question answering over news articles, with checked citations.")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error is one line, never wrapped
-
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", "-m", help="generate (local LLM, verified) or extractive (quotes only)")]
-TopKOpt = Annotated[Optional[int], typer.Option("--top-k", "-k", help="passages to retrieve")]
-SinceOpt = Annotated[Optional[str], typer.Option("--since", help="only articles dated on/after YYYY-MM-DD; YYYY-MM or YYYY from its first day")]
-UntilOpt = Annotated[Optional[str], typer.Option("--until", help="only articles dated on/before YYYY-MM-DD; YYYY-MM or YYYY through its last day")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
-AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="ask as of YYYY-MM-DD (default today): 'this week' is the week before it; later articles are left out")]
 
 
 @app.callback()
@@ -47,8 +41,6 @@ def main_options(
         raise BadInputError(f"invalid setting: {problems}") from None
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    return ctx.obj
 
 
 def _progress_bar():
@@ -58,16 +50,21 @@ def _progress_bar():
 
 
 @app.command("index")
-def index_cmd(ctx: typer.Context, paths: Annotated[list[Path], typer.Argument(help="files or folders (.txt .md .html)")]) -> None:
+def index_cmd(ctx: typer.Context, targets: Annotated[list[str], typer.Argument(metavar="PATHS", help="files or folders (.txt .md .html), or http(s) page URLs")]) -> None:
     """Add or update documents; unchanged files cost no embedding work."""
     from rag.embedder import build_embedder
-    from rag.indexing import index_paths
+    from rag.fetch import index_urls, split_targets
+    from rag.indexing import IndexReport, index_paths
 
-    settings = _settings(ctx)
-    embedder = build_embedder(settings)
+    settings = settings_of(ctx)
+    urls, paths = split_targets(targets)  # a URL of another scheme is refused before the model loads
+    embedder, report = functools.cache(lambda: build_embedder(settings)), IndexReport()  # not loaded when every URL fails
     with _progress_bar() as bar:
         task = bar.add_task("embed", total=None)
-        _, report = index_paths(settings, embedder, paths, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if paths:
+            _, report = index_paths(settings, embedder(), paths, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if urls:  # feeds: rag/cli_feeds.py
+            _, report = index_urls(settings, embedder, urls, report=report)
     for skipped in report.skipped:
         err.print(f"[yellow]skipped[/] {escape(skipped.path)}: {escape(skipped.reason)}")
     out.print(
@@ -88,7 +85,7 @@ def remove_cmd(ctx: typer.Context, doc_ids: Annotated[list[str], typer.Argument(
 
     for doc_id in doc_ids:
         validate_doc_id(doc_id)  # before the model load, not after
-    _, report = remove_documents(_settings(ctx), build_embedder(_settings(ctx)), doc_ids)
+    _, report = remove_documents(settings_of(ctx), build_embedder(settings_of(ctx)), doc_ids)
     out.print(f"removed {', '.join(report.removed)}; index now {report.total_documents} documents / {report.total_passages} passages")
 
 
@@ -98,7 +95,7 @@ def reindex_cmd(ctx: typer.Context, rebuild: Annotated[bool, typer.Option("--reb
     from rag.embedder import build_embedder
     from rag.indexing import reindex
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     with _progress_bar() as bar:
         task = bar.add_task("embed", total=None)
         _, report = reindex(settings, build_embedder(settings), rebuild=rebuild, progress=lambda d, t: bar.update(task, completed=d, total=t))
@@ -128,8 +125,8 @@ def search_cmd(
 
     if method not in ("hybrid", "dense", "bm25"):
         raise BadInputError(f"--method must be hybrid, dense or bm25, got {method!r}")
-    check_request(_settings(ctx), query, top_k=top_k, since=since, until=until)  # before the model load, not after
-    results = _search_pipeline(_settings(ctx)).search(query, top_k=top_k, since=since, until=until, method=method)
+    check_request(settings_of(ctx), query, top_k=top_k, since=since, until=until)  # before the model load, not after
+    results = _search_pipeline(settings_of(ctx)).search(query, top_k=top_k, since=since, until=until, method=method)
     if as_json:
         print(json.dumps([r.model_dump() for r in results], ensure_ascii=False, indent=2))
         return
@@ -184,7 +181,7 @@ def ask_cmd(ctx: typer.Context, question: str, mode: ModeOpt = None, top_k: TopK
     """Answer one question with verified citations (or say the articles don't say)."""
     from rag.pipeline import Pipeline, check_request
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     mode = mode or settings.mode
     check_request(settings, question, mode=mode, top_k=top_k, since=since, until=until, as_of=as_of)  # a typo must not cost a model load
     pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
@@ -202,7 +199,7 @@ def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None, as
     from rag.pipeline import Pipeline, check_request
     from rag.types import ChatTurn
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     mode = mode or settings.mode
     check_request(settings, "chat", mode=mode, top_k=top_k, as_of=as_of)
     pipeline = Pipeline.from_settings(settings, with_generator=mode == "generate")
@@ -245,10 +242,12 @@ def chat_cmd(ctx: typer.Context, mode: ModeOpt = None, top_k: TopKOpt = None, as
 @app.command("info")
 def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Index statistics and the models in use (loads no model)."""
-    from rag.decision import model_path
+    from rag.decision import MODEL_FILE, READER_MODEL_FILE, model_path
     from rag.index import read_manifest
+    from rag.reader import reader_path
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
+    reader = reader_path(settings)
     manifest = read_manifest(settings.index_dir)
     info = {
         "index_dir": str(settings.index_dir),
@@ -260,7 +259,8 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "chunking": f"{manifest.chunk_size} words, {manifest.chunk_overlap} overlap",
         "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
         "generator": settings.generator_backend if settings.generator_backend != "llama_cpp" else f"llama_cpp: {settings.gguf_path or 'bundled SmolLM2-135M-Instruct Q4_1'}",
-        "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or "packaged (rag/decision.json)"),
+        "reader": str(reader or "none (`make reader` trains it)") if settings.use_reader else "off (RAG_USE_READER=false)",
+        "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or f"packaged (rag/{READER_MODEL_FILE if reader and settings.use_reader else MODEL_FILE})"),
         "updated_at": manifest.updated_at,
     }
     if as_json:
@@ -284,7 +284,7 @@ def serve_cmd(
 
     from api.app import create_app
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
@@ -301,7 +301,7 @@ def migrate_cmd(
 
     with _progress_bar() as bar:
         task = bar.add_task("copy", total=None)
-        report = migrate(_settings(ctx), to=to, uri=uri, collection=collection, progress=lambda d, t: bar.update(task, completed=d, total=t))
+        report = migrate(settings_of(ctx), to=to, uri=uri, collection=collection, progress=lambda d, t: bar.update(task, completed=d, total=t))
     out.print(f"migrated {report.vectors} vectors from {report.source} to {report.target} (generation {report.generation})")
     out.print("now set, for every command and the server:")
     for key, value in report.env().items():
@@ -309,101 +309,11 @@ def migrate_cmd(
         out.print(f"  {key}={escape(value)}", soft_wrap=True)
 
 
-@app.command("eval")
-def eval_cmd(
-    ctx: typer.Context,
-    questions: Annotated[Path, typer.Argument(help="question file, JSON Lines (see data/questions/)")],
-    mode: ModeOpt = None,
-    top_k: TopKOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for report.json and report.md")] = Path("build/eval"),
-    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="an earlier report.json; exit 1 when a quality figure drops")] = None,
-    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="allowed drop per figure (default RAG_EVAL_TOLERANCE, 0.05)")] = None,
-    leave_gold_out: Annotated[bool, typer.Option("--leave-gold-out", help="ask each answerable question without its gold articles (no reindex): it must abstain")] = False,
-) -> None:
-    """Score retrieval, answers, abstentions and citations on a question file; optionally gate on a baseline."""
-    from rich.markdown import Markdown
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from rag.evaluate import run_eval
-
-    columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    # Not drawn when stderr is not a terminal: there it would only leave a blank line before errors.
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("loading", total=None)
-
-        def progress(done: int, total: int, qid: str) -> None:
-            bar.update(task, completed=done, description=qid)
-            if not err.is_terminal and done % max(1, total // 10) == 0:
-                err.print(f"{done}/{total} questions")  # the bar does not draw in CI logs; long runs still show life
-
-        outcome = run_eval(
-            _settings(ctx), questions, out_dir=out_dir, mode=mode, top_k=top_k, baseline_path=baseline, tolerance=tolerance, leave_gold_out_run=leave_gold_out,
-            on_start=lambda n: bar.update(task, total=n, description="asking"), on_progress=progress,
-        )
-    # Raw Markdown when piped (CI logs, files); rendered tables on a terminal.
-    summary = outcome.summary_markdown()
-    out.print(Markdown(summary) if out.is_terminal else summary, markup=False, highlight=False, soft_wrap=True)
-    err.print(f"report written to {escape(str(outcome.out_dir / 'report.json'))} and report.md")
-    outcome.raise_for_regressions()
-
-
-@app.command("calibrate")
-def calibrate_cmd(
-    ctx: typer.Context,
-    questions: Annotated[list[Path], typer.Argument(help="question files (JSON Lines, as for `rag eval`) about the indexed articles")],
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="where to write the decision model (default: INDEX_DIR/decision.json, which the pipeline then loads)")] = None,
-    min_answered: Annotated[float, typer.Option("--min-answered", help="share of answerable questions the chosen threshold must still answer")] = 0.85,
-    leave_gold_out: Annotated[bool, typer.Option("--leave-gold-out/--no-leave-gold-out", help="also ask each answerable question without its gold articles, as a negative")] = True,
-) -> None:
-    """Fit the answer decision to this index and these questions; print the curve and the chosen threshold."""
-    from rag.calibrate import GRID, collect, curve, fit
-    from rag.errors import BadInputError
-    from rag.evaluate import load_questions
-    from rag.pipeline import Pipeline
-
-    settings = _settings(ctx)
-    if not 0.0 < min_answered <= 1.0:
-        raise BadInputError(f"--min-answered must be in (0, 1], got {min_answered}")
-    sets = [(path.stem, load_questions(path, max_question_chars=settings.max_question_chars)) for path in questions]
-    pipeline = Pipeline.from_settings(settings, with_generator=False)
-    rows = []
-    for name, qs in sets:
-        rows += collect(pipeline, qs, source=name, leave_gold_out=leave_gold_out)
-    try:
-        model = fit(rows, min_answered=min_answered, trained_on={"questions": [str(p) for p in questions], "index_dir": str(settings.index_dir), "rows": len(rows)})
-    except ValueError as exc:
-        raise BadInputError(f"cannot calibrate: {exc}") from None
-    out.print("threshold  answered/answerable  refused/unanswerable  answer P  abstain P  balanced acc.")
-    fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    for p in curve(rows, [t for t in GRID if 0.1 <= t <= 0.9]):
-        mark = "  <- chosen" if abs(p["threshold"] - model.threshold) < 1e-9 else ""
-        out.print(f"{p['threshold']:.3f}      {fmt(p['answered_of_answerable'])}                {fmt(p['refused_of_unanswerable'])}                 {fmt(p['answer_precision'])}     {fmt(p['abstain_precision'])}      {fmt(p['balanced_accuracy'])}{mark}")
-    target = out_path or settings.index_dir / "decision.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    model.save(target)
-    positives = sum(r.label for r in rows)
-    out.print(f"fitted on {len(rows)} rows ({positives} answerable with the answer in the evidence); threshold {model.threshold}, confident {model.confident}")
-    out.print(f"wrote {escape(str(target))}" + ("" if out_path else " (loaded by every command using this index)"))
-
-
-@app.command("squad")
-def squad_cmd(
-    squad_json: Annotated[Path, typer.Argument(help="SQuAD 2.0 JSON, e.g. ../shared/benchmarks/squad-v2/dev-v2.0.json")],
-    out_dir: Annotated[Path, typer.Argument(help="writes OUT_DIR/corpus/*.txt (every paragraph) and OUT_DIR/questions.jsonl")],
-    limit: Annotated[Optional[int], typer.Option("--limit", help="sample this many questions (default: all)")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the question sample")] = 13,
-    unanswerable_share: Annotated[Optional[float], typer.Option("--unanswerable-share", help="fraction of the sample that is unanswerable (default: as in the file)")] = None,
-) -> None:
-    """Turn SQuAD 2.0 into a corpus folder and a question file for `rag index` and `rag eval`."""
-    from rag.squad import export_squad
-
-    result = export_squad(squad_json, out_dir, limit=limit, seed=seed, unanswerable_share=unanswerable_share)
-    out.print(
-        f"{result.paragraphs} paragraphs in {escape(str(result.corpus_dir))}"
-        + (f" ({result.stale_removed} stale removed)" if result.stale_removed else "")
-        + f"; {result.answerable + result.unanswerable} questions ({result.answerable} answerable, {result.unanswerable} unanswerable) "
-        f"in {escape(str(result.questions_path))}"
-    )
+app.command("eval")(eval_cmd)
+app.command("calibrate")(calibrate_cmd)
+app.command("squad")(squad_cmd)
+app.command("update")(update_cmd)
+app.add_typer(feeds_app, name="feeds")
 
 
 def one_line(message: str) -> str:

@@ -25,6 +25,7 @@ from rag.timeframe import TimeFrame, age_days
 from rag.types import Evidence, ScoredPassage
 
 MODEL_FILE = "decision.json"
+READER_MODEL_FILE = "decision-reader.json"  # the packaged model fitted with the reader's features
 FEATURES = (
     "strength",  # best sentence relevance: 0.5 cosine + 0.5 idf coverage of its window
     "best_dense",  # best question-sentence cosine
@@ -44,7 +45,11 @@ FEATURES = (
     "time_cue",  # the question says "this week", "latest", ...
     "time_fit",  # ... and the best sentence's article falls in that time (1), or how far outside (less)
     "question_terms",  # log of the number of content terms in the question
+    "reader_best",  # the reader's highest P(answers) over the sentences it read (rag/reader.py)
+    "reader_at_best",  # its P for the sentence the word and cosine match ranks first
 )
+READER_FEATURES = ("reader_best", "reader_at_best")
+BASE_FEATURES = tuple(f for f in FEATURES if f not in READER_FEATURES)  # what a decision without a reader reads
 
 
 @dataclass
@@ -65,8 +70,12 @@ class DecisionModel:
     scale: list[float]
     threshold: float  # answer when p >= threshold
     confident: float  # p at which quoting beats a model that refused (precision target, rag/calibrate.py)
-    features: tuple[str, ...] = FEATURES
+    features: tuple[str, ...] = BASE_FEATURES
     trained_on: dict = field(default_factory=dict)
+
+    @property
+    def needs_reader(self) -> bool:
+        return any(f in READER_FEATURES for f in self.features)
 
     def probability(self, values: dict[str, float]) -> float:
         x = np.array([values[f] for f in self.features], dtype=np.float64)
@@ -105,16 +114,22 @@ def model_path(index_dir: Path | None = None, path: Path | None = None) -> Path 
     return own if own is not None and own.is_file() else None
 
 
-def load_model(index_dir: Path | None = None, path: Path | None = None) -> DecisionModel:
+def load_model(index_dir: Path | None = None, path: Path | None = None, *, reader: bool = False) -> DecisionModel:
+    """`reader`: whether the pipeline runs a reader; the packaged model then is the one fitted with it."""
     chosen = model_path(index_dir, path)
     if chosen is None:
-        data = json.loads(resources.files("rag").joinpath(MODEL_FILE).read_text(encoding="utf-8"))
-        return DecisionModel.from_json(data, where="the packaged decision model")
+        # The reader's model is missing only while bench/train_decision.py gathers the rows it is fitted on.
+        name = READER_MODEL_FILE if reader and resources.files("rag").joinpath(READER_MODEL_FILE).is_file() else MODEL_FILE
+        data = json.loads(resources.files("rag").joinpath(name).read_text(encoding="utf-8"))
+        return DecisionModel.from_json(data, where=f"the packaged decision model {name}")
     try:
         data = json.loads(chosen.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise BadInputError(f"cannot read the decision model {chosen}: {exc}") from None
-    return DecisionModel.from_json(data, where=str(chosen))
+    model = DecisionModel.from_json(data, where=str(chosen))
+    if model.needs_reader and not reader:
+        raise BadInputError(f"{chosen} was fitted with the reader's scores but no reader is loaded: build it with `make reader`, or rerun `rag calibrate` without it")
+    return model
 
 
 def features(evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame | None, idf: IdfFn | None) -> dict[str, float]:
@@ -156,6 +171,10 @@ def features(evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame |
     if kind is not None:
         out["type_best"] = float(has_answer_type(best.text, kind, question))
         out["type_top3"] = float(any(has_answer_type(s.text, kind, question) for s in sentences[:3]))
+    read = [s.reader for s in sentences if s.reader is not None]
+    if read:
+        out["reader_best"] = max(read)
+        out["reader_at_best"] = best.reader if best.reader is not None else 0.0
     if frame and frame.has_cue:
         article = next((sp.passage.meta.date for sp in scored if sp.passage.passage_id == best.passage_id), None)
         age = age_days(article, frame.as_of)
@@ -176,6 +195,9 @@ def explain(values: dict[str, float], evidence: Evidence, probability: float, th
         return f"no {kind} that answers the question appears in the closest passages (confidence {probability:.2f} < {threshold:.2f})"
     if values.get("time_cue") and values.get("time_fit", 1.0) < 0.5:
         return f"the closest articles are not from the time the question asks about (confidence {probability:.2f} < {threshold:.2f})"
+    read = [s.reader for s in evidence.sentences if s.reader is not None]
+    if read and max(read) < 0.5:
+        return f"no retrieved sentence reads as an answer to the question (reader {max(read):.2f}; confidence {probability:.2f} < {threshold:.2f})"
     return f"evidence too weak (confidence {probability:.2f} < {threshold:.2f})"
 
 

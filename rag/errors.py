@@ -61,3 +61,27 @@ class StorageFullError(StorageError):
 
 class BusyError(RagError):
     """Too many requests are waiting for the model; try again later."""
+
+
+class FetchError(RagError):
+    """A page or feed could not be fetched: unreachable, an error status (404, 500), or too many redirects."""
+
+
+class FetchTimeoutError(FetchError):
+    """The server did not answer within RAG_FETCH_TIMEOUT_S."""
+
+
+class NotHtmlError(UnsupportedFileError):
+    """A fetched page is not HTML (a PDF, an image, JSON): nothing to extract an article from."""
+
+
+class FetchTooLargeError(TooLargeError):
+    """A fetched page or feed is larger than RAG_FETCH_MAX_BYTES."""
+
+
+class FeedError(RagError):
+    """A feed URL answered, but with something that is not an RSS or Atom feed."""
+
+
+class FeedNotFoundError(RagError):
+    """A feed URL that is not subscribed."""

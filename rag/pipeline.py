@@ -11,6 +11,7 @@ from datetime import date
 from rag.answertype import has_answer_type, question_type
 from rag.citations import CitationBuilder, CitationVerifier, render_answer
 from rag.decision import Decision, DecisionModel, decide, load_model
+from rag.reader import Reader, load_reader, reader_input
 from rag.embedder import Embedder
 from rag.errors import BadInputError, ModelMissingError, TooLargeError
 from rag.evidence import coverage, question_terms, select_evidence
@@ -44,12 +45,13 @@ class Gathered:
 class Pipeline:
     """Holds the loaded index and models; one instance serves the CLI, the API and the eval harness."""
 
-    def __init__(self, settings: Settings, index: Index, embedder: Embedder, generator: Generator | None, prompts: PromptSet, decision: DecisionModel | None = None):
+    def __init__(self, settings: Settings, index: Index, embedder: Embedder, generator: Generator | None, prompts: PromptSet, decision: DecisionModel | None = None, reader: Reader | None = None):
         self.settings = settings
         self.embedder = embedder
         self.generator = generator
         self.prompts = prompts
-        self.decision = decision or load_model(settings.index_dir, settings.decision_model)
+        self.reader = reader
+        self.decision = decision or load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
         self.verifier = CitationVerifier(embedder, settings)
         self.generator_problem: str | None = None  # why generate mode falls back to extractive, if it does
         self.use_index(index)
@@ -65,7 +67,8 @@ class Pipeline:
         prompts = PromptSet.load(settings.prompts_dir)
         embedder = build_embedder(settings)
         index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=missing_index_ok)
-        decision = load_model(settings.index_dir, settings.decision_model)
+        reader = load_reader(settings)
+        decision = load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
         generator, problem = None, None
         if with_generator:
             try:
@@ -75,7 +78,7 @@ class Pipeline:
                 if settings.gguf_path is not None or settings.generator_backend != "llama_cpp":
                     raise
                 problem = str(exc)
-        pipeline = cls(settings, index, embedder, generator, prompts, decision)
+        pipeline = cls(settings, index, embedder, generator, prompts, decision, reader)
         pipeline.generator_problem = problem
         return pipeline
 
@@ -157,7 +160,19 @@ class Pipeline:
         count = self.generator.count_tokens if self.generator is not None and mode == "generate" else None
         idf = retriever.index.lexical.idf
         evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=idf)
+        self.read(evidence)
         return Gathered(scored=scored, evidence=evidence, decision=self.decide(evidence, scored, frame, idf))
+
+    def read(self, evidence: Evidence) -> None:
+        """The reader scores the best few sentences (by word and cosine match): they are where an answer is."""
+        if self.reader is None or not evidence.sentences:
+            return
+        titles = {sp.passage.passage_id: sp.passage.meta.title for sp in evidence.sources}
+        best = sorted(evidence.sentences, key=lambda s: -s.relevance)[: self.settings.reader_sentences]
+        scores = self.reader.score(evidence.question, [reader_input(titles.get(s.passage_id), s.text) for s in best])
+        for sentence, p in zip(best, scores):
+            sentence.reader = p
+        evidence.reader_weight = self.settings.reader_rank_weight
 
     def decide(self, evidence: Evidence, scored: list[ScoredPassage], frame, idf) -> Decision:
         return decide(self.decision, evidence, scored, frame, idf, threshold=self.settings.answer_threshold)
@@ -186,7 +201,7 @@ class Pipeline:
     def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:
         # The best few sentences only, in the order the sources are numbered: a small model copies from them.
         kind = question_type(evidence.question)
-        best = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question))
+        best = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question, evidence.reader_weight))
         chosen = {(s.passage_id, s.start) for s in best[: self.settings.generation_sentences]}
         blocks = []
         for number, sp in enumerate(evidence.sources, start=1):
@@ -298,22 +313,23 @@ def check_request(settings: Settings, question: str, *, mode: str | None = None,
         raise BadInputError(f"since {since_d} is after until {until_d}")
 
 
-def ranking_key(sentence: EvidenceSentence, kind, question: str) -> float:
-    return sentence.relevance + (TYPE_BONUS if kind and has_answer_type(sentence.text, kind, question) else 0.0)
+def ranking_key(sentence: EvidenceSentence, kind, question: str, reader_weight: float = 0.0) -> float:
+    read = reader_weight * sentence.reader if sentence.reader is not None else 0.0
+    return sentence.relevance + read + (TYPE_BONUS if kind and has_answer_type(sentence.text, kind, question) else 0.0)
 
 
 def extract_sentences(evidence: Evidence, limit: int) -> list[EvidenceSentence]:
     """The most relevant sentence, then others nearly as relevant that add facts it does not state."""
     kind = question_type(evidence.question)
-    ranked = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question))
+    ranked = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question, evidence.reader_weight))
     if not ranked:
         return []
-    best = ranking_key(ranked[0], kind, evidence.question)
+    best = ranking_key(ranked[0], kind, evidence.question, evidence.reader_weight)
     terms = question_terms(evidence.question)
     picked = [ranked[0]]
     covered = content_terms(ranked[0].text)
     for s in ranked[1:]:
-        if len(picked) >= limit or ranking_key(s, kind, evidence.question) < 0.85 * best:
+        if len(picked) >= limit or ranking_key(s, kind, evidence.question, evidence.reader_weight) < 0.85 * best:
             break
         # One term function on both sides: the question's terms are stemmed, so the sentence's must be too.
         terms_of_s = content_terms(s.text)
@@ -329,7 +345,7 @@ def states_typed_answer(evidence: Evidence) -> bool:
     kind = question_type(evidence.question)
     if kind is None or not evidence.sentences:
         return False
-    best = max(evidence.sentences, key=lambda s: ranking_key(s, kind, evidence.question))
+    best = max(evidence.sentences, key=lambda s: ranking_key(s, kind, evidence.question, evidence.reader_weight))
     return has_answer_type(best.text, kind, evidence.question)
 
 

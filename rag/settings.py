@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_timeout_s: float = Field(120.0, gt=0)
 
+    # The reader (rag/reader.py): a cross-encoder fine-tuned by `make reader`. None = models/reader when it
+    # exists; without a reader the decision uses the model fitted without its features.
+    reader_path: Path | None = None
+    reader_default_path: Path = Path("models/reader")
+    use_reader: bool = True
+    # The best sentences by word and cosine match that the reader reads (each costs ~5 ms on two cores).
+    reader_sentences: int = Field(8, ge=1, le=64)
+    # What the reader's probability adds to a sentence's relevance when choosing what to quote.
+    reader_rank_weight: float = Field(0.0, ge=0.0, le=2.0)
+
     # Trust: the answer decision and the support threshold are fitted on data (docs/calibration.md).
     mode: Literal["generate", "extractive"] = "generate"
     # None = the index's own `decision.json` (written by `rag calibrate`), else the model shipped in rag/.
@@ -139,6 +149,14 @@ class Settings(BaseSettings):
                 raise ValueError("limits, queues and deadlines must be positive")
             return {**defaults, **value}
         return value
+
+    # Pages and feeds fetched over HTTP (rag/fetch.py, rag/feeds.py). A slow or huge answer is refused, never
+    # half indexed; redirects are followed a few hops only, so a loop ends in an error rather than a hang.
+    fetch_timeout_s: float = Field(15.0, gt=0)
+    fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1)
+    fetch_max_redirects: int = Field(5, ge=0, le=30)
+    feed_max_attempts: int = Field(3, ge=1)  # an item page failing this many updates is given up on
+    feeds_update_interval_s: float = Field(0.0, ge=0)  # `rag serve` runs `rag update` this often; 0 = never
 
     # Evaluation gate
     eval_tolerance: float = Field(0.05, ge=0.0, le=1.0)

@@ -62,6 +62,7 @@ class EvidenceSentence(BaseModel):
     relevance: float = 0.0  # how well it matches the question
     dense: float = 0.0  # cosine of question and sentence
     coverage: float = 0.0  # idf-weighted share of the question's terms in the sentence and its neighbours
+    reader: float | None = None  # P(it answers the question) by the reader (rag/reader.py), when one ran on it
 
 
 class Evidence(BaseModel):
@@ -73,6 +74,7 @@ class Evidence(BaseModel):
     prompt_tokens_estimate: int = 0
     strength: float = 0.0  # relevance of the best sentence (one of the answer decision's features)
     missing_terms: list[str] = Field(default_factory=list)  # question names/numbers absent from evidence
+    reader_weight: float = 0.0  # how much the reader's score adds when sentences are ranked for quoting
 
 
 class Quote(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rag.decision import FEATURES, DecisionModel
+from rag.decision import BASE_FEATURES as FEATURES, DecisionModel
 from rag.generator import Message, Usage
 
 
@@ -28,6 +28,20 @@ class ScriptedGenerator:
         for i, word in enumerate(reply.split(" ")):
             self.usage.completion_tokens += 1
             yield word if i == 0 else " " + word
+
+
+class KeywordReader:
+    """A reader that finds an answer in any text holding `keyword`; records what it was asked to read."""
+
+    name = "keyword"
+
+    def __init__(self, keyword: str):
+        self.keyword = keyword.lower()
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def score(self, question: str, texts: list[str]) -> list[float]:
+        self.calls.append((question, texts))
+        return [0.9 if self.keyword in t.lower() else 0.1 for t in texts]
 
 
 def strength_rule(threshold: float = 0.2) -> DecisionModel:

@@ -10,14 +10,17 @@ from __future__ import annotations
 from pathlib import PurePosixPath, PureWindowsPath
 
 from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import DeletesAllowed, PipelineDep, RuntimeDep, SettingsDep, UploadsAllowed, WriterPipelineDep
-from api.schemas import DeleteResponse, DocumentDetail, DocumentList, PassageRef, UploadResponse, error_responses
+from api.schemas import DeleteResponse, DocumentDetail, DocumentList, PassageRef, UploadResponse, UrlRequest, error_responses
 from rag.corpus import SUPPORTED_SUFFIXES, validate_doc_id
 from rag.errors import BadInputError, DocumentNotFoundError, TooLargeError
 from rag.index import DocumentRecord, Index
-from rag.indexing import add_document, remove_documents
+from rag.fetch import add_url
+from rag.indexing import IndexReport, add_document, remove_documents
 
 router = APIRouter(tags=["documents"])
 
@@ -34,7 +37,8 @@ UPLOAD_SCHEMA = {
                         "doc_id": {"type": "string", "description": "id to store it under (default: the file name's stem)"},
                     },
                 }
-            }
+            },
+            "application/json": {"schema": UrlRequest.model_json_schema()},  # a page to fetch (rag/fetch.py)
         },
     }
 }
@@ -64,12 +68,16 @@ def find_record(index: Index, doc_id: str) -> DocumentRecord:
     response_model=UploadResponse,
     dependencies=[UploadsAllowed],
     openapi_extra=UPLOAD_SCHEMA,
-    summary="Upload a .txt/.md/.html article; it is cleaned, chunked, embedded and searchable at once",
-    responses={200: {"model": UploadResponse, "description": "same content was already indexed under this id"}, **error_responses(400, 401, 403, 409, 413, 415, 503)},
+    summary="Upload a .txt/.md/.html article, or send {\"url\": ...} to fetch a page; it is cleaned, chunked, embedded and searchable at once",
+    responses={200: {"model": UploadResponse, "description": "same content was already indexed under this id"}, **error_responses(400, 401, 403, 409, 413, 415, 502, 503, 504)},
 )
 async def upload_document(request: Request, response: Response, runtime: RuntimeDep, pipeline: WriterPipelineDep) -> UploadResponse:
     # The form is parsed here, after the key and the switch were checked, so a refused caller's body is never read.
     settings = runtime.settings
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+        index, report = await run_in_threadpool(add_url, settings, lambda: pipeline.embedder, parse_url_request(await request.body()))
+        await runtime.adopt(pipeline, index)
+        return upload_response(response, index, report)
     async with request.form(max_files=1, max_fields=1, max_part_size=4096) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -87,6 +95,17 @@ async def upload_document(request: Request, response: Response, runtime: Runtime
     async with runtime.write_lock:
         index, report = await runtime.admission.run_reserved(place, add_document, settings, pipeline.embedder, name, data, doc_id or None)
         pipeline.use_index(index)
+    return upload_response(response, index, report)
+
+
+def parse_url_request(body: bytes) -> str:
+    try:
+        return UrlRequest.model_validate_json(body).url
+    except ValidationError:
+        raise BadInputError('send a page to fetch as JSON {"url": "https://..."}, or a file as multipart/form-data') from None
+
+
+def upload_response(response: Response, index: Index, report: IndexReport) -> UploadResponse:
     status = "added" if report.added else "updated" if report.updated else "unchanged"
     stored_id = (report.added or report.updated or report.unchanged)[0]
     if status == "unchanged":

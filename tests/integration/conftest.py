@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import os
+
 import pytest
 
 from rag.embedder import build_embedder
@@ -43,5 +45,19 @@ def real_index(real_settings, real_embedder):
 
 
 @pytest.fixture(scope="session")
-def real_pipeline(real_settings, real_index, real_embedder, real_generator) -> Pipeline:
-    return Pipeline(real_settings, real_index, real_embedder, real_generator, PromptSet.load())
+def real_reader(real_settings):
+    """The reader `make reader` trains (models/reader). CI has ../shared, so there it must exist."""
+    from rag.reader import load_reader
+
+    reader = load_reader(real_settings)
+    if reader is None:
+        if os.environ.get("CI"):
+            pytest.fail("no reader at models/reader under CI: `make reader` should have trained it from ../shared")
+        pytest.skip("no reader (make reader trains it from ../shared)")
+    return reader
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(real_settings, real_index, real_embedder, real_generator, real_reader) -> Pipeline:
+    """As `rag` builds it: with the reader and the decision fitted on its scores."""
+    return Pipeline(real_settings, real_index, real_embedder, real_generator, PromptSet.load(), reader=real_reader)

@@ -9,7 +9,7 @@ import pytest
 
 from rag.answertype import has_answer_type, question_type
 from rag.calibrate import Row, choose_threshold, curve, fit, split
-from rag.decision import FEATURES, DecisionModel, decide, features, load_model
+from rag.decision import BASE_FEATURES, FEATURES, DecisionModel, decide, features, load_model
 from rag.errors import BadInputError
 from rag.timeframe import age_days, parse_as_of, resolve
 from rag.types import ArticleMeta, Evidence, EvidenceSentence, Passage, ScoredPassage
@@ -99,7 +99,8 @@ def test_time_fit_measures_how_far_the_best_article_is_from_the_asked_time():
 
 
 def _model(weights: dict[str, float], bias: float = 0.0, threshold: float = 0.5) -> DecisionModel:
-    return DecisionModel(weights=[weights.get(f, 0.0) for f in FEATURES], bias=bias, mean=[0.0] * len(FEATURES), scale=[1.0] * len(FEATURES), threshold=threshold, confident=0.9)
+    names = FEATURES if any(f.startswith("reader_") for f in weights) else BASE_FEATURES
+    return DecisionModel(weights=[weights.get(f, 0.0) for f in names], bias=bias, mean=[0.0] * len(names), scale=[1.0] * len(names), threshold=threshold, confident=0.9, features=names)
 
 
 def test_decide_abstains_with_a_readable_reason():
@@ -120,7 +121,7 @@ def test_model_file_round_trips_and_bad_files_are_clear_errors(tmp_path):
     assert again.threshold == 0.4 and again.weights == model.weights
     assert load_model(index_dir=tmp_path).threshold == 0.4  # the index's own calibration wins over the packaged one
     packaged = load_model(index_dir=tmp_path / "none")
-    assert packaged.features == FEATURES
+    assert packaged.features == BASE_FEATURES  # no reader loaded: the model fitted without its scores
     path.write_text(json.dumps({"features": ["strength", "made_up"], "weights": [1, 2], "bias": 0, "mean": [0, 0], "scale": [1, 1], "threshold": 0.5, "confident": 0.9}))
     with pytest.raises(BadInputError, match="rerun `rag calibrate`"):
         load_model(path=path)
@@ -192,3 +193,45 @@ def test_collect_labels_questions_as_the_pipeline_would_answer_them(settings, ha
     assert set(by) == {("a", "gold"), ("a", "leave_gold_out"), ("u", "gold")}
     assert by[("a", "gold")].label == 1 and by[("a", "leave_gold_out")].label == 0 and by[("u", "gold")].label == 0
     assert set(by[("a", "gold")].features) == set(FEATURES)
+
+
+def test_the_reader_reads_the_best_sentences_and_its_scores_become_features(settings, hashing_embedder, prompts, corpus_copy):
+    from rag.indexing import index_paths
+    from rag.pipeline import Pipeline
+    from tests.fakes import KeywordReader
+
+    index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
+    reader = KeywordReader("31")
+    narrow = settings.model_copy(update={"reader_sentences": 3})
+    pipeline = Pipeline(narrow, index, hashing_embedder, None, prompts, _model({"reader_best": 10.0}, bias=-5.0), reader=reader)
+    q = "How many allies will Ukraine sit with as an equal at the NATO-Ukraine Council?"
+    found = pipeline.gather(q, mode="extractive", top_k=None, since=None, until=None, as_of=date(2023, 7, 20))
+    question, texts = reader.calls[-1]
+    assert question == q and len(texts) == 3  # only the best few by word and cosine match are read
+    read = [s for s in found.evidence.sentences if s.reader is not None]
+    assert len(read) == 3 and max(read, key=lambda s: s.reader).reader == 0.9
+    assert found.decision.features["reader_best"] == 0.9 and found.decision.answer
+    # Read with the article's title before the sentence, as in training.
+    titles = {sp.passage.meta.title for sp in found.evidence.sources if sp.passage.meta.title}
+    assert any(t.split(". ")[0] in titles for t in texts)
+    unread = Pipeline(narrow, index, hashing_embedder, None, prompts, _model({"reader_best": 10.0}, bias=-5.0)).gather(
+        q, mode="extractive", top_k=None, since=None, until=None, as_of=date(2023, 7, 20))
+    assert unread.decision.features["reader_best"] == 0.0 and not unread.decision.answer
+
+
+def test_a_decision_fitted_with_the_reader_refuses_to_load_without_it(tmp_path):
+    path = tmp_path / "decision.json"
+    _model({"reader_best": 3.0}).save(path)
+    with pytest.raises(BadInputError, match="make reader"):
+        load_model(path=path)
+    assert load_model(path=path, reader=True).needs_reader
+
+
+def test_an_abstention_the_reader_explains_says_so_in_words():
+    q = "Who chaired the summit?"
+    ev, scored = _evidence(q, [("a", "The summit was chaired by Jens Stoltenberg in Vilnius.", 0.7)])
+    for s in ev.sentences:
+        s.reader = 0.12
+    verdict = decide(_model({"reader_best": 10.0}, bias=-5.0), ev, scored, None, None)
+    assert not verdict.answer
+    assert verdict.reason.startswith("no retrieved sentence reads as an answer to the question (reader 0.12")
