@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # requests in flight for the model (retrieving, in line, generating); RAG_QUEUE_MAX bounds them together.
 ADMISSION_LIMITS: dict[str, int | None] = {"search": None, "extractive": None, "upload": 1, "generate": 3, "stream": 3}
 ADMISSION_QUEUES: dict[str, int] = {"search": 16, "extractive": 4, "upload": 2}
-ADMISSION_DEADLINES_S: dict[str, float] = {"search": 1.0, "extractive": 3.0, "upload": 30.0, "generate": 8.0, "stream": 3.0}
+ADMISSION_DEADLINES_S: dict[str, float] = {"search": 1.0, "extractive": 3.0, "upload": 30.0, "generate": 4.0, "stream": 3.0}
 
 
 class Settings(BaseSettings):

@@ -187,6 +187,6 @@ def run_holding(queue: GenerationQueue, model: Turnstile, ticket, results: dict)
 
 def test_admission_settings_merge_over_the_defaults_and_refuse_unknown_classes():
     s = Settings(_env_file=None, admission_deadlines_s={"search": 2.5})
-    assert s.admission_deadlines_s["search"] == 2.5 and s.admission_deadlines_s["generate"] == 8.0
+    assert s.admission_deadlines_s["search"] == 2.5 and s.admission_deadlines_s["generate"] == 4.0
     with pytest.raises(ValueError, match="unknown request class"):
         Settings(_env_file=None, admission_queues={"everything": 3})
