@@ -65,6 +65,7 @@ class GenerationQueue:
         self._tickets: set[Ticket] = set()  # admitted and not yet released
         self._held_since = 0.0
         self._avg_hold_s = 5.0  # running estimate of one generation, for admission and Retry-After
+        self._measured = False  # no answer timed yet: the 5 s above is a guess, too weak to refuse anyone on
         self._held_total_s = 0.0  # time the model has been held, for /metrics (how much of the time it works)
         self._use_rate = 1.0  # share of admitted requests that use the model: abstentions and quotes do not
         self._local = threading.local()
@@ -109,6 +110,8 @@ class GenerationQueue:
 
     def estimated_wait_s(self) -> float:
         """When the model would be free for a request admitted now. Call with _state held."""
+        if not self._measured:
+            return 0.0
         return self._left_s() + self.pending() * self._use_rate * self._avg_hold_s
 
     def admit(self, klass: str = "generate") -> Ticket:
@@ -192,7 +195,9 @@ class GenerationQueue:
                 ticket.state = "done"
             self._held_total_s += held_s
             if record:
-                self._avg_hold_s = 0.8 * self._avg_hold_s + 0.2 * held_s
+                # The first measurement replaces the guess outright rather than being averaged into it.
+                self._avg_hold_s = 0.8 * self._avg_hold_s + 0.2 * held_s if self._measured else held_s
+                self._measured = True
             if self._waiters:
                 # Handed over, never put down: a newcomer cannot slip in between release and wake-up.
                 self._waiters.popleft().set()

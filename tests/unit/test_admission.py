@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -158,28 +159,44 @@ def test_the_cpu_pool_gets_the_cores_llama_cpp_leaves():
 
 def test_model_classes_have_their_own_limits_and_deadlines():
     seen = Recorder()
-    queue = GenerationQueue(max_waiting=8, timeout_s=60, limits={"stream": 1}, deadlines_s={"generate": 1.0, "stream": 60.0}, observer=seen)
-    model, results = Turnstile(), {}
-    holder = queue.admit("stream")
-    thread = threading.Thread(target=lambda: run_holding(queue, model, holder, results), daemon=True)
-    thread.start()
-    wait_for(lambda: model.order == ["holder"], "the stream to hold the model")
+    queue = GenerationQueue(max_waiting=8, timeout_s=60, limits={"stream": 1}, deadlines_s={"generate": 0.01, "stream": 60.0}, observer=seen)
+    model = Turnstile()
+
+    def hold(name: str, ticket, results: dict, at_least_s: float = 0.0) -> threading.Thread:
+        thread = threading.Thread(target=lambda: run_holding(queue, model, ticket, results, name), daemon=True)
+        thread.start()
+        wait_for(lambda: model.order[-1:] == [name], f"{name} to hold the model")
+        time.sleep(at_least_s)  # a floor on the measured answer time, not a measurement
+        return thread
+
+    results: dict = {}
+    first = hold("first", queue.admit("stream"), results)
+    # Nothing measured yet: the gate's guess of an answer's length refuses nobody.
+    unmeasured = queue.admit("generate")
+    unmeasured.release()
+    model.turns.release()
+    first.join(WAIT_S)
+
+    measured = hold("measured", queue.admit("stream"), results, at_least_s=0.2)
+    model.turns.release()
+    measured.join(WAIT_S)  # one answer of >= 0.2 s is now the estimate
+
+    holder = hold("holder", queue.admit("stream"), results)
     with pytest.raises(BusyError, match="RAG_ADMISSION_LIMITS"):
         queue.admit("stream")  # its class is at its limit of 1
     with pytest.raises(BusyError, match="deadline"):
-        queue.admit("generate")  # a 5 s answer is running: more than generate's 1 s deadline
+        queue.admit("generate")  # at least a quarter of a 0.2 s answer is left: past generate's 0.01 s
     assert seen.refusals == [("stream", "full"), ("generate", "deadline")]
-    assert seen.waits and seen.waits[0][0] == "stream"
+    assert [k for k, _ in seen.waits] == ["stream", "stream", "stream"]
     model.turns.release()
-    thread.join(WAIT_S)
-    assert results["holder"] == "done" and queue.in_flight == 0
-    assert queue.admit("generate").klass == "generate"  # the model is free: admitted
+    holder.join(WAIT_S)
+    assert results == {"first": "done", "measured": "done", "holder": "done"} and queue.in_flight == 0
 
 
-def run_holding(queue: GenerationQueue, model: Turnstile, ticket, results: dict) -> None:
+def run_holding(queue: GenerationQueue, model: Turnstile, ticket, results: dict, name: str) -> None:
     queue.bind_thread(None, ticket)
     try:
-        results["holder"] = "".join(queue.gate(model).stream([{"role": "user", "content": "holder"}], max_tokens=1, temperature=0.0))
+        results[name] = "".join(queue.gate(model).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0))
     finally:
         queue.bind_thread(None)
         ticket.release()
