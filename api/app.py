@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from api.admission import MODEL_CLASSES, Admission
 from api.deps import Auth, Runtime
 from api.errors import install_error_handlers
 from api.guard import RequestGuard
@@ -45,13 +47,19 @@ def load_pipeline(settings: Settings) -> Pipeline:
     return Pipeline.from_settings(settings, with_generator=settings.generator_backend != "none", missing_index_ok=True)
 
 
+def model_queue(settings: Settings, metrics: Metrics) -> GenerationQueue:
+    limits = {k: v for k in MODEL_CLASSES if (v := settings.admission_limits.get(k)) is not None}
+    deadlines = {k: settings.admission_deadlines_s[k] for k in MODEL_CLASSES}
+    return GenerationQueue(settings.queue_max, settings.queue_timeout_s, limits=limits, deadlines_s=deadlines, observer=metrics)
+
+
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
     settings = settings or Settings()
     if settings.query_threads is None:
         # Requests embed while llama.cpp generates for another: one thread each, not competing OpenMP teams.
         settings = settings.model_copy(update={"query_threads": 1})
     metrics = Metrics()
-    runtime = Runtime(settings=settings, metrics=metrics, queue=GenerationQueue(settings.queue_max, settings.queue_timeout_s))
+    runtime = Runtime(settings=settings, metrics=metrics, queue=model_queue(settings, metrics), admission=Admission(settings, metrics))
     if pipeline is not None:
         runtime.attach(pipeline)
     metrics.bind(
@@ -60,6 +68,11 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         index_stats=runtime.index_stats,
         ready=lambda: runtime.ready,
     )
+    for klass, lane in runtime.admission.lanes.items():
+        metrics.bind_admission(klass, depth=lambda lane=lane: lane.waiting, in_flight=lambda lane=lane: lane.running + lane.waiting)
+    metrics.bind_model(lambda: runtime.queue.busy_seconds)
+    for klass in MODEL_CLASSES:
+        metrics.bind_admission(klass, depth=partial(runtime.queue.pending, klass), in_flight=partial(runtime.queue.admitted, klass))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +88,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         yield
         if updates is not None:
             updates.cancel()
+        runtime.admission.shutdown()
 
     app = FastAPI(
         title="newsrag",

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
+from api.admission import Admission
 from api.errors import forbidden, unauthorized
 from api.metrics import Metrics
 from api.queue import GenerationQueue
@@ -31,6 +33,7 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     queue: GenerationQueue
+    admission: Admission
     pipeline: Pipeline | None = None
     load_error: RagError | None = None
     background: set[asyncio.Task] = field(default_factory=set)  # keeps streaming workers referenced
@@ -85,14 +88,16 @@ class Runtime:
         return len(index.manifest.documents), len(index.passages), index.generation
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies that only read state are `async def`: FastAPI runs a plain `def` in the threadpool, and a thread
+# hop per dependency is what a refused request (503 in well under 100 ms) cannot afford on a busy machine.
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
@@ -104,15 +109,17 @@ def has_index(pipeline: Pipeline) -> bool:
     return pipeline.index.generation > 0
 
 
-# Plain `def`s: FastAPI runs them in the threadpool, where loading an index that just appeared may take a while.
-def get_pipeline(runtime: RuntimeDep) -> Pipeline:
-    return runtime.serving_pipeline()
+async def get_pipeline(runtime: RuntimeDep) -> Pipeline:
+    if runtime.ready:
+        return runtime.pipeline  # type: ignore[return-value]  # ready means loaded, with an index
+    # Loading an index that just appeared may take a while: off the event loop.
+    return await run_in_threadpool(runtime.serving_pipeline)
 
 
-def get_writer_pipeline(runtime: RuntimeDep) -> Pipeline:
+async def get_writer_pipeline(runtime: RuntimeDep) -> Pipeline:
     """For uploads: the models suffice, since the first upload to a server with no index creates it."""
     try:
-        return runtime.serving_pipeline()
+        return await get_pipeline(runtime)
     except IndexMissingError:
         assert runtime.pipeline is not None
         return runtime.pipeline
@@ -130,7 +137,7 @@ def configured_key(settings: Settings) -> str:
     return key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
 
 
-def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     key = configured_key(runtime.settings)
     if not key:
         return
@@ -144,12 +151,12 @@ def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizatio
 Auth = Depends(require_api_key)
 
 
-def require_uploads(settings: SettingsDep) -> None:
+async def require_uploads(settings: SettingsDep) -> None:
     if not settings.allow_uploads:
         raise forbidden("uploads are disabled on this server (RAG_ALLOW_UPLOADS=false)")
 
 
-def require_deletes(settings: SettingsDep) -> None:
+async def require_deletes(settings: SettingsDep) -> None:
     if not settings.allow_deletes:
         raise forbidden("deleting documents is disabled on this server (RAG_ALLOW_DELETES=false)")
 

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rag.types import Answer
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
 TOKENS_PER_S_BUCKETS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 250, 500)
 
 
@@ -33,6 +34,27 @@ class Metrics:
         self.index_passages = Gauge("rag_index_passages", "Passages in the live index", registry=r)
         self.index_generation = Gauge("rag_index_generation", "Generation number of the live index", registry=r)
         self.ready = Gauge("rag_ready", "1 when the index and models are loaded", registry=r)
+        self.model_busy = Gauge("rag_model_busy_seconds", "Time the model has been generating since start (its rate is the share of time it works)", registry=r)
+        self.admission_rejected = Counter("rag_admission_rejected", "Requests refused with 503 by class and reason (full, deadline, expired)", ["class", "reason"], registry=r)
+        self.admission_wait = Histogram("rag_admission_wait_seconds", "Arrival until the request's work started (generate, stream: until it had the model)", ["class"], buckets=WAIT_BUCKETS, registry=r)
+        self.admission_depth = Gauge("rag_admission_queue_depth", "Requests admitted and waiting, by class (generate, stream: not yet had the model)", ["class"], registry=r)
+        self.admission_running = Gauge("rag_admission_in_flight", "Requests admitted and not finished, by class", ["class"], registry=r)
+
+    # AdmissionObserver (api/admission.py), called by the CPU lanes and the model queue.
+    def refused(self, klass: str, reason: str) -> None:
+        self.admission_rejected.labels(klass, reason).inc()
+        if klass in ("generate", "stream"):
+            self.rejected.inc()  # the older, class-less count of model refusals
+
+    def waited(self, klass: str, seconds: float) -> None:
+        self.admission_wait.labels(klass).observe(seconds)
+
+    def bind_model(self, busy_seconds: Callable[[], float]) -> None:
+        self.model_busy.set_function(busy_seconds)
+
+    def bind_admission(self, klass: str, *, depth: Callable[[], float], in_flight: Callable[[], float]) -> None:
+        self.admission_depth.labels(klass).set_function(depth)
+        self.admission_running.labels(klass).set_function(in_flight)
 
     def bind(self, *, queue_depth: Callable[[], float], in_flight: Callable[[], float], index_stats: Callable[[], tuple[int, int, int]], ready: Callable[[], bool]) -> None:
         """Gauges read live state at scrape time, so no code path can forget to update them."""

@@ -1,10 +1,14 @@
 """Bounded admission to the one model, and the gate that serialises it.
 
 The model is not re-entrant and a CPU decodes one answer at a time, so piling requests up only makes every
-one of them slow. Requests that need the model are admitted while at most `queue_max` are waiting behind
-the one generating; the next gets BusyError (503 + Retry-After) at once instead of a timeout later.
-Retrieval and embedding of admitted requests still run in parallel in the threadpool: only the
-generator's `stream()` passes through the gate, and it lets them through in the order they reached it.
+one of them slow. A request that needs the model (class "generate" or "stream") is admitted only when its
+class has fewer than its limit in flight, fewer than `max_waiting` requests are ahead of it for the model,
+and the model is expected to be free for it within its class's deadline (what the current answer has left,
+plus one average answer for each request ahead that will use the model). Otherwise BusyError (503 +
+Retry-After) at once, instead of a timeout a minute later. Admitted requests retrieve in their own worker
+thread; only the generator's `stream()` passes through the gate, which lets them through in the order they
+reached it. Once admitted a request is served, unless it waits past `timeout_s` (RAG_QUEUE_TIMEOUT_S):
+its retrieval is already paid for.
 """
 
 from __future__ import annotations
@@ -15,31 +19,42 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
+from api.admission import AdmissionObserver, NullObserver
 from rag.errors import BusyError
 from rag.generator import Generator, Message, Usage
 
 StopCheck = Callable[[], bool]
 POLL_S = 0.05  # how often a waiting request checks whether its client went away
+USE_EWMA = 0.1  # weight of the newest request in the share of admitted requests that end up using the model
 
 
 class Ticket:
     """One admitted request; releasing twice is harmless, so both the thread and the coroutine may."""
 
-    def __init__(self, queue: GenerationQueue):
+    def __init__(self, queue: GenerationQueue, klass: str):
         self._queue = queue
+        self.klass = klass
+        self.arrived = time.monotonic()
+        self.state = "pending"  # -> "holding" the model -> "done" with it; some never use it (abstained, quoted)
         self._released = False
 
     def release(self) -> None:
-        with self._queue._state:
+        q = self._queue
+        with q._state:
             if not self._released:
                 self._released = True
-                self._queue._admitted -= 1
+                q._admitted -= 1
+                q._tickets.discard(self)
+                q._use_rate = (1 - USE_EWMA) * q._use_rate + USE_EWMA * (self.state != "pending")
 
 
 class GenerationQueue:
-    def __init__(self, max_waiting: int, timeout_s: float):
+    def __init__(self, max_waiting: int, timeout_s: float, *, limits: dict[str, int] | None = None, deadlines_s: dict[str, float] | None = None, observer: AdmissionObserver | None = None):
         self.max_waiting = max_waiting
         self.timeout_s = timeout_s
+        self.limits = limits or {}  # per class; a class not named is bounded by max_waiting alone
+        self.deadlines_s = deadlines_s or {}  # per class; not named: no deadline
+        self.observer = observer or NullObserver()
         self._state = threading.Lock()  # guards everything below
         # The model is handed from one request to the next in arrival order. A plain Lock polled with a
         # timeout wakes whichever waiter the OS picks: 8 staggered requests were served 0,1,3,2,5,4,6,7.
@@ -47,7 +62,12 @@ class GenerationQueue:
         self._waiters: deque[threading.Event] = deque()  # set by the releaser when it hands the model over
         self._admitted = 0
         self._running = 0
-        self._avg_hold_s = 5.0  # running estimate of one generation, for Retry-After
+        self._tickets: set[Ticket] = set()  # admitted and not yet released
+        self._held_since = 0.0
+        self._avg_hold_s = 5.0  # running estimate of one generation, for admission and Retry-After
+        self._measured = False  # no answer timed yet: the 5 s above is a guess, too weak to refuse anyone on
+        self._held_total_s = 0.0  # time the model has been held, for /metrics (how much of the time it works)
+        self._use_rate = 1.0  # share of admitted requests that use the model: abstentions and quotes do not
         self._local = threading.local()
 
     # --- admission (event loop) -----------------------------------------------------------------------------
@@ -65,22 +85,63 @@ class GenerationQueue:
         """Requests admitted but not holding the model: waiting for it, or still retrieving."""
         return max(0, self._admitted - self._running)
 
+    @property
+    def busy_seconds(self) -> float:
+        """Time the model has been held so far, the running answer included."""
+        running = time.monotonic() - self._held_since if self._model_busy else 0.0
+        return self._held_total_s + running
+
+    def admitted(self, klass: str) -> int:
+        return sum(t.klass == klass for t in list(self._tickets))
+
+    def pending(self, klass: str | None = None) -> int:
+        """Admitted requests of `klass` (or any) that have not had the model yet: retrieving or in line."""
+        return sum(t.state == "pending" and (klass is None or t.klass == klass) for t in list(self._tickets))
+
     def retry_after_s(self) -> int:
         return max(1, min(120, math.ceil(self._avg_hold_s * (self.depth + 1))))
 
-    def admit(self) -> Ticket:
+    def _left_s(self) -> float:
+        """What the running answer has left. An answer past the average still has some way to go: a quarter of
+        one is a guess that errs long."""
+        if not self._model_busy:
+            return 0.0
+        return max(self._avg_hold_s - (time.monotonic() - self._held_since), 0.25 * self._avg_hold_s)
+
+    def estimated_wait_s(self) -> float:
+        """When the model would be free for a request admitted now. Call with _state held."""
+        if not self._measured:
+            return 0.0
+        return self._left_s() + self.pending() * self._use_rate * self._avg_hold_s
+
+    def admit(self, klass: str = "generate") -> Ticket:
         with self._state:
-            if self._admitted >= self.max_waiting + 1:
-                exc = BusyError(f"the model is busy: {self.max_waiting} request(s) already waiting (RAG_QUEUE_MAX); try again shortly")
-                exc.retry_after = self.retry_after_s()  # type: ignore[attr-defined]
-                raise exc
-            self._admitted += 1
-            return Ticket(self)
+            # max_waiting in line behind the one generating, as before per-class limits; both count requests
+            # still retrieving, which will be in line by the time the model frees.
+            # Retry-After: when a place is likely to free (the running answer ends), or when the expected wait will
+            # have come down to the deadline. A longer hint only leaves the model idle while clients sleep.
+            if self._admitted >= self.max_waiting + 1 or self.admitted(klass) >= self.limits.get(klass, self.max_waiting + 1):
+                reason, why = "full", f"{self._admitted} request(s) already in flight (RAG_QUEUE_MAX, RAG_ADMISSION_LIMITS)"
+                retry = self._left_s()
+            elif (wait := self.estimated_wait_s()) > (deadline := self.deadlines_s.get(klass, math.inf)):
+                reason, why = "deadline", f"expected free in {wait:.1f}s, past the {klass} deadline of {deadline:g}s (RAG_ADMISSION_DEADLINES_S)"
+                retry = wait - deadline
+            else:
+                self._admitted += 1
+                ticket = Ticket(self, klass)
+                self._tickets.add(ticket)
+                return ticket
+        self.observer.refused(klass, reason)
+        exc = BusyError(f"the model is busy: {why}; try again shortly")
+        exc.retry_after = max(1, math.ceil(retry))  # type: ignore[attr-defined]
+        raise exc
 
     # --- per worker thread ----------------------------------------------------------------------------------
-    def bind_thread(self, should_stop: StopCheck | None) -> None:
-        """Tell the gate, for the calling worker thread, how to notice that the client left while waiting."""
+    def bind_thread(self, should_stop: StopCheck | None, ticket: Ticket | None = None) -> None:
+        """Tell the gate, for the calling worker thread, how to notice that the client left while waiting,
+        and which admitted request it serves (for the wait estimate and the per-class wait times)."""
         self._local.should_stop = should_stop
+        self._local.ticket = ticket
         self._local.usage = None
 
     def gate(self, generator: Generator) -> GatedGenerator:
@@ -96,6 +157,7 @@ class GenerationQueue:
             if not self._model_busy and not self._waiters:
                 self._model_busy = True
                 self._running += 1
+                self._took_model()
                 return True
             self._waiters.append(turn)
         while not turn.wait(POLL_S):
@@ -111,15 +173,31 @@ class GenerationQueue:
                     exc.retry_after = self.retry_after_s()  # type: ignore[attr-defined]
                     raise exc
             break  # handed the model at the moment we gave up: it is ours, so use it or pass it on
+        with self._state:
+            self._took_model()
         if should_stop is not None and should_stop():
             self._release(0.0, record=False)
             return False
         return True
 
+    def _took_model(self) -> None:
+        """Bookkeeping once this thread holds the model. Call with _state held."""
+        self._held_since = time.monotonic()
+        ticket: Ticket | None = getattr(self._local, "ticket", None)
+        if ticket is not None and ticket.state == "pending" and not ticket._released:
+            ticket.state = "holding"
+            self.observer.waited(ticket.klass, self._held_since - ticket.arrived)
+
     def _release(self, held_s: float, *, record: bool = True) -> None:
         with self._state:
+            ticket: Ticket | None = getattr(self._local, "ticket", None)
+            if ticket is not None and ticket.state == "holding":
+                ticket.state = "done"
+            self._held_total_s += held_s
             if record:
-                self._avg_hold_s = 0.8 * self._avg_hold_s + 0.2 * held_s
+                # The first measurement replaces the guess outright rather than being averaged into it.
+                self._avg_hold_s = 0.8 * self._avg_hold_s + 0.2 * held_s if self._measured else held_s
+                self._measured = True
             if self._waiters:
                 # Handed over, never put down: a newcomer cannot slip in between release and wake-up.
                 self._waiters.popleft().set()

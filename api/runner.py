@@ -1,7 +1,9 @@
 """Running Pipeline.ask for a request: checks first, admission, a worker thread, tokens back to the loop.
 
 Both /v1/ask and /v1/chat/completions answer through an AskJob, so admission, disconnect handling and
-metrics behave the same on both.
+metrics behave the same on both. A question that needs the model is admitted by the model queue (class
+"generate" or "stream") and answered in its own thread; one that only quotes ("extractive") waits in its
+lane and runs in the CPU pool (api/admission.py).
 """
 
 from __future__ import annotations
@@ -11,15 +13,13 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Literal
 
-import anyio
 from fastapi import Request
 
+from api.admission import Pass
 from api.deps import Runtime
 from api.queue import Ticket
-from rag.errors import BusyError
 from rag.pipeline import Pipeline, TokenSink, check_request
 from rag.types import Answer, ChatTurn
 
@@ -51,6 +51,12 @@ def needs_model(pipeline: Pipeline, p: AskParams) -> bool:
     return pipeline.generator is not None and (mode == "generate" or rewrites)
 
 
+def request_class(pipeline: Pipeline, p: AskParams, *, stream: bool) -> str:
+    if needs_model(pipeline, p):
+        return "stream" if stream else "generate"
+    return "extractive"  # streamed or not: it only quotes, so it is CPU work like a search
+
+
 async def watch_disconnect(request: Request, stop: threading.Event) -> None:
     while not stop.is_set():
         if await request.is_disconnected():
@@ -62,22 +68,24 @@ async def watch_disconnect(request: Request, stop: threading.Event) -> None:
 class AskJob:
     """One question: validated and admitted on creation (so 400/503 come as plain responses), run later."""
 
-    def __init__(self, runtime: Runtime, pipeline: Pipeline, params: AskParams):
+    def __init__(self, runtime: Runtime, pipeline: Pipeline, params: AskParams, *, stream: bool = False):
         check_params(pipeline, params)
         self.runtime = runtime
         self.pipeline = pipeline
         self.params = params
         self.stop = threading.Event()
         self.started = False
-        try:
-            self.ticket: Ticket | None = runtime.queue.admit() if needs_model(pipeline, params) else None
-        except BusyError:
-            runtime.metrics.rejected.inc()
-            raise
+        self.klass = request_class(pipeline, params, stream=stream)
+        self.ticket: Ticket | None = None
+        self.place: Pass | None = None  # in the CPU lane; freed by the pool when the work ends
+        if self.klass == "extractive":
+            self.place = runtime.admission.reserve(self.klass)
+        else:
+            self.ticket = runtime.queue.admit(self.klass)
 
     def _work(self, on_token: TokenSink | None) -> Answer:
         queue = self.runtime.queue
-        queue.bind_thread(self.stop.is_set)
+        queue.bind_thread(self.stop.is_set, self.ticket)
         p = self.params
         try:
             return self.pipeline.ask(
@@ -96,12 +104,17 @@ class AskJob:
         """For a response that ended before its stream began (client gone at once): free the queue slot."""
         if not self.started:
             self.release()
+            if self.place is not None:
+                self.place.release()  # never handed to the pool, so nothing else will
 
     async def run(self, request: Request) -> Answer:
         """Answer in a worker thread; a client that hangs up stops generation at the next token."""
         watcher = asyncio.create_task(watch_disconnect(request, self.stop))
         try:
-            answer = await anyio.to_thread.run_sync(partial(self._work, None))
+            if self.place is not None:
+                answer = await self.runtime.admission.run_reserved(self.place, self._work, None)
+            else:
+                answer = await self.runtime.admission.run_model(self._work, None)
         finally:
             watcher.cancel()
             self.release()
@@ -125,7 +138,16 @@ class AskJob:
             except Exception as exc:  # noqa: BLE001 - handed to the stream, which reports it as an event
                 post("error", exc)
 
-        task = asyncio.ensure_future(anyio.to_thread.run_sync(work))
+        async def drive() -> None:
+            try:
+                if self.place is not None:
+                    await self.runtime.admission.run_reserved(self.place, work)
+                else:
+                    await self.runtime.admission.run_model(work)
+            except Exception as exc:  # noqa: BLE001 - e.g. no slot by the deadline: an event, like any error
+                post("error", exc)
+
+        task = asyncio.ensure_future(drive())
         self.runtime.background.add(task)
         task.add_done_callback(self.runtime.background.discard)
         try:

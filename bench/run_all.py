@@ -122,8 +122,16 @@ def render(results: dict[str, dict[str, Any] | None], ran: dict[str, str]) -> st
             extra = f"; first token p50 {k['ttft_ok']['p50_ms']:.0f} ms" if "ttft_ok" in k else ""
             row("serve", f"{kind} under load", f"{k['ok']}/{k['requests']} ok, {k['busy_503']} 503; p50 {k['latency_ok']['p50_ms']:.0f} / p95 {k['latency_ok']['p95_ms']:.0f} ms{extra}", "", "", "", "")
         for kind, ratio in r["ratio_one_client_vs_in_process"].items():
-            row("serve", f"{kind}, one client vs in-process Pipeline (p50)", f"{r['one_client_p50'][kind]['p50_ms']:.0f} ms", f"{r['in_process_p50'][kind]['p50_ms']:.0f} ms", ratio, "", "")
-        row("serve", "server RSS (idle / max under load)", f"{r['server_rss_idle_mb']:.0f} / {r['server_rss_max_mb']:.0f} MB", "", "", "", "")
+            if kind in r["in_process_p50"]:
+                row("serve", f"{kind}, one client vs in-process Pipeline (p50)", f"{r['one_client_p50'][kind]['p50_ms']:.0f} ms", f"{r['in_process_p50'][kind]['p50_ms']:.0f} ms", ratio, "", "")
+        row("serve", "server RSS (idle / max under load)", f"{r['server_rss_idle_mb']:.0f} / {r['server_rss_max_mb']:.0f} MB", "", "", "<= 1500", met(r["server_rss_max_mb"] <= 1500))
+        if (t := r.get("targets")) is not None:  # issue #14
+            if t["generation_mixed_vs_alone"] is not None:
+                row("serve", "generate + stream completed, mix vs generation alone", t["generation_completed_mixed"], t["generation_completed_alone"], t["generation_mixed_vs_alone"], ">= 0.8", met(t["generation_mixed_vs_alone"] >= 0.8))
+            b = t["latency_503_ms"]
+            row("serve", "503 latency p50 / p95 / max", f"{b['p50_ms']:.0f} / {b['p95_ms']:.0f} / {b['max_ms']:.0f} ms", "", "", "< 100 ms", met(b["max_ms"] < 100 or b["n"] == 0))
+            row("serve", "generate p95 under load vs one-client p50", f"{r['by_kind']['generate']['latency_ok']['p95_ms']:.0f} ms", f"{r['one_client_p50']['generate']['p50_ms']:.0f} ms", t["generate_p95_vs_one_client_p50"], "<= 3", met((t["generate_p95_vs_one_client_p50"] or 99) <= 3))
+            row("serve", "first streamed token p95 under load vs one-client p50", f"{r['by_kind']['stream']['ttft_ok']['p95_ms']:.0f} ms", f"{r['one_client_ttft']['p50_ms']:.0f} ms", t["stream_ttft_p95_vs_one_client_p50"], "<= 3", met((t["stream_ttft_p95_vs_one_client_p50"] or 99) <= 3))
     if (r := results.get("coldstart")) is not None:
         o, w = r["ours"], r["raw"]
         row("coldstart", "process spawn to first token", f"{o['first token']:.2f}s", f"{w['first token']:.2f}s", r["ratio_first_token"], "", "")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -119,14 +120,31 @@ class LlamaCppGenerator:
                 chunks.close()  # a consumer that stops early (client gone) ends generation here
 
 
-class OpenAIGenerator:
-    """Any OpenAI-compatible chat server (llama.cpp server, vLLM, Ollama) through the official client."""
+def split_base_urls(value: str) -> list[str]:
+    """RAG_OPENAI_BASE_URL: one API root, or several separated by commas or spaces."""
+    urls = [u for u in value.replace(",", " ").split() if u]
+    if not urls:
+        raise ModelMissingError("RAG_OPENAI_BASE_URL is empty: give the generator server's API root, e.g. http://127.0.0.1:8080/v1")
+    return urls
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0):
+
+class OpenAIGenerator:
+    """Any OpenAI-compatible chat server (llama.cpp server, vLLM, Ollama) through the official client.
+
+    Given several servers, each answer goes to the next in turn (round robin), and one that cannot be reached
+    passes the request on to the following one. Only before the first token: a server that breaks off mid-answer
+    is a GeneratorError, since the words already streamed cannot be taken back.
+    """
+
+    def __init__(self, base_url: str | list[str], model: str, api_key: str | None = None, timeout_s: float = 120.0):
         from openai import OpenAI
 
-        self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=1)
-        self.name = f"{model}@{base_url}"
+        self.base_urls = split_base_urls(base_url) if isinstance(base_url, str) else list(base_url)
+        # With a second server to try, a retry against the same dead one only delays the failover.
+        retries = 1 if len(self.base_urls) == 1 else 0
+        self._clients = [OpenAI(base_url=u, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=retries) for u in self.base_urls]
+        self._turn = itertools.count()  # next() on it is atomic under the GIL: no lock for the rotation
+        self.name = f"{model}@{','.join(self.base_urls)}"
         self.model = model
         self.usage = Usage()
 
@@ -134,20 +152,38 @@ class OpenAIGenerator:
         # The server's tokenizer is out of reach; ~4 characters a token is the usual estimate for English.
         return max(1, len(text) // 4)
 
+    def _open(self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None) -> tuple[str, Any]:
+        """The stream of the first server, in turn, that accepts the request."""
+        import openai
+
+        first = next(self._turn) % len(self._clients)
+        failures: list[str] = []
+        for i in range(len(self._clients)):
+            url, client = self.base_urls[(first + i) % len(self._clients)], self._clients[(first + i) % len(self._clients)]
+            try:
+                return url, client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    stop=stop or None,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+            except openai.APIConnectionError as exc:  # refused, unreachable, timed out: the next server may answer
+                failures.append(f"{url} failed: {exc}")
+            except openai.OpenAIError as exc:  # it answered, with an error: another server would say the same
+                raise GeneratorError(f"generator server at {url} failed: {exc}") from exc
+        if len(failures) == 1:
+            raise GeneratorError(f"generator server at {failures[0]}")
+        raise GeneratorError(f"no generator server could be reached: {'; '.join(failures)}")
+
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None) -> Iterator[str]:
         import openai
 
         self.usage = Usage(prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
+        url, response = self._open(messages, max_tokens, temperature, stop)
         try:
-            response = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stop=stop or None,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
             with response:
                 for chunk in response:
                     if getattr(chunk, "usage", None):
@@ -157,7 +193,7 @@ class OpenAIGenerator:
                             self.usage.completion_tokens += 1
                         yield chunk.choices[0].delta.content
         except openai.OpenAIError as exc:
-            raise GeneratorError(f"generator server at {self._client.base_url} failed: {exc}") from exc
+            raise GeneratorError(f"generator server at {url} failed: {exc}") from exc
 
 
 def build_generator(settings: Settings) -> Generator:

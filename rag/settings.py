@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Per request class; see README "Serving under load" for how to size them. Limits of generate and stream count
+# requests in flight for the model (retrieving, in line, generating); RAG_QUEUE_MAX bounds them together.
+ADMISSION_LIMITS: dict[str, int | None] = {"search": None, "extractive": None, "upload": 1, "generate": 3, "stream": 3}
+ADMISSION_QUEUES: dict[str, int] = {"search": 16, "extractive": 4, "upload": 2}
+ADMISSION_DEADLINES_S: dict[str, float] = {"search": 1.0, "extractive": 3.0, "upload": 30.0, "generate": 4.0, "stream": 3.0}
 
 
 class Settings(BaseSettings):
@@ -133,6 +139,28 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=list)
     queue_max: int = Field(8, ge=1)  # requests allowed to wait for the model before 503
     queue_timeout_s: float = Field(60.0, gt=0)
+    # Admission by request class (api/admission.py, README "Serving under load"): search, extractive, upload run
+    # in a pool of cpu_threads (None = the cores llama.cpp's n_threads leave, at least 1); generate and stream
+    # wait for the model. A request that would not start within its class's deadline is refused at once (503).
+    # Given as JSON, e.g. RAG_ADMISSION_DEADLINES_S='{"search": 2}'; classes left out keep these defaults.
+    cpu_threads: int | None = Field(None, ge=1)
+    cpu_nice: int = Field(5, ge=0, le=19)  # the pool's threads yield to llama.cpp and the event loop when cores are short
+    admission_limits: dict[str, int | None] = Field(default_factory=lambda: dict(ADMISSION_LIMITS))  # None = cpu_threads
+    admission_queues: dict[str, int] = Field(default_factory=lambda: dict(ADMISSION_QUEUES))
+    admission_deadlines_s: dict[str, float] = Field(default_factory=lambda: dict(ADMISSION_DEADLINES_S))
+
+    @field_validator("admission_limits", "admission_queues", "admission_deadlines_s", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: object, info: ValidationInfo) -> object:
+        defaults = {"admission_limits": ADMISSION_LIMITS, "admission_queues": ADMISSION_QUEUES, "admission_deadlines_s": ADMISSION_DEADLINES_S}[info.field_name or ""]
+        if isinstance(value, dict):
+            unknown = set(value) - set(defaults)
+            if unknown:
+                raise ValueError(f"unknown request class(es) {sorted(unknown)}; the classes are {sorted(defaults)}")
+            if any(v is not None and v <= 0 for v in value.values()):
+                raise ValueError("limits, queues and deadlines must be positive")
+            return {**defaults, **value}
+        return value
 
     # Pages and feeds fetched over HTTP (rag/fetch.py, rag/feeds.py). A slow or huge answer is refused, never
     # half indexed; redirects are followed a few hops only, so a loop ends in an error rather than a hang.

@@ -34,7 +34,7 @@ Closing the connection stops generation."""
 )
 async def ask(body: AskRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep) -> AskResponse | EventSourceResponse:
     params = AskParams(question=body.question, mode=body.mode, top_k=body.top_k, since=body.since, until=body.until, as_of=body.as_of, history=body.history)
-    job = AskJob(runtime, pipeline, params)
+    job = AskJob(runtime, pipeline, params, stream=body.stream)
     if not body.stream:
         return AskResponse.of(await job.run(request))
     return EventSourceResponse(sse_events(job), ping=15, background=BackgroundTask(job.release_if_never_started))

@@ -1,7 +1,7 @@
 """Documents: upload (indexed incrementally), list, read, delete.
 
 Writes are serialised by an asyncio lock (and across processes by the on-disk IndexLock) and run in the
-threadpool. Each commits a new index generation and then swaps it into the pipeline, so requests already
+CPU pool behind the "upload" lane (api/admission.py), deletes included. Each commits a new index generation and then swaps it into the pipeline, so requests already
 running finish on the generation they started with, and the API never reports what the disk does not hold.
 """
 
@@ -91,8 +91,9 @@ async def upload_document(request: Request, response: Response, runtime: Runtime
         raise TooLargeError(f"{name} is larger than the limit of {settings.max_upload_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
     if not data:
         raise BadInputError(f"{name} is empty")
+    place = runtime.admission.reserve("upload")  # refused at once when uploads are backed up, before the lock
     async with runtime.write_lock:
-        index, report = await run_in_threadpool(add_document, settings, pipeline.embedder, name, data, doc_id or None)
+        index, report = await runtime.admission.run_reserved(place, add_document, settings, pipeline.embedder, name, data, doc_id or None)
         pipeline.use_index(index)
     return upload_response(response, index, report)
 
@@ -149,7 +150,8 @@ async def get_document(doc_id: str, pipeline: PipelineDep) -> DocumentDetail:
 )
 async def delete_document(doc_id: str, runtime: RuntimeDep, settings: SettingsDep, pipeline: PipelineDep) -> DeleteResponse:
     validate_doc_id(doc_id)
+    place = runtime.admission.reserve("upload")
     async with runtime.write_lock:
-        index, _ = await run_in_threadpool(remove_documents, settings, pipeline.embedder, [doc_id])
+        index, _ = await runtime.admission.run_reserved(place, remove_documents, settings, pipeline.embedder, [doc_id])
         pipeline.use_index(index)
     return DeleteResponse(deleted=doc_id, generation=index.generation, total_documents=len(index.manifest.documents))

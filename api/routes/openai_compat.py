@@ -92,7 +92,7 @@ def text_pieces(text: str, words: int = WORDS_PER_CHUNK) -> list[str]:
     responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 413, 422, 503)},
 )
 async def chat_completions(body: ChatCompletionRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep) -> ChatCompletion | EventSourceResponse:
-    job = AskJob(runtime, pipeline, params_from_messages(body))
+    job = AskJob(runtime, pipeline, params_from_messages(body), stream=bool(body.stream))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     if body.stream:
         stream = chunk_stream(job, completion_id, created)
