@@ -102,47 +102,66 @@ class Tally:
         return response.status_code in allowed
 
 
+@dataclass
+class Caller:
+    """One client's view of the tally; it remembers the Retry-After of its own last busy answer."""
+
+    tally: Tally
+    retry_after: float = 0.0
+
+    def check(self, action: str, response: httpx.Response, *allowed: int) -> bool:
+        if response.status_code == 503 and "Retry-After" in response.headers:
+            self.retry_after = float(response.headers["Retry-After"])
+        return self.tally.check(action, response, *allowed)
+
+
 async def client(n: int, http: httpx.AsyncClient, tally: Tally, deadline: float) -> None:
     rng = random.Random(n)
+    me = Caller(tally)
     mine: list[str] = []
     count = 0
     first = True
     while time.monotonic() < deadline:
+        # Admission refuses on arrival (api/admission.py); a client retrying at once would mostly measure its own
+        # spinning, so each honours its last Retry-After, capped to keep the soak's pace, as real clients do.
+        if me.retry_after:
+            await asyncio.sleep(min(me.retry_after, 1.0) * rng.uniform(0.5, 1.0))
+            me.retry_after = 0.0
         # Three clients open with a generated answer at once: with RAG_QUEUE_MAX=1 one runs, one waits, the
         # third must get 503 busy, the only 5xx allowed.
         opening, first = first and n < 3, False
         roll = 0.0 if opening else rng.random()
         if opening or (roll < 0.03 and time.monotonic() < deadline - SOAK_S / 2):  # late ones only drag the drain out
-            tally.check("ask-generate", await http.post("/v1/ask", json={"question": rng.choice(QUESTIONS)}), 200)
+            me.check("ask-generate", await http.post("/v1/ask", json={"question": rng.choice(QUESTIONS)}), 200)
         elif roll < 0.43:
             r = await http.post("/v1/ask", json={"question": rng.choice(QUESTIONS), "mode": "extractive"})
-            if tally.check("ask-extractive", r, 200):
+            if me.check("ask-extractive", r, 200):
                 assert r.json()["citations"] or r.json()["abstained"]
         elif roll < 0.55:
-            tally.check("search", await http.post("/v1/search", json={"query": rng.choice(QUESTIONS)}), 200)
+            me.check("search", await http.post("/v1/search", json={"query": rng.choice(QUESTIONS)}), 200)
         elif roll < 0.63:
-            tally.check("list", await http.get("/v1/documents"), 200)
+            me.check("list", await http.get("/v1/documents"), 200)
         elif roll < 0.83:
             count += 1
             doc_id, token = f"soak-{n}-{count}", f"zq{n}x{count}"
             words = " ".join(rng.choice(WORDS) for _ in range(40))
             body = f"Soak story {doc_id}\n\nThe {token} report says {words}.\n\nIt ends with {token} again.\n".encode()
             r = await http.post("/v1/documents", files={"file": (f"{doc_id}.txt", body, "text/plain")})
-            if tally.check("upload", r, 201):
+            if me.check("upload", r, 201):
                 mine.append(doc_id)
                 tally.kept.add(doc_id)
                 tally.tokens[doc_id] = token
                 if rng.random() < 0.2:  # the same bytes again: unchanged, not a second document
                     again = await http.post("/v1/documents", files={"file": (f"{doc_id}.txt", body, "text/plain")})
-                    if tally.check("re-upload", again, 200):
+                    if me.check("re-upload", again, 200):
                         assert again.json()["status"] == "unchanged"
         elif mine:
             doc_id = mine.pop(rng.randrange(len(mine)))
-            if tally.check("delete", await http.delete(f"/v1/documents/{doc_id}"), 200):
+            if me.check("delete", await http.delete(f"/v1/documents/{doc_id}"), 200):
                 tally.kept.discard(doc_id)
                 tally.deleted.add(doc_id)
         else:
-            tally.check("delete-missing", await http.delete(f"/v1/documents/never-{n}"), 404)
+            me.check("delete-missing", await http.delete(f"/v1/documents/never-{n}"), 404)
 
 
 async def soak(url: str, seconds: float) -> Tally:
