@@ -42,3 +42,10 @@ test("closest documents: best rank first, one passage per document", () => {
   const s = (rank, doc_id) => ({ rank, doc_id, passage_id: `${doc_id}#${rank}` });
   assert.deepEqual(closestDocuments([s(3, "b"), s(1, "a"), s(2, "a"), s(4, "c")]).map((p) => p.passage_id), ["a#1", "b#3", "c#4"]);
 });
+
+test("a source entry keeps the outlets its story was folded from (none when the server sends none)", () => {
+  const copies = [{ doc_id: "wire_tidal", source: "Northern Wire", date: "2024-02-07" }];
+  const [entry] = sourceEntries([{ number: 1, doc_id: "a", passage_id: "a#0", also_in: copies }]);
+  assert.deepEqual(entry.also_in, copies);
+  assert.deepEqual(sourceEntries([{ number: 1, doc_id: "a", passage_id: "a#0" }])[0].also_in, []);
+});

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ApiError, errorFrom, streamError } from "../../api/static/js/api.js";
-import { describeError, metaLine, safeUrl, seconds, timingLine } from "../../api/static/js/format.js";
+import { alsoInLine, describeError, metaLine, safeUrl, seconds, timingLine } from "../../api/static/js/format.js";
 
 test("times read well at every scale, and missing figures are left out", () => {
   assert.equal(seconds(0.8412), "0.84 s");
@@ -45,4 +45,10 @@ test("what the page tells a person about each kind of failure", () => {
   assert.ok(describeError(new ApiError(401, "unauthorized", "missing key")).needsKey);
   assert.equal(describeError(new ApiError(0, "network", "x")).title, "The server cannot be reached");
   assert.equal(describeError(new Error("boom")).detail, "boom");
+});
+
+test("also in: every other outlet that ran the story, with honest words for what is unknown", () => {
+  assert.equal(alsoInLine([{ source: "Northern Wire", date: "2024-02-07" }, { source: "Bay Times" }]), "also in: Northern Wire · 2024-02-07; Bay Times · undated");
+  assert.equal(alsoInLine([]), "");
+  assert.equal(alsoInLine(undefined), "");
 });

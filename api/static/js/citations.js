@@ -63,6 +63,7 @@ export function citationTarget(citations, number) {
     url: first.url ?? null,
     passage_ids: [...new Set(same.map((c) => c.passage_id))],
     quotes: same.flatMap(quotesOf),
+    also_in: Array.isArray(first.also_in) ? first.also_in : [],
   };
 }
 

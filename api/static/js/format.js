@@ -23,6 +23,13 @@ export function metaLine({ source, date } = {}) {
   return `${source || "unknown outlet"} · ${date || "undated"}`;
 }
 
+/** "also in: Northern Wire · 2024-02-07; Bay Times · undated": the other outlets that ran the same story
+ * (near-duplicates the server folded into this one); "" when there are none. */
+export function alsoInLine(copies) {
+  if (!Array.isArray(copies) || !copies.length) return "";
+  return "also in: " + copies.map((c) => metaLine(c ?? {})).join("; ");
+}
+
 /** The URL when it is a plain http(s) link, else null: an article's metadata must not become javascript:. */
 export function safeUrl(url) {
   if (typeof url !== "string" || !url) return null;

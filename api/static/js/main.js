@@ -5,7 +5,7 @@
 import { Api, ApiError, networkError, streamError } from "./api.js";
 import { citationTarget, closestDocuments, sourceEntries, splitMarkers } from "./citations.js";
 import { $, h } from "./dom.js";
-import { bytes, describeError, metaLine, safeUrl, timingLine } from "./format.js";
+import { alsoInLine, bytes, describeError, metaLine, safeUrl, timingLine } from "./format.js";
 import { locate, renderSegments, segments, spanOf } from "./highlight.js";
 
 const KEY_STORAGE = "newsrag.api_key";
@@ -373,14 +373,21 @@ function sourceItem(turn, entry) {
   return h("li", { id: `source-${turn.id}-${entry.number}`, value: entry.number },
     articleLink(entry, entry.title || entry.doc_id),
     h("span", { class: "meta" }, ` — ${metaLine(entry)}`),
+    alsoIn(entry.also_in),
     quotes.length ? h("q", { class: "source-quote" }, quotes.join(" … ")) : null);
+}
+
+function alsoIn(copies) {
+  const line = alsoInLine(copies);
+  return line ? h("span", { class: "also-in" }, line) : null;
 }
 
 function passageItem(source) {
   const target = { doc_id: source.doc_id, title: source.title, source: source.source, date: source.date, url: source.url, passage_ids: [source.passage_id], quotes: [], passageSpan: source.span };
   return h("li", {},
     articleLink(target, source.title || source.doc_id),
-    h("span", { class: "meta" }, ` — ${metaLine(source)}`));
+    h("span", { class: "meta" }, ` — ${metaLine(source)}`),
+    alsoIn(source.also_in));
 }
 
 function articleLink(target, text) {
