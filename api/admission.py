@@ -57,9 +57,7 @@ class NullObserver:
 
 
 def busy(message: str, retry_after_s: float) -> BusyError:
-    exc = BusyError(message)
-    exc.retry_after = max(1, min(120, math.ceil(retry_after_s)))  # type: ignore[attr-defined]
-    return exc
+    return BusyError(message, retry_after_s=max(1, min(120, math.ceil(retry_after_s))))
 
 
 @dataclass(frozen=True)

@@ -117,8 +117,8 @@ def spec_for(exc: BaseException) -> ErrorSpec:
 
 
 def retry_after(exc: BaseException) -> int:
-    # The queue puts its estimate on the BusyError it raises; anything else gets a modest default.
-    value = getattr(exc, "retry_after", None)
+    # A BusyError carries the queue's estimate when it has one; anything else gets a modest default.
+    value = exc.retry_after if isinstance(exc, BusyError) else None
     return max(1, math.ceil(value)) if isinstance(value, (int, float)) else DEFAULT_RETRY_AFTER_S
 
 

@@ -132,9 +132,7 @@ class GenerationQueue:
                 self._tickets.add(ticket)
                 return ticket
         self.observer.refused(klass, reason)
-        exc = BusyError(f"the model is busy: {why}; try again shortly")
-        exc.retry_after = max(1, math.ceil(retry))  # type: ignore[attr-defined]
-        raise exc
+        raise BusyError(f"the model is busy: {why}; try again shortly", retry_after_s=max(1, math.ceil(retry)))
 
     # --- per worker thread ----------------------------------------------------------------------------------
     def bind_thread(self, should_stop: StopCheck | None, ticket: Ticket | None = None) -> None:
@@ -169,9 +167,7 @@ class GenerationQueue:
                     self._waiters.remove(turn)
                     if gave_up:
                         return False
-                    exc = BusyError(f"waited {self.timeout_s:.0f}s for the model (RAG_QUEUE_TIMEOUT_S); try again shortly")
-                    exc.retry_after = self.retry_after_s()  # type: ignore[attr-defined]
-                    raise exc
+                    raise BusyError(f"waited {self.timeout_s:.0f}s for the model (RAG_QUEUE_TIMEOUT_S); try again shortly", retry_after_s=self.retry_after_s())
             break  # handed the model at the moment we gave up: it is ours, so use it or pass it on
         with self._state:
             self._took_model()

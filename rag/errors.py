@@ -62,6 +62,10 @@ class StorageFullError(StorageError):
 class BusyError(RagError):
     """Too many requests are waiting for the model; try again later."""
 
+    def __init__(self, message: str = "", *, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after_s  # seconds until a retry is likely let in (the HTTP Retry-After), if known
+
 
 class FetchError(RagError):
     """A page or feed could not be fetched: unreachable, an error status (404, 500), or too many redirects."""

@@ -19,8 +19,8 @@ from rag import __version__
 from rag.corpus import article_from_bytes
 from rag.embedder import Embedder
 from rag.errors import BadInputError, FetchError, FetchTimeoutError, FetchTooLargeError, NotHtmlError, RagError
-from rag.index import Index, IndexLock, load_index, read_manifest
-from rag.indexing import IndexReport, SkippedFile, _finish, apply_articles, writes_index
+from rag.index import Index, IndexLock, read_manifest
+from rag.indexing import IndexReport, SkippedFile, add_article, commit_articles, writes_index
 from rag.settings import Settings
 from rag.types import Article
 
@@ -208,9 +208,7 @@ def commit_locked(settings: Settings, embedder: Embedder, incoming: list[Incomin
     unique: dict[str, Incoming] = {}
     for item in incoming:
         unique.setdefault(item[0].doc_id, item)
-    index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
-    index = apply_articles(index, settings, embedder, list(unique.values()), [], report)
-    return _finish(index, settings, report, [])
+    return commit_articles(settings, embedder, list(unique.values()), report)
 
 
 def _totals(settings: Settings, report: IndexReport) -> None:
@@ -248,11 +246,4 @@ def add_url(settings: Settings, embedder_source: EmbedderSource, url: str, *, cl
     """One page through the API: raises instead of skipping, since the caller sent one URL."""
     with client_for(settings, client) as http:
         incoming = fetch_article(http, settings, check_url(url))
-    report = IndexReport()
-    embedder = embedder_source()
-    with IndexLock(settings.index_dir, timeout=30):
-        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
-        index = apply_articles(index, settings, embedder, [incoming], [], report)
-        if report.skipped:
-            raise BadInputError(f"{url}: {report.skipped[0].reason}")
-        return _finish(index, settings, report, []), report
+    return add_article(settings, embedder_source(), incoming, label=url)

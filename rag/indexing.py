@@ -271,13 +271,25 @@ def add_document(settings: Settings, embedder: Embedder, name: str, data: bytes,
         raise TooLargeError(f"{name} is {len(data)} bytes; the limit is {settings.max_upload_bytes} (RAG_MAX_UPLOAD_BYTES)")
     doc_id = validate_doc_id(doc_id or Path(name).stem)
     article = article_from_bytes(doc_id, name, data, max_bytes=settings.max_upload_bytes)
+    return add_article(settings, embedder, (article, name, data), label=name)
+
+
+def add_article(settings: Settings, embedder: Embedder, item: tuple[Article, str, bytes], *, label: str) -> tuple[Index, IndexReport]:
+    """One document a caller sent (an upload, a URL), indexed in its own commit; raises instead of skipping."""
     report = IndexReport()
     with IndexLock(settings.index_dir, timeout=30):
         index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
-        index = apply_articles(index, settings, embedder, [(article, name, data)], [], report)
+        index = apply_articles(index, settings, embedder, [item], [], report)
         if report.skipped:
-            raise BadInputError(f"{name}: {report.skipped[0].reason}")
+            raise BadInputError(f"{label}: {report.skipped[0].reason}")
         return _finish(index, settings, report, []), report
+
+
+def commit_articles(settings: Settings, embedder: Embedder, incoming: list[tuple[Article, str, bytes]], report: IndexReport) -> Index:
+    """Add or replace these articles on the current generation and commit it. The caller holds the IndexLock."""
+    index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+    index = apply_articles(index, settings, embedder, incoming, [], report)
+    return _finish(index, settings, report, [])
 
 
 @writes_index

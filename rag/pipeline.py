@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -11,7 +12,6 @@ from datetime import date
 from rag.answertype import has_answer_type, question_type
 from rag.citations import CitationBuilder, CitationVerifier, render_answer
 from rag.decision import Decision, DecisionModel, decide, load_model
-from rag.reader import Reader, load_reader, reader_input
 from rag.embedder import Embedder
 from rag.errors import BadInputError, ModelMissingError, TooLargeError
 from rag.evidence import coverage, question_terms, select_evidence
@@ -19,10 +19,11 @@ from rag.generator import Generator
 from rag.index import Index
 from rag.lexical import content_terms
 from rag.prompts import PromptSet
-from rag.retriever import Retriever, _as_date, parse_date
+from rag.reader import Reader, load_reader, reader_input
+from rag.retriever import Retriever, parse_date
 from rag.rewrite import rewrite_followup
 from rag.settings import Settings
-from rag.timeframe import parse_as_of, resolve
+from rag.timeframe import as_date, parse_as_of, resolve
 from rag.types import Answer, AnswerSentence, ChatTurn, Evidence, EvidenceSentence, Mode, ScoredPassage, Timings
 
 TokenSink = Callable[[str], None]
@@ -279,9 +280,6 @@ class Pipeline:
 
 def check_question(settings: Settings, question: str) -> str:
     """The question as retrieval sees it: invisible characters gone, whitespace collapsed, at least one word."""
-    import re
-    import unicodedata
-
     if not isinstance(question, str) or not question.strip():
         raise BadInputError("the question is empty")
     if len(question) > settings.max_question_chars:
@@ -321,15 +319,16 @@ def ranking_key(sentence: EvidenceSentence, kind, question: str, reader_weight: 
 def extract_sentences(evidence: Evidence, limit: int) -> list[EvidenceSentence]:
     """The most relevant sentence, then others nearly as relevant that add facts it does not state."""
     kind = question_type(evidence.question)
-    ranked = sorted(evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question, evidence.reader_weight))
+    # Each sentence's key once (it runs the answer-type patterns); the sort is stable on equal keys.
+    ranked = sorted(((ranking_key(s, kind, evidence.question, evidence.reader_weight), s) for s in evidence.sentences), key=lambda ks: -ks[0])
     if not ranked:
         return []
-    best = ranking_key(ranked[0], kind, evidence.question, evidence.reader_weight)
+    best, first = ranked[0]
     terms = question_terms(evidence.question)
-    picked = [ranked[0]]
-    covered = content_terms(ranked[0].text)
-    for s in ranked[1:]:
-        if len(picked) >= limit or ranking_key(s, kind, evidence.question, evidence.reader_weight) < 0.85 * best:
+    picked = [first]
+    covered = content_terms(first.text)
+    for key, s in ranked[1:]:
+        if len(picked) >= limit or key < 0.85 * best:
             break
         # One term function on both sides: the question's terms are stemmed, so the sentence's must be too.
         terms_of_s = content_terms(s.text)
@@ -361,9 +360,9 @@ def timeline_sentences(evidence: Evidence, dates: dict[str, str | None], limit: 
     floor = 0.8 * ranked[0].relevance
     per_article: dict[str, EvidenceSentence] = {}
     for s in ranked:
-        if s.relevance >= floor and s.doc_id not in per_article and _as_date(dates.get(s.passage_id)):
+        if s.relevance >= floor and s.doc_id not in per_article and as_date(dates.get(s.passage_id)):
             per_article[s.doc_id] = s
     if len(per_article) < 2:
         return extract_sentences(evidence, limit)
-    ordered = sorted(per_article.values(), key=lambda s: (_as_date(dates.get(s.passage_id)), s.start))
+    ordered = sorted(per_article.values(), key=lambda s: (as_date(dates.get(s.passage_id)), s.start))
     return ordered[:limit]

@@ -15,7 +15,7 @@ from rag.errors import BadInputError
 from rag.dedup import representative
 from rag.index import Index
 from rag.settings import Settings
-from rag.timeframe import TimeFrame, age_days, resolve
+from rag.timeframe import TimeFrame, age_days, as_date, resolve
 from rag.types import ScoredPassage, StoryCopy
 
 Method = Literal["hybrid", "dense", "bm25"]
@@ -50,15 +50,6 @@ def parse_date(value: str | date | None, *, field: str = "date", end: bool | Non
     return last if (field == "until" if end is None else end) else first
 
 
-def _as_date(iso: str | None) -> date | None:
-    if not iso:
-        return None
-    try:
-        return date.fromisoformat(iso[:10])
-    except ValueError:
-        return None
-
-
 def year_named(question: str) -> int | None:
     """A year the question is about ("in 2024"), which favours articles of that year."""
     year = _YEAR.search(question)
@@ -85,7 +76,7 @@ class Retriever:
         for p in self.index.passages:
             if p.doc_id in exclude_docs:
                 continue
-            d = _as_date(p.meta.date)
+            d = as_date(p.meta.date)
             if (since or until) and (d is None or (since and d < since) or (until and d > until)):
                 continue
             if as_of and d is not None and d > as_of:
@@ -96,7 +87,7 @@ class Retriever:
     @functools.cached_property
     def newest(self) -> date | None:
         """The newest article date of this generation (a retriever lives as long as its generation)."""
-        dates = [d for d in (_as_date(p.meta.date) for p in self.index.passages) if d is not None]
+        dates = [d for d in (as_date(p.meta.date) for p in self.index.passages) if d is not None]
         return max(dates, default=None)
 
     def embed_query(self, query: str) -> np.ndarray:
@@ -245,6 +236,6 @@ class Retriever:
                     scores[pid] += weight / (k + 1)
         if year:
             for pid in scores:
-                d = _as_date(self.index.passage_by_id[pid].meta.date)
+                d = as_date(self.index.passage_by_id[pid].meta.date)
                 if d is not None and d.year == year:
                     scores[pid] += weight / (k + 1)

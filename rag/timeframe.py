@@ -62,11 +62,17 @@ def resolve(question: str, as_of: date) -> TimeFrame:
     return TimeFrame(as_of=as_of, wants_recent=bool(_RECENT.search(question)))
 
 
-def age_days(article_date: str | None, as_of: date) -> int | None:
-    """Days from the article's date to the as-of date (negative: published after it); None when undated."""
-    if not article_date:
+def as_date(iso: str | None) -> date | None:
+    """An article's date (ISO, possibly with a time after it) as a date; None when missing or unreadable."""
+    if not iso:
         return None
     try:
-        return (as_of - date.fromisoformat(article_date[:10])).days
+        return date.fromisoformat(iso[:10])
     except ValueError:
         return None
+
+
+def age_days(article_date: str | None, as_of: date) -> int | None:
+    """Days from the article's date to the as-of date (negative: published after it); None when undated."""
+    day = as_date(article_date)
+    return None if day is None else (as_of - day).days
