@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from rag.errors import BadInputError
 from rag.sentences import split_sentences
@@ -86,3 +87,14 @@ def chunk_article(article: Article, *, chunk_size: int, chunk_overlap: int) -> l
             k -= 1
         i = k
     return passages
+
+
+def url_slug(url: str | None) -> str | None:
+    """The words of a news url's slug ("/2022/06/15/business/ford-recall/index.html" -> "ford recall"): what
+    the newsroom called the story, and the only words left when a scrape lost the headline (or the body to a
+    video player). None when the url has no slug of two words or more."""
+    if not url:
+        return None
+    segments = [s for s in urlsplit(url).path.split("/") if "-" in s]
+    words = [w for w in max(segments, key=lambda s: s.count("-"), default="").lower().split("-") if w.isalpha()]
+    return " ".join(words) if len(words) >= 2 else None

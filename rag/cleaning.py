@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
 
+from rag.textdates import DATE, DATE_LABEL, PARTIAL_DATE, TIME, WEEKDAY, iso_date, parse_date
 from rag.types import ArticleMeta
 
 __all__ = ["CleanResult", "clean_text", "parse_date"]
@@ -22,46 +22,6 @@ class CleanResult:
     text: str
     removed_lines: list[str] = field(default_factory=list)
     meta: ArticleMeta = field(default_factory=ArticleMeta)
-
-
-# ---------------------------------------------------------------- dates
-
-_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
-_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
-_DATE = re.compile(
-    rf"\b(?P<iy>\d{{4}})[-/](?P<im>\d{{1,2}})[-/](?P<id>\d{{1,2}})(?!\d)"
-    rf"|\b(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?:of\s+)?(?P<m1>{_MONTH})\.?,?\s+(?P<y1>\d{{4}})\b"
-    rf"|\b(?P<m2>{_MONTH})\.?\s+(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y2>\d{{4}})\b"
-    rf"|\b(?P<ed>\d{{1,2}})\.(?P<em>\d{{1,2}})\.(?P<ey>\d{{4}})\b",
-    re.I,
-)
-_PARTIAL_DATE = re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\b\.?|\b{_MONTH}\.?\s+\d{{1,2}}\b", re.I)
-_WEEKDAY = re.compile(r"(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs?)?|Fri|Sat(?:ur)?|Sun)(?:day)?\b\.?", re.I)
-_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}(?::\d{2})?(?:\s*[ap]\.?m\.?)?(?:\s*(?:[A-Z]{2,4}T?|[+-]\d{2}:?\d{2}))?\b", re.I)
-_DATE_LABEL = re.compile(r"\b(?:date|published|updated|last updated|posted|modified|on|at)\b:?", re.I)
-
-
-def _iso(match: re.Match[str]) -> str | None:
-    g = match.groupdict()
-    try:
-        if g["iy"]:
-            y, m, d = int(g["iy"]), int(g["im"]), int(g["id"])
-        elif g["ey"]:
-            y, m, d = int(g["ey"]), int(g["em"]), int(g["ed"])
-        else:
-            mon = g["m1"] or g["m2"]
-            y, m, d = int(g["y1"] or g["y2"]), _MONTHS[mon[:3].lower()], int(g["d1"] or g["d2"])
-        return date(y, m, d).isoformat()
-    except (ValueError, KeyError):
-        return None
-
-
-def parse_date(text: str) -> str | None:
-    """The first full calendar date in `text` as ISO YYYY-MM-DD, or None."""
-    for match in _DATE.finditer(text or ""):
-        if iso := _iso(match):
-            return iso
-    return None
 
 
 # ---------------------------------------------------------------- line cleaner
@@ -90,6 +50,14 @@ _BYLINE = re.compile(r"^(?:by|posted by|written by)\b\s*[|:,–-]?\s*(?P<rest>.*
 _CREDITS = re.compile(r"^\(?\s*(?:additional\s+)?(?:reporting|writing|editing|compiled|edited|reported)\s+by\b.{0,250}$", re.I)
 _REPORTER = re.compile(r"(?:reporting|written|writing|reported)\s+by\s+(.+?)(?:\s+in\s+[A-Z][\w-]+)?\s*(?:[;)]|,\s*(?:additional|editing|writing)|$)", re.I)
 _DATELINE = re.compile(r"^[A-Z][A-Z.'’ -]{2,40}(?:,\s*[A-Z][A-Za-z.'’ -]{2,30})?\s*(?:\((?P<agency>[A-Z][\w.&' -]{1,30})\))?\s*[-–—:]?$")
+# "New York CNN Business —", "Jackson, Wyoming CNN —": a wire dateline whose parentheses the scrape dropped. A
+# headline does not end on a dash.
+_DASH_DATELINE = re.compile(r"^[A-Z][\w.'’-]*(?:,?\s+[A-Z][\w.'’-]*){0,7}\s*[-–—]$")
+# "By Jane Doe Ann Lee, Jane Doe, Ann Lee": a list of names, however long; not "By Friday the talks had ended".
+_NAMES_ONLY = re.compile(r"^(?:[A-Z][\w.'’-]*|and|&|,)(?:[\s,]+(?:[A-Z][\w.'’-]*|and|&))*$")
+# "Yellowstone still closed as flooding recedes and thousands ...": a headline cut short by the page it was
+# scraped from (a space before the dots). Not a sentence's end, so not prose.
+_CUT_SHORT = re.compile(r"\s(?:\.{3}|…)$")
 _AGENCY = re.compile(r"^[A-Z][A-Za-z.'’ ,-]{1,60}?\((?P<agency>[A-Z][\w.&' -]{1,30})\)\s*[-–—]")
 _LIST_HEADING = re.compile(
     r"^(?:related(?: \w+){0,2}|read (?:more|also|next)|also read|"
@@ -166,6 +134,8 @@ def _is_body(text: str) -> bool:
     first = _first_alnum(text)
     if not first or first.islower():
         return False
+    if _CUT_SHORT.search(text) and _words(text) <= 30:
+        return False
     return bool(_TERMINAL.search(text)) or _words(text) >= 25 or (bool(_LABEL.match(text)) and _words(text) >= 12)
 
 
@@ -217,19 +187,19 @@ def _units(raw: str, unwrap: bool) -> list[_Unit]:
 
 def _date_line(text: str, hints: _Hints) -> bool:
     """A line that is only a date (with time, weekday, labels, a place or the publisher's name)."""
-    dates = [m for m in _DATE.finditer(text) if _iso(m)]
+    dates = [m for m in DATE.finditer(text) if iso_date(m)]
     if not dates:
         return False
     residue = text
-    for rx in (_DATE, _PARTIAL_DATE, _TIME, _WEEKDAY, _DATE_LABEL):
+    for rx in (DATE, PARTIAL_DATE, TIME, WEEKDAY, DATE_LABEL):
         residue = rx.sub(" ", residue)
     if _words(re.sub(r"[^\w'’ ]+", " ", residue)) > 4:
         return False
-    hints.add("date", 0, _iso(dates[0]))
+    hints.add("date", 0, iso_date(dates[0]))
     if m := re.search(rf"\bby\s+({_NAME}(?:\s+(?:and|&)\s+{_NAME})?)", text):  # "Posted June 3, 2023 by Jane Doe"
         hints.add("author", 1, m.group(1))
     # "European PravdaThursday, 1 June 2023": a name glued before the date is the publisher.
-    prefix = _DATE_LABEL.sub(" ", _WEEKDAY.sub(" ", text[: dates[0].start()])).strip(" ,|•·-–—")
+    prefix = DATE_LABEL.sub(" ", WEEKDAY.sub(" ", text[: dates[0].start()])).strip(" ,|•·-–—")
     if prefix and re.fullmatch(_NAME, prefix) and not any(c.isdigit() for c in prefix):
         hints.add("source", 2, prefix)
     return True
@@ -265,15 +235,22 @@ def _classify(text: str, hints: _Hints) -> str | None:
         return "byline"
     if (m := _BYLINE.match(bare)) and n <= 14 and not terminal:
         # "By Jane Doe | May 8, 2023", "by | May 8, 2023"; not "By Friday the talks had ended"
-        author = _DATE.sub("", re.split(r"\s*[|•·]\s*", m.group("rest"))[0]).split(",")[0].strip()
+        author = DATE.sub("", re.split(r"\s*[|•·]\s*", m.group("rest"))[0]).split(",")[0].strip()
         if not author or re.fullmatch(rf"{_NAME}(?:\s+(?:and|&)\s+{_NAME})?", author):
             hints.add("author", 0, author)
             hints.add("date", 1, parse_date(m.group("rest")))
             return "byline"
+    if (m := _BYLINE.match(bare)) and n <= 60 and not terminal and _NAMES_ONLY.match(m.group("rest")):
+        names = [x.strip() for x in re.split(r"\s*(?:,|\band\b|&)\s*", m.group("rest")) if x.strip()]
+        if author := next((x for x in names if re.fullmatch(_NAME, x) and len(x.split()) <= 3), None):
+            hints.add("author", 0, author)
+        return "byline"
     if _VIA.match(bare) and not terminal:
         return "byline"
     if m := _DATELINE.match(bare):
         hints.add("source", 1, m.group("agency"))
+        return "dateline"
+    if n <= 8 and _DASH_DATELINE.match(bare):
         return "dateline"
     if _date_line(bare, hints):
         return "date"
@@ -346,12 +323,23 @@ def _drop_lists(units: list[_Unit]) -> None:
                 break
 
 
+_METADATA = frozenset({"byline", "date", "url", "dateline"})
+
+
 def _drop_by_position(units: list[_Unit], title: str | None) -> str | None:
     """Clutter clusters before the first and after the last prose paragraph; returns the title found."""
     body = [i for i, u in enumerate(units) if not u.drop and _is_body(u.text)]
     if not body:
         return title  # nothing looks like prose: judging by position would delete everything
     first, last = body[0], body[-1]
+    if title is None and first == 0 and len(units) > 1 and units[1].drop in _METADATA and 3 <= _words(units[0].text) <= 30:
+        # A scraped page's first line followed by its byline, date or url is its headline, even one shaped like
+        # a sentence ("What is Diwali, and how is it celebrated?"): the story starts after the metadata.
+        title, units[0].drop = units[0].text, "title"
+        body = body[1:]
+        if not body:
+            return title
+        first = body[0]
     for i, u in enumerate(units):
         if u.drop or first <= i <= last:
             continue

@@ -90,6 +90,9 @@ def leave_gold_out(questions: list[EvalQuestion]) -> list[EvalQuestion]:
             continue
         extra = dict(q.model_extra or {})
         extra["left_out"] = list(q.gold_docs)
+        # Kept aside, not judged: an archive often holds another article that says it too (a follow-up, another
+        # outlet), and the report counts those answers apart from wrong ones.
+        extra["reference_groups"] = q.must_include
         out.append(EvalQuestion.model_validate({**q.model_dump(exclude=set(extra)), "must_include": [], "gold_docs": [], **extra}))
     return out
 

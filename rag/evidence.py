@@ -80,13 +80,50 @@ def word_vocabulary(text: str) -> set[str]:
     return words | parts | set(tokenize(text))
 
 
+# How news writes the few abbreviations it uses without spelling them out: "US" is "U.S.", "the United States"
+# or "American" in another outlet's copy. Other abbreviations are matched on their initials (acronym_present).
+_ABBREVIATION_FORMS = {
+    "US": ("america", "american", "americans"),
+    "USA": ("america", "american", "americans"),
+    "UK": ("britain", "british"),
+    "EU": ("european",),
+}
+_CONNECTIVES = frozenset({"of", "the", "and", "for", "on", "de"})
+
+
+def acronym_present(acronym: str, text: str) -> bool:
+    """An all-caps abbreviation of the question found in a text that writes it dotted ("U.S.", "U.N.") or spelled
+    out ("United States", "World Health Organization"): the tokenizer alone misses both, and "US" is a stopword."""
+    if not (2 <= len(acronym) <= 6 and acronym.isalpha() and acronym.isupper()):
+        return False
+    if re.search(r"\b" + r"\.\s?".join(acronym) + r"\.?", text):
+        return True
+    words = re.findall(r"[A-Za-z]+", text)
+    if any(w.lower() in _ABBREVIATION_FORMS.get(acronym, ()) for w in words):
+        return True
+    for i, word in enumerate(words):
+        if word[0] != acronym[0]:
+            continue
+        letters, j = "", i
+        while j < len(words) and len(letters) < len(acronym):
+            if letters and words[j] in _CONNECTIVES:
+                j += 1
+                continue
+            if not words[j][0].isupper():
+                break
+            letters, j = letters + words[j][0], j + 1
+        if letters == acronym:
+            return True
+    return False
+
+
 def missing_terms(question: str, texts: list[str]) -> list[str]:
     """Numbers and names the question is about that no retrieved text mentions: the articles cannot answer it."""
     joined = " ".join(texts)
     vocab = word_vocabulary(joined)
     numbers = numbers_in(joined)
     missing = [n for n in sorted(numbers_in(question)) if n not in numbers]
-    missing += [n for n in sorted(names_in(question)) if not term_present(n, vocab)]
+    missing += [n for n in sorted(names_in(question)) if not term_present(n, vocab) and not acronym_present(n, joined)]
     return missing
 
 
@@ -134,6 +171,15 @@ def is_instruction(text: str) -> bool:
     return bool(_INSTRUCTION.search(text))
 
 
+_QUESTION_END = re.compile(r"\?[\"'”’)\]]*\s*$")
+
+
+def is_question(text: str) -> bool:
+    """A sentence that asks states nothing to cite; and a quiz-like headline that restates the reader's question
+    scores as the best evidence there is while holding no answer."""
+    return bool(_QUESTION_END.search(text))
+
+
 def _sentences_of(scored: list[ScoredPassage]) -> list[EvidenceSentence]:
     """Sentences of the passages in rank order, each once (overlapping chunks repeat sentences)."""
     seen: set[tuple[str, int]] = set()
@@ -142,7 +188,7 @@ def _sentences_of(scored: list[ScoredPassage]) -> list[EvidenceSentence]:
         p = sp.passage
         for start, end in split_sentences(p.text):
             key = (p.doc_id, p.start + start)
-            if key in seen or is_instruction(p.text[start:end]):
+            if key in seen or is_instruction(p.text[start:end]) or is_question(p.text[start:end]):
                 continue
             seen.add(key)
             out.append(EvidenceSentence(text=p.text[start:end], doc_id=p.doc_id, passage_id=p.passage_id, start=p.start + start, end=p.start + end))

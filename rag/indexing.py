@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 from pydantic import BaseModel, Field
 
-from rag.chunking import chunk_article
+from rag.chunking import chunk_article, url_slug
 from rag.corpus import article_from_bytes, iter_article_paths, validate_doc_id
 from rag.dedup import fold
 from rag.embedder import Embedder, embedder_build
@@ -92,9 +92,11 @@ def embed_passages(embedder: Embedder, passages: list[Passage], progress: Progre
 
 
 def passage_text_for_embedding(passage: Passage) -> str:
-    # The title gives a passage the context its sentences assume ("the council" of which story?).
-    title = passage.meta.title
-    return f"{title}. {passage.text}" if title and passage.ordinal == 0 else passage.text
+    """What both retrievers index for a passage. The headline gives the first passage the context its sentences
+    assume ("the council" of which story?) and the words readers ask with; BM25 reads it too, since the cleaner
+    takes the headline out of the body. Without a headline, the url's slug stands in."""
+    head = (passage.meta.title or url_slug(passage.meta.url)) if passage.ordinal == 0 else None
+    return f"{head}. {passage.text}" if head else passage.text
 
 
 def _store_raw(settings: Settings, article: Article, name: str, data: bytes) -> str:
@@ -147,7 +149,7 @@ def apply_articles(
     report.passages_embedded = len(new_passages)
 
     index.store.apply(add_ids=[p.passage_id for p in new_passages], add_vectors=vectors, remove_ids=drop_passages)
-    index.lexical.apply(add=[(p.passage_id, p.text) for p in new_passages], remove_ids=drop_passages)
+    index.lexical.apply(add=[(p.passage_id, passage_text_for_embedding(p)) for p in new_passages], remove_ids=drop_passages)
     index.passages = [p for p in index.passages if p.doc_id not in drop_docs] + new_passages
     index.passage_by_id = {p.passage_id: p for p in index.passages}
     for doc_id in drop_docs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import functools
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 import numpy as np
@@ -72,23 +72,44 @@ class Retriever:
             return None
         if since and until and since > until:
             raise BadInputError(f"since {since} is after until {until}")
-        allowed = set()
-        for p in self.index.passages:
-            if p.doc_id in exclude_docs:
-                continue
-            d = as_date(p.meta.date)
-            if (since or until) and (d is None or (since and d < since) or (until and d > until)):
-                continue
-            if as_of and d is not None and d > as_of:
-                continue
-            allowed.add(p.passage_id)
-        return allowed
+        days = self._days
+        keep = np.ones(len(days), dtype=bool)
+        if since or until:
+            keep &= days >= 0
+            if since:
+                keep &= days >= since.toordinal()
+            if until:
+                keep &= days <= until.toordinal()
+        if as_of:
+            keep &= days <= as_of.toordinal()  # undated (-1) passes
+        if exclude_docs:
+            keep &= ~np.isin(self._doc_of, [i for d, i in self._doc_numbers.items() if d in exclude_docs])
+        ids = self._passage_ids
+        return {ids[i] for i in np.flatnonzero(keep)}
+
+    @functools.cached_property
+    def _days(self) -> np.ndarray:
+        """Each passage's article date as a day number, -1 when undated: a filter is one vector comparison, not a
+        date parse per passage per question (a time-worded question filters twice)."""
+        return np.array([d.toordinal() if (d := as_date(p.meta.date)) else -1 for p in self.index.passages], dtype=np.int64)
+
+    @functools.cached_property
+    def _passage_ids(self) -> list[str]:
+        return [p.passage_id for p in self.index.passages]
+
+    @functools.cached_property
+    def _doc_numbers(self) -> dict[str, int]:
+        return {doc_id: i for i, doc_id in enumerate(dict.fromkeys(p.doc_id for p in self.index.passages))}
+
+    @functools.cached_property
+    def _doc_of(self) -> np.ndarray:
+        return np.array([self._doc_numbers[p.doc_id] for p in self.index.passages], dtype=np.int64)
 
     @functools.cached_property
     def newest(self) -> date | None:
         """The newest article date of this generation (a retriever lives as long as its generation)."""
-        dates = [d for d in (as_date(p.meta.date) for p in self.index.passages) if d is not None]
-        return max(dates, default=None)
+        newest = int(self._days.max(initial=-1))
+        return date.fromordinal(newest) if newest > 0 else None
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed([query])[0]
@@ -125,7 +146,30 @@ class Retriever:
             dense = [(pid, s) for pid, s in dense if pid in self.index.passage_by_id]
         if method in ("hybrid", "bm25"):
             lexical = self.index.lexical.search(query, depth, allow)
-        return self._diversify(self._fold(self._fuse(query, dense, lexical, method, frame), allow), top_k)
+        lists = [(dense, lexical)]
+        window = self._window_allow(frame, allow, exclude_docs)
+        if window:
+            # The time words' own days searched on their own: an article of "this week" that paraphrases the
+            # question ranks below the archive's older, wordier matches and never reaches the global candidates.
+            lists.append((
+                [(pid, s) for pid, s in self.index.store.search(vector, depth, window) if pid in self.index.passage_by_id] if method in ("hybrid", "dense") else [],
+                self.index.lexical.search(query, depth, window) if method in ("hybrid", "bm25") else [],
+            ))
+        return self._diversify(self._fold(self._fuse(query, lists, method, frame), allow), top_k)
+
+    def _window_allow(self, frame: TimeFrame | None, allow: set[str] | None, exclude_docs: frozenset[str]) -> set[str] | None:
+        if frame is None or self.settings.window_weight == 0:
+            return None
+        if frame.window is not None:
+            start = frame.window[0]
+        elif frame.wants_recent and self.settings.recent_days:
+            start = frame.as_of - timedelta(days=self.settings.recent_days)
+        else:
+            return None
+        window = self.allowed_ids(start, frame.as_of, exclude_docs=exclude_docs)
+        if window is not None and allow is not None:
+            window &= allow
+        return window
 
     @functools.cached_property
     def copies(self) -> dict[str, list[str]]:
@@ -187,15 +231,22 @@ class Retriever:
             sp.rank = rank
         return kept
 
-    def _fuse(self, query: str, dense, lexical, method: Method, frame: TimeFrame | None = None) -> list[ScoredPassage]:
+    def _fuse(self, query: str, lists, method: Method, frame: TimeFrame | None = None) -> list[ScoredPassage]:
+        """`lists`: (dense, lexical) candidate lists, the archive's first, then the time window's."""
         k = self.settings.rrf_k
         scores: dict[str, float] = {}
-        dense_of = dict(dense)
-        bm25_of = dict(lexical)
+        dense_of: dict[str, float] = {}
+        bm25_of: dict[str, float] = {}
         weights = {"hybrid": (self.settings.dense_weight, self.settings.bm25_weight), "dense": (1.0, 0.0), "bm25": (0.0, 1.0)}[method]
-        for weight, ranked in zip(weights, (dense, lexical)):
-            for rank, (pid, _) in enumerate(ranked):
-                scores[pid] = scores.get(pid, 0.0) + weight / (k + rank + 1)
+        for n, (dense, lexical) in enumerate(lists):
+            scale = 1.0 if n == 0 else self.settings.window_weight
+            for pid, s in dense:
+                dense_of.setdefault(pid, s)
+            for pid, s in lexical:
+                bm25_of.setdefault(pid, s)
+            for weight, ranked in zip(weights, (dense, lexical)):
+                for rank, (pid, _) in enumerate(ranked):
+                    scores[pid] = scores.get(pid, 0.0) + scale * weight / (k + rank + 1)
         self._date_boost(query, scores, frame)
         ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         out = []

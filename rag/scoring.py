@@ -226,6 +226,12 @@ def figures(records: Sequence[QuestionRecord], k: int) -> dict[str, Any]:
         "completion_tokens_mean": _mean(r.timings.completion_tokens for r in generated),
         "extractive_fallbacks": sum(1 for r in records if r.fallback == "extractive"),
         "answerable_refused": sum(1 for r in answerable if r.abstained),
+        # Leave-the-gold-out runs: of the answers given without the gold articles, those that still hold the
+        # reference answer (another article carried it), so not every one of them is a wrong answer.
+        "left_out_answered_with_reference": sum(
+            1 for r in unanswerable
+            if not r.abstained and r.error is None and r.extra.get("reference_groups") and not missing_groups(r.answer, r.extra["reference_groups"])
+        ),
         # Of the answers the model drafted, the share whose own sentences survived verification (the rest were
         # replaced by quotes): what generation time bought.
         "generation_survival": _share(r.fallback is None for r in generated if not r.abstained),

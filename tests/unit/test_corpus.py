@@ -382,3 +382,43 @@ def test_a_url_line_under_a_date_line_is_not_joined_to_it() -> None:
     meta = clean_text(raw).meta
     assert meta.date == "2022-06-24"
     assert meta.url == "https://www.cnn.com/2022/06/24/politics/case/index.html"
+
+
+BODY = ("The park's northern entrances stayed closed on Wednesday after floodwater washed out roads and bridges, officials said.\n\n"
+        "Rangers expect the southern loop to reopen within a week if the river keeps falling, the superintendent said.\n")
+
+
+@pytest.mark.parametrize("head, title", [
+    # A headline the page cut short: not a sentence that ends, so not the body's first paragraph.
+    ("Yellowstone still closed as flooding recedes and thousands ...\nPublished 2022-06-15\n", "Yellowstone still closed as flooding recedes and thousands ..."),
+    # A headline shaped like a sentence, followed by its byline and date, is still the headline.
+    ("What is Diwali, and how is it celebrated?\nBy Jane Doe\nPublished 2022-06-15\n", "What is Diwali, and how is it celebrated?"),
+    # No headline line: neither a long byline of names nor a wire dateline is taken for one.
+    ("By Jason Hanna Amir Vera Elizabeth Wolfe David Williams, Jason Hanna, Amir Vera, Elizabeth Wolfe, David Williams\nPublished 2022-06-15\n", None),
+    ("By Jane Doe\nPublished 2022-06-15\n\nNew York CNN Business —\n", None),
+    ("By Jane Doe\nPublished 2022-06-15\n\nJackson, Wyoming CNN —\n", None),
+])
+def test_headlines_are_found_and_bylines_and_datelines_are_not_headlines(head, title) -> None:
+    result = clean_text(head + "https://www.example.com/2022/06/15/us/park-flooding/index.html\n\n" + BODY)
+    assert result.meta.title == title
+    assert result.meta.date == "2022-06-15"
+    assert result.text.startswith("The park's northern entrances")  # nothing of the head is left in the body
+
+
+def test_a_byline_of_names_names_an_author() -> None:
+    meta = clean_text("By Jason Hanna Amir Vera Elizabeth Wolfe, Jason Hanna, Amir Vera\nPublished 2022-06-15\n\n" + BODY).meta
+    assert meta.author == "Jason Hanna"
+
+
+def test_a_sentence_starting_with_by_is_not_a_byline() -> None:
+    text = "By Friday the talks had ended without a deal, the ministers said.\n\n" + BODY
+    assert clean_text(text).text.startswith("By Friday the talks had ended")
+
+
+def test_url_slugs() -> None:
+    from rag.chunking import url_slug
+
+    assert url_slug("https://www.cnn.com/2022/06/15/business/ford-recall/index.html") == "ford recall"
+    assert url_slug("https://www.usatoday.com/story/news/2022/06/15/yellowstone-park-flooding/7632874001/") == "yellowstone park flooding"
+    assert url_slug("https://example.com/a/b") is None and url_slug(None) is None
+    assert url_slug("https://example.com/news/2022-06-15/") is None  # a date, not words

@@ -128,6 +128,22 @@ def test_figures_over_hand_made_records():
     assert list(summary) == list(SUMMARY_KEYS) and "citation_validity_lexical" in details and "n" not in details
 
 
+def test_left_out_answers_that_still_hold_the_reference_are_counted_apart():
+    from rag.evaluate import leave_gold_out
+
+    asked = leave_gold_out([q(id="a"), q(id="b"), q(id="c"), q(id="u", must_include=[], gold_docs=[], type="unanswerable")])
+    assert [x.id for x in asked] == ["a", "b", "c"]  # unanswerable questions drop out
+    assert all(x.should_abstain and x.left_out == frozenset({"doc_a"}) for x in asked)
+    records = [
+        judge(asked[0], answer(cited=[(COUNCIL, COUNCIL, "doc_b")]), always(True)),  # another article says it
+        judge(asked[1], answer(cited=[("The talks ended without a plan.", "The talks ended without a plan.", "doc_b")]), always(True)),  # wrong
+        judge(asked[2], answer("x", abstained=True), always(True)),  # the right behaviour
+    ]
+    f = figures(records, k=5)
+    assert f["abstain_recall"] == pytest.approx(1 / 3, abs=1e-4)
+    assert f["left_out_answered_with_reference"] == 1
+
+
 def test_percentile_matches_linear_interpolation():
     assert percentile([], 50) is None
     assert percentile([3.0], 95) == 3.0

@@ -167,3 +167,26 @@ def test_the_dense_share_and_the_name_vocabulary_have_one_home():
     assert rag.citations.word_vocabulary is rag.evidence.word_vocabulary
     source = inspect.getsource(rag.citations)
     assert "DENSE_SHARE =" not in source and "re.findall(" not in source
+
+
+@pytest.mark.parametrize("text", [
+    "Gas prices in the U.S. fell for a 50th day.",
+    "Gas prices in the United States fell for a 50th day.",
+    "American drivers paid less at the pump for a 50th day.",
+])
+def test_an_abbreviation_is_found_dotted_spelled_out_or_as_its_adjective(text):
+    assert missing_terms("Why are US gas prices falling?", [text]) == []
+
+
+def test_an_abbreviation_still_missing_is_reported():
+    assert missing_terms("Why are US gas prices falling?", ["Gas prices in France fell for a 50th day; the union said so."]) == ["US"]
+    assert missing_terms("What did the WHO say?", ["The World Health Organization said the outbreak was over."]) == []
+
+
+def test_a_sentence_that_asks_is_never_evidence():
+    from rag.evidence import _sentences_of
+    from rag.types import Passage, ScoredPassage
+
+    text = "Which company turned off the AC in its stores? Bed Bath & Beyond turned off the AC to save money, workers said."
+    sp = ScoredPassage(passage=Passage(passage_id="d#0", doc_id="d", ordinal=0, text=text, start=0, end=len(text)), score=1.0, rank=1)
+    assert [s.text for s in _sentences_of([sp])] == ["Bed Bath & Beyond turned off the AC to save money, workers said."]
