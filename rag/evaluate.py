@@ -194,6 +194,7 @@ def judge(q: EvalQuestion, answer: Answer | None, supports: SupportCheck, *, err
         shown = {sp.passage.passage_id: {sp.passage.doc_id, *(c.doc_id for c in sp.also_in)} for sp in answer.sources}
         record.gold_rank = next((r.rank for r in sorted(record.retrieved, key=lambda r: r.rank) if shown.get(r.passage_id, {r.doc_id}) & set(q.gold_docs)), None)
         record.answer, record.abstained, record.abstain_reason, record.fallback = answer.text, answer.abstained, answer.abstain_reason, answer.fallback
+        record.confidence = answer.confidence
         record.citations = check_citations(answer, supports)
         record.timings = answer.timings.model_copy()
 

@@ -94,6 +94,7 @@ class QuestionRecord(BaseModel):
     answer: str = ""
     abstained: bool = False
     abstain_reason: str | None = None
+    confidence: float | None = None  # the answer decision's probability that the evidence answers it
     fallback: str | None = None
     error: str | None = None  # a RagError raised for this question alone
     citations: list[CitationCheck] = Field(default_factory=list)
