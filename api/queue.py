@@ -7,7 +7,7 @@ and the model is expected to be free for it within its class's deadline (what th
 plus one average answer for each request ahead that will use the model). Otherwise BusyError (503 +
 Retry-After) at once, instead of a timeout a minute later. Admitted requests retrieve in their own worker
 thread; only the generator's `stream()` passes through the gate, which lets them through in the order they
-reached it. Once admitted a request is served, unless it waits past `timeout_s` (RAG_QUEUE_TIMEOUT_S):
+reached it, streamed asks ahead of generated ones (PRIORITY_CLASSES, with a bound). Once admitted a request is served, unless it waits past `timeout_s` (RAG_QUEUE_TIMEOUT_S):
 its retrieval is already paid for.
 """
 
@@ -25,7 +25,22 @@ from rag.generator import Generator, Message, Usage
 
 StopCheck = Callable[[], bool]
 POLL_S = 0.05  # how often a waiting request checks whether its client went away
+# Streamed asks take the model ahead of generated ones: a reader watching for the first token waits actively,
+# while a generated answer arrives whole and its client waits for all of it anyway. Behind streams a generated
+# ask is passed over at most MAX_BYPASS times, so a steady run of streams cannot starve it.
+PRIORITY_CLASSES = frozenset({"stream"})
+MAX_BYPASS = 2
 USE_EWMA = 0.1  # weight of the newest request in the share of admitted requests that end up using the model
+
+
+class _Waiter:
+    """A request in line for the model: set when the model is handed to it."""
+
+    def __init__(self, klass: str) -> None:
+        self.turn = threading.Event()
+        self.klass = klass
+        self.priority = klass in PRIORITY_CLASSES
+        self.bypassed = 0
 
 
 class Ticket:
@@ -59,7 +74,7 @@ class GenerationQueue:
         # The model is handed from one request to the next in arrival order. A plain Lock polled with a
         # timeout wakes whichever waiter the OS picks: 8 staggered requests were served 0,1,3,2,5,4,6,7.
         self._model_busy = False
-        self._waiters: deque[threading.Event] = deque()  # set by the releaser when it hands the model over
+        self._waiters: deque[_Waiter] = deque()  # in arrival order; the releaser hands the model over (_next_waiter)
         self._admitted = 0
         self._running = 0
         self._tickets: set[Ticket] = set()  # admitted and not yet released
@@ -108,11 +123,13 @@ class GenerationQueue:
             return 0.0
         return max(self._avg_hold_s - (time.monotonic() - self._held_since), 0.25 * self._avg_hold_s)
 
-    def estimated_wait_s(self) -> float:
-        """When the model would be free for a request admitted now. Call with _state held."""
+    def estimated_wait_s(self, klass: str = "generate") -> float:
+        """When the model would be free for a request of `klass` admitted now: a streamed ask waits for the
+        streams ahead of it only (PRIORITY_CLASSES). Call with _state held."""
         if not self._measured:
             return 0.0
-        return self._left_s() + self.pending() * self._use_rate * self._avg_hold_s
+        ahead = self.pending("stream") if klass in PRIORITY_CLASSES else self.pending()
+        return self._left_s() + ahead * self._use_rate * self._avg_hold_s
 
     def admit(self, klass: str = "generate") -> Ticket:
         with self._state:
@@ -123,7 +140,7 @@ class GenerationQueue:
             if self._admitted >= self.max_waiting + 1 or self.admitted(klass) >= self.limits.get(klass, self.max_waiting + 1):
                 reason, why = "full", f"{self._admitted} request(s) already in flight (RAG_QUEUE_MAX, RAG_ADMISSION_LIMITS)"
                 retry = self._left_s()
-            elif (wait := self.estimated_wait_s()) > (deadline := self.deadlines_s.get(klass, math.inf)):
+            elif (wait := self.estimated_wait_s(klass)) > (deadline := self.deadlines_s.get(klass, math.inf)):
                 reason, why = "deadline", f"expected free in {wait:.1f}s, past the {klass} deadline of {deadline:g}s (RAG_ADMISSION_DEADLINES_S)"
                 retry = wait - deadline
             else:
@@ -149,22 +166,24 @@ class GenerationQueue:
         """Wait for the model, first come first served; False when the client gave up, BusyError past
         queue_timeout_s."""
         should_stop: StopCheck | None = getattr(self._local, "should_stop", None)
+        ticket: Ticket | None = getattr(self._local, "ticket", None)
         deadline = time.monotonic() + self.timeout_s
-        turn = threading.Event()
+        waiter = _Waiter(ticket.klass if ticket is not None else "generate")
+        turn = waiter.turn
         with self._state:
             if not self._model_busy and not self._waiters:
                 self._model_busy = True
                 self._running += 1
                 self._took_model()
                 return True
-            self._waiters.append(turn)
+            self._waiters.append(waiter)
         while not turn.wait(POLL_S):
             gave_up = should_stop is not None and should_stop()
             if not gave_up and time.monotonic() <= deadline:
                 continue
             with self._state:
                 if not turn.is_set():  # still in line: leave it
-                    self._waiters.remove(turn)
+                    self._waiters.remove(waiter)
                     if gave_up:
                         return False
                     raise BusyError(f"waited {self.timeout_s:.0f}s for the model (RAG_QUEUE_TIMEOUT_S); try again shortly", retry_after_s=self.retry_after_s())
@@ -196,10 +215,25 @@ class GenerationQueue:
                 self._measured = True
             if self._waiters:
                 # Handed over, never put down: a newcomer cannot slip in between release and wake-up.
-                self._waiters.popleft().set()
+                self._next_waiter().turn.set()
             else:
                 self._running -= 1
                 self._model_busy = False
+
+
+    def _next_waiter(self) -> _Waiter:
+        """The first streamed ask in line, unless a request ahead of it has been passed over MAX_BYPASS times
+        already; else the first in line. Call with _state held and a non-empty line."""
+        for position, waiter in enumerate(self._waiters):
+            if waiter.priority:
+                passed = list(self._waiters)[:position]
+                if any(w.bypassed >= MAX_BYPASS for w in passed):
+                    break
+                for w in passed:
+                    w.bypassed += 1
+                del self._waiters[position]
+                return waiter
+        return self._waiters.popleft()
 
 
 class GatedGenerator:

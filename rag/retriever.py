@@ -169,6 +169,8 @@ class Retriever:
         window = self.allowed_ids(start, frame.as_of, exclude_docs=exclude_docs)
         if window is not None and allow is not None:
             window &= allow
+        if window is not None and len(window) >= (len(allow) if allow is not None else len(self.index.passages)):
+            return None  # the window holds every candidate: searching it again would only repeat the lists
         return window
 
     @functools.cached_property

@@ -104,3 +104,50 @@ def test_a_waiter_that_times_out_or_whose_client_left_gives_its_place_to_the_nex
     model.turns.release()
     holder.join(WAIT_S)
     assert model.order[-1] == "holder" and short.in_flight == 0
+
+
+def ask_as(queue: GenerationQueue, generator, name: str, klass: str, results: dict) -> threading.Thread:
+    ticket = queue.admit(klass)
+
+    def run() -> None:
+        queue.bind_thread(None, ticket)
+        try:
+            results[name] = "".join(queue.gate(generator).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0))
+        finally:
+            ticket.release()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_streamed_asks_take_the_model_ahead_of_generated_ones_but_cannot_starve_them():
+    queue, model, results = GenerationQueue(max_waiting=16, timeout_s=60), Turnstile(), {}
+    threads = [ask_as(queue, model, "g0", "generate", results)]
+    wait_for(lambda: model.order == ["g0"], "the first request to hold the model")
+    arrivals = [("g1", "generate"), ("g2", "generate"), ("s1", "stream"), ("s2", "stream"), ("s3", "stream"), ("s4", "stream")]
+    for i, (name, klass) in enumerate(arrivals, start=1):
+        threads.append(ask_as(queue, model, name, klass, results))
+        wait_for(lambda: queue.waiting == i, f"{name} to wait")
+        time.sleep(STAGGER_S)
+    for _ in range(len(arrivals) + 1):
+        model.turns.release()
+    for thread in threads:
+        thread.join(WAIT_S)
+    # Two streams pass g1 and g2; then g1 has been passed over twice and goes, and g2 (passed twice too) next.
+    assert model.order == ["g0", "s1", "s2", "g1", "g2", "s3", "s4"]
+    assert len(results) == 7 and queue.in_flight == 0 and queue.waiting == 0
+
+
+def test_a_streamed_ask_is_admitted_on_the_wait_for_the_streams_ahead_of_it_only():
+    queue = GenerationQueue(max_waiting=16, timeout_s=60, deadlines_s={"generate": 14.0, "stream": 14.0})
+    queue._measured, queue._avg_hold_s = True, 4.0
+    held = [queue.admit("generate") for _ in range(4)]  # four generated asks ahead: 16 s expected
+    try:
+        queue.admit("generate")
+        raise AssertionError("a fifth generated ask should be refused on its deadline")
+    except BusyError:
+        pass
+    stream = queue.admit("stream")  # no stream ahead: the model is expected free for it at once
+    for ticket in [*held, stream]:
+        ticket.release()
