@@ -8,8 +8,8 @@ means what it says and is not blurred by the sketch's estimate.
 A group is a connected set of such pairs, which makes the grouping a function of the articles alone, not of
 the order they arrived in (a rebuild and a run of single uploads agree). Its id is the doc id of its
 representative: the earliest-dated member, then the smallest id, so the wire original leads and removing it
-promotes the next copy. Signatures persist per generation in `minhash.npz`; groups live in the manifest
-(`DocumentRecord.group`, `Manifest.fold_threshold`).
+promotes the next copy. Signatures persist in `minhash.npz` in the segment of the commit that computed them
+(rag/segment_files.py); groups live in the manifest (`DocumentRecord.group`, `Manifest.fold_threshold`).
 """
 
 from __future__ import annotations

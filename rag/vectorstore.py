@@ -285,7 +285,12 @@ class SegmentedFaissStore:
             if not len(part.store):
                 continue
             if allow is not None:
-                found = part.store.search(query, k, allow - part.dead if part.dead else allow)
+                # A dead id may be allowed (re-added later, it is live in a newer part): over-fetch past those.
+                hidden = sum(1 for pid in part.dead if pid in allow) if len(part.dead) <= OVERFETCH_DEAD else -1
+                if hidden < 0:
+                    found = part.store.search(query, k, allow - part.dead)
+                else:
+                    found = [h for h in part.store.search(query, k + hidden, allow) if h[0] not in part.dead][:k]
             elif len(part.dead) > OVERFETCH_DEAD:
                 found = part.store.search(query, k, part.live)
             else:

@@ -68,8 +68,10 @@ def test_a_part_with_many_tombstones_is_still_exact(monkeypatch):
 
     monkeypatch.setattr(rag.vectorstore, "OVERFETCH_DEAD", 5)  # search its live rows through an allow set instead
     store, flat, queries = segmented_and_flat(np.random.default_rng(4))
+    allow = set(flat.ids[::5]) | {"c0-3"}
     for query in queries[:10]:
         assert [p for p, _ in store.search(query, 20)] == [p for p, _ in flat.search(query, 20)]
+        assert [p for p, _ in store.search(query, 20, allow)] == [p for p, _ in flat.search(query, 20, allow)]
 
 
 def test_hnsw_segments_recall_what_exact_search_finds():
