@@ -64,7 +64,7 @@ def synthetic_index(root: Path, passages: int, settings):
 
 def old_commit(index, root: Path) -> None:
     """rag/index.py's commit_generation and _write_generation before segments (main 6857f10), minus the pruning."""
-    from rag.index import _fsync_dir, write_atomic
+    from rag.index import fsync_dir, write_atomic
 
     previous = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else "gen-000000"
     number = int(previous.split("-")[1]) + 1
@@ -88,9 +88,9 @@ def old_commit(index, root: Path) -> None:
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        _fsync_dir(folder)
+        fsync_dir(folder)
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     write_atomic(root / "CURRENT", final.name.encode())
 
 

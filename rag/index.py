@@ -118,11 +118,11 @@ class Manifest(BaseModel):
         self.embedding_backend, self.embedding_quantization = backend, quantization
 
 
-def _now() -> str:
+def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -138,7 +138,7 @@ def make_dir(path: Path) -> None:
     if path.is_dir():
         return
     path.mkdir(parents=True, exist_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def storage_error(exc: OSError, root: Path) -> StorageError:
@@ -171,7 +171,7 @@ def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
         tmp.unlink(missing_ok=True)  # a half-written temp file (disk full) is nobody's
         raise
     if sync_dir:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 class Index:
@@ -232,17 +232,17 @@ def read_manifest(root: Path) -> Manifest:
     gen_dir = current_generation_dir(root)
     if gen_dir is None:
         raise IndexMissingError(f"no index at {root}: build one with `rag index data/corpus`")
-    return _manifest_at(gen_dir)
+    return manifest_at(gen_dir)
 
 
-def _manifest_at(gen_dir: Path) -> Manifest:
+def manifest_at(gen_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate_json((gen_dir / "manifest.json").read_text())
     except (OSError, ValueError) as exc:  # ValueError: invalid JSON or fields (ValidationError), or not UTF-8
         raise IndexCorruptError(f"manifest in {gen_dir} does not load: {exc}") from exc
 
 
-def _current_name(root: Path) -> str | None:
+def current_name(root: Path) -> str | None:
     try:
         return (root / "CURRENT").read_text().strip()
     except OSError:
@@ -257,11 +257,11 @@ def load_index(settings: Settings, *, embedding_model: str, dimension: int, miss
     # Two commits during one slow load prune the generation being read; that is a moved target, not
     # corruption, so read the new live generation instead of failing.
     for attempt in range(1, LOAD_ATTEMPTS + 1):
-        seen = _current_name(settings.index_dir)
+        seen = current_name(settings.index_dir)
         try:
             return _load_live(settings, embedding_model=embedding_model, dimension=dimension, missing_ok=missing_ok)
         except IndexCorruptError:
-            if attempt == LOAD_ATTEMPTS or _current_name(settings.index_dir) == seen:
+            if attempt == LOAD_ATTEMPTS or current_name(settings.index_dir) == seen:
                 raise
     raise AssertionError("unreachable")
 
@@ -275,7 +275,7 @@ def _load_live(settings: Settings, *, embedding_model: str, dimension: int, miss
         if missing_ok:
             return Index.empty(root, settings, embedding_model=embedding_model, dimension=dimension)
         raise IndexMissingError(f"no index at {root}: build one with `rag index data/corpus`")
-    manifest = _manifest_at(gen_dir)  # not read_manifest(root): CURRENT may have moved on since gen_dir was read
+    manifest = manifest_at(gen_dir)  # not read_manifest(root): CURRENT may have moved on since gen_dir was read
     manifest.check_compatible(embedding_model=embedding_model, dimension=dimension, settings=settings)
     return load_generation(settings, gen_dir, manifest)
 

@@ -20,7 +20,7 @@ from rag.corpus import iter_article_paths, validate_doc_id
 from rag.dedup import fold
 from rag.embedder import Embedder, embedder_build
 from rag.errors import BadInputError, DocumentNotFoundError, TooLargeError
-from rag.index import DocumentRecord, Index, IndexLock, _fsync_dir, _now, documents_dir, load_index, make_dir, storage_errors, write_atomic
+from rag.index import DocumentRecord, Index, IndexLock, fsync_dir, now_utc, documents_dir, load_index, make_dir, storage_errors, write_atomic
 from rag.settings import Settings
 from rag.store import ChangeSet, open_store
 from rag.types import Article
@@ -91,10 +91,10 @@ def apply_articles(index: Index, settings: Settings, embedder: Embedder, batch: 
             date=article.meta.date,
             source=article.meta.source,
             stored_as=stored_as,
-            indexed_at=_now(),
+            indexed_at=now_utc(),
         )
     if fresh:
-        _fsync_dir(documents_dir(settings))
+        fsync_dir(documents_dir(settings))
     report.removed.extend(d for d in remove_ids)
     _fold_copies(index, settings, [f.article.doc_id for f in fresh], drop_docs, groups_before, report)
     change = ChangeSet(articles=stored, passages=new_passages, vectors=vectors, tokens=tokens, signatures=index.signatures.take_computed(), removed=removed)

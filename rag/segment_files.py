@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from rag.dedup import Signatures, save_signatures
 from rag.errors import IndexCorruptError
-from rag.index import SegmentEntry, _fsync_dir, make_dir
+from rag.index import SegmentEntry, fsync_dir, make_dir
 from rag.lexical import LexicalIndex
 from rag.settings import Settings
 from rag.types import Article, Passage
@@ -73,13 +73,13 @@ def wants_graph(settings: Settings, rows: int) -> bool:
     return settings.faiss_kind == "hnsw" or (settings.faiss_kind == "auto" and rows >= settings.faiss_ann_threshold)
 
 
-def _write_jsonl(path: Path, rows: list[BaseModel]) -> None:
+def write_jsonl(path: Path, rows: list[BaseModel]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(row.model_dump_json() + "\n")
 
 
-def _read_jsonl(path: Path, model: type[BaseModel]) -> list:
+def read_jsonl(path: Path, model: type[BaseModel]) -> list:
     with path.open(encoding="utf-8") as fh:
         return [model.model_validate_json(line) for line in fh if line.strip()]
 
@@ -95,7 +95,7 @@ def sync_tree(folder: Path) -> None:
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
     for path in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        _fsync_dir(path)
+        fsync_dir(path)
 
 
 def write_segment(root: Path, name: str, rows: SegmentRows, settings: Settings, *, whole_index: bool) -> tuple[SegmentEntry, FaissStore | None, LexicalIndex | None]:
@@ -110,8 +110,8 @@ def write_segment(root: Path, name: str, rows: SegmentRows, settings: Settings, 
     graph = rows.vectors is not None and wants_graph(settings, len(ids))
     try:
         tmp.mkdir()
-        _write_jsonl(tmp / "passages.jsonl", rows.passages)
-        _write_jsonl(tmp / "articles.jsonl", rows.articles)
+        write_jsonl(tmp / "passages.jsonl", rows.passages)
+        write_jsonl(tmp / "articles.jsonl", rows.articles)
         with (tmp / "bm25_tokens.jsonl").open("w", encoding="utf-8") as fh:
             for pid, toks in zip(ids, rows.tokens):
                 fh.write(json.dumps([pid, toks], ensure_ascii=False) + "\n")
@@ -129,7 +129,7 @@ def write_segment(root: Path, name: str, rows: SegmentRows, settings: Settings, 
             # Left by a writer killed after this rename and before a manifest named it: never live.
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(folder)  # the name is durable before any manifest names it
+        fsync_dir(folder)  # the name is durable before any manifest names it
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -141,9 +141,9 @@ def read_segment(root: Path, entry: SegmentEntry, settings: Settings, dimension:
     folder = segments_dir(root) / entry.name
     current = "passages.jsonl"
     try:
-        passages = _read_jsonl(folder / current, Passage)
+        passages = read_jsonl(folder / current, Passage)
         current = "articles.jsonl"
-        articles = _read_jsonl(folder / current, Article)
+        articles = read_jsonl(folder / current, Article)
         current = "bm25_tokens.jsonl"
         token_rows = [json.loads(line) for line in (folder / current).read_text(encoding="utf-8").splitlines() if line.strip()]
         signatures = Signatures.load(folder).rows

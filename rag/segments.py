@@ -34,11 +34,11 @@ from pydantic import ValidationError
 from rag.dedup import Signatures
 from rag.errors import IndexCorruptError
 from rag.index import (
-    FORMAT_VERSION, KEEP_GENERATIONS, Index, Manifest, SegmentEntry, _current_name, _fsync_dir, _now, current_generation_dir,
+    FORMAT_VERSION, KEEP_GENERATIONS, Index, Manifest, SegmentEntry, current_name, fsync_dir, now_utc, current_generation_dir,
     make_dir, storage_errors, write_atomic,
 )
 from rag.lexical import LexicalIndex
-from rag.segment_files import PREFIX, SegmentRows, _read_jsonl, next_segment_name, read_segment, segments_dir, sync_tree, write_segment
+from rag.segment_files import PREFIX, SegmentRows, next_segment_name, read_jsonl, read_segment, segments_dir, sync_tree, write_segment
 from rag.settings import Settings
 from rag.types import Article, Passage
 from rag.vectorstore import FaissStore, Part, SegmentedFaissStore, build_vector_store, faiss_options
@@ -100,8 +100,8 @@ def load_generation(settings: Settings, gen_dir: Path, manifest: Manifest) -> In
 def _load_format1(settings: Settings, gen_dir: Path, manifest: Manifest) -> Index:
     """An index written before segments: every row inside the generation's own folder."""
     try:
-        articles = {a.doc_id: a for a in _read_jsonl(gen_dir / "articles.jsonl", Article)}
-        passages = _read_jsonl(gen_dir / "passages.jsonl", Passage)
+        articles = {a.doc_id: a for a in read_jsonl(gen_dir / "articles.jsonl", Article)}
+        passages = read_jsonl(gen_dir / "passages.jsonl", Passage)
         lexical = LexicalIndex.load(gen_dir)
         signatures = Signatures.load(gen_dir)
     except (OSError, ValidationError, ValueError) as exc:
@@ -268,7 +268,7 @@ def _publish(root: Path, index: Index, entries: list[SegmentEntry], *, undo: str
     manifest.segments = entries
     manifest.generation = number
     manifest.count = len(index.passages)
-    manifest.updated_at = _now()
+    manifest.updated_at = now_utc()
     manifest.vector_kind = getattr(index.store, "kind", manifest.vector_backend)
     tmp = root / f"tmp-{number:06d}-{os.getpid()}-{int(time.time() * 1000)}"
     final = root / f"gen-{number:06d}"
@@ -279,11 +279,11 @@ def _publish(root: Path, index: Index, entries: list[SegmentEntry], *, undo: str
         if final.exists():
             shutil.rmtree(final)  # left by a writer killed between this rename and the flip: never live
         os.replace(tmp, final)
-        _fsync_dir(root)  # the new name gen-NNNNNN is durable before CURRENT points at it
+        fsync_dir(root)  # the new name gen-NNNNNN is durable before CURRENT points at it
         write_atomic(root / "CURRENT", final.name.encode())
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if _current_name(root) != final.name:
+        if current_name(root) != final.name:
             shutil.rmtree(final, ignore_errors=True)
             if undo:
                 shutil.rmtree(segments_dir(root) / undo, ignore_errors=True)
@@ -330,7 +330,7 @@ def sweep_leftovers(root: Path) -> None:
         if folder.is_dir():
             for path in folder.glob(".*.tmp*"):
                 path.unlink(missing_ok=True)
-    live = _current_name(root)
+    live = current_name(root)
     for gen in _generations(root):
         if live and gen.name > live:
             shutil.rmtree(gen, ignore_errors=True)

@@ -297,7 +297,7 @@ def test_slow_reader_outlived_by_its_generation_loads_the_new_one(tmp_path, monk
     scenario = Scenario(tmp_path, 4)
     index_dir = tmp_path / "index"
     run_op({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus["A"])]})
-    real_read, reader_thread, fired = rag.segment_files._read_jsonl, threading.current_thread(), []
+    real_read, reader_thread, fired = rag.segment_files.read_jsonl, threading.current_thread(), []
 
     def read_slowly(path, model):
         if threading.current_thread() is reader_thread and not fired:
@@ -308,7 +308,7 @@ def test_slow_reader_outlived_by_its_generation_loads_the_new_one(tmp_path, monk
                 t.join()
         return real_read(path, model)
 
-    monkeypatch.setattr(rag.segment_files, "_read_jsonl", read_slowly)
+    monkeypatch.setattr(rag.segment_files, "read_jsonl", read_slowly)
     emb = embedder()
     loaded = load_index(settings_for(index_dir), embedding_model=emb.name, dimension=emb.dimension)
     assert fired and loaded.generation == 3

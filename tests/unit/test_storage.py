@@ -26,7 +26,7 @@ from tests.fakes import ScriptedGenerator
 STORY = b"Harbour Town Opens Floating Library\n\nThe town of Lowmere opened a floating library on its harbour on Saturday.\n"
 
 
-def refuse(monkeypatch, code: int, module=rag.segment_files, target: str = "_write_jsonl") -> None:
+def refuse(monkeypatch, code: int, module=rag.segment_files, target: str = "write_jsonl") -> None:
     """Make one write inside a segment (or, given the target, of a generation) fail the way the OS would."""
 
     def fail(*args, **kwargs):
@@ -37,7 +37,7 @@ def refuse(monkeypatch, code: int, module=rag.segment_files, target: str = "_wri
 
 def leftovers(root: Path) -> list[str]:
     """Temp files and folders, and segments no generation names."""
-    named = {e.name for gen in root.glob("gen-*") for e in rag.index._manifest_at(gen).segments}
+    named = {e.name for gen in root.glob("gen-*") for e in rag.index.manifest_at(gen).segments}
     segments = root / "segments"
     stray = [p.name for p in segments.iterdir() if p.name not in named] if segments.is_dir() else []
     return sorted([p.name for p in root.iterdir() if p.name.startswith(("tmp-", ".")) and p.name != ".lock"] + stray)
@@ -105,16 +105,16 @@ def test_the_cli_prints_one_line(settings, hashing_embedder, corpus_copy, monkey
 
 def test_each_new_folder_and_its_parent_are_fsynced_before_current_names_them(settings, hashing_embedder, corpus_copy, monkeypatch):
     events: list[tuple[str, str]] = []
-    real_fsync_dir, real_replace = rag.index._fsync_dir, os.replace
+    real_fsync_dir, real_replace = rag.index.fsync_dir, os.replace
     record = lambda path: (events.append(("fsync", str(path))), real_fsync_dir(path))[1]  # noqa: E731
     for module in (rag.index, rag.segments, rag.segment_files):
-        monkeypatch.setattr(module, "_fsync_dir", record)
+        monkeypatch.setattr(module, "fsync_dir", record)
     monkeypatch.setattr(os, "replace", lambda src, dst: (events.append(("replace", f"{src} -> {dst}")), real_replace(src, dst))[1])
     index_paths(settings, hashing_embedder, [corpus_copy])
 
     root = settings.index_dir
     gen = root / (root / "CURRENT").read_text()
-    (segment,) = [root / "segments" / e.name for e in rag.index._manifest_at(gen).segments]
+    (segment,) = [root / "segments" / e.name for e in rag.index.manifest_at(gen).segments]
 
     def renamed_at(final: Path) -> tuple[int, Path]:
         (at,) = [i for i, (kind, what) in enumerate(events) if kind == "replace" and what.endswith(f" -> {final}")]
