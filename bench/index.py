@@ -5,15 +5,15 @@ they give 1,984 passages, so the benchmark chunks at 100 words (2,200 passages) 
 are timed on the same passages:
 
     raw     SentenceTransformer.encode(texts, batch_size, normalize_embeddings=True) on the passage texts
-    embed   rag.indexing.embed_passages: what our indexing runs for the vectors
-    index   rag.indexing.index_paths on the files: read, clean, chunk, embed, FAISS + BM25, commit to disk
+    embed   rag.batches.embed_passages: what our indexing runs for the vectors
+    index   rag.indexing.index_paths on the files: read, clean, chunk, embed, FAISS + BM25, commit a segment
 
 The files are split into slices (4 by default) that `rag index` adds one after another to one index, as a
 growing archive is indexed; each slice is timed on all three sides back to back, in rotating order. On these
 shared machines a minute-long run drifts by 10% or more between two back-to-back runs of the same code, so
 whole-corpus runs minutes apart compared noise; slices keep each comparison within seconds. The ratio is
-total passages over total time, summed over slices and rounds; a later slice also pays for rewriting the
-index it joins (BM25 rebuild, commit), which a one-shot run would not, so the figure is conservative.
+total passages over total time, summed over slices and rounds; a later slice also pays for loading the index
+it joins, which a one-shot run would not, so the figure is conservative.
 
 With `--backend onnx` (issue #15) the embed and index sides run the ONNX Runtime embedder while raw stays
 PyTorch's encode, so index/raw is the ONNX speed-up over PyTorch; `--query-rounds N` times N single-question
@@ -23,6 +23,11 @@ hit@5 on an N-question sample, dense and hybrid (bench/retrieval.py's scoring).
 
     python bench/index.py [--rounds 2] [--slices 4] [--limit 600] [--chunk-size 100]
     python bench/index.py --backend onnx [--quantization int8] --limit 300 --rounds 1 --query-rounds 200 --squad-questions 500
+
+`--commit-one N` (issue #15) times instead committing one article into a synthetic index of N passages, the
+whole-generation write before segments against the segment commit (bench/commit_one.py says how):
+
+    python bench/index.py --commit-one 100000 [--rounds 3]
 """
 
 from __future__ import annotations
@@ -137,13 +142,27 @@ def main() -> None:
     parser.add_argument("--squad-questions", type=int, default=0, help="SQuAD questions for the hit@5 comparison (0: skip)")
     parser.add_argument("--seed", type=int, default=13, help="seed of the SQuAD question sample")
     parser.add_argument("--query-threads", type=int, default=None, help="RAG_QUERY_THREADS for the query timing (default: all; `rag serve` uses 1)")
+    parser.add_argument("--commit-one", type=int, default=0, metavar="N", help="time committing one article into N synthetic passages, then exit")
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args()
 
     print_header("index")
+    if args.commit_one:
+        from commit_one import commit_one
+
+        work = Path(tempfile.mkdtemp(prefix="newsrag-bench-commit-"))
+        try:
+            result = commit_one(work, args.commit_one, args.rounds)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print("median: " + ", ".join(f"{k} {v:.3f}s" for k, v in result["median_s"].items()))
+        print(f"one-article commit under 1 s: {'met' if result['target_met'] else 'NOT met'}; load_average {load_average()}")
+        if not args.no_json:
+            print("wrote", write_json("index_commit", result | {"load_average_end": load_average()}))
+        return
     import torch
 
-    from rag import indexing
+    from rag import batches, indexing, segments
     from rag.embedder import build_embedder
     from rag.settings import Settings
 
@@ -162,7 +181,7 @@ def main() -> None:
         reference = embedder if args.backend == "torch" else build_embedder(base.model_copy(update={"embedding_backend": "torch", "embedding_quantization": "none"}))
         model = reference._model  # the raw side runs on the same weights and thread settings
         slices = [passages_of(folder, base.chunk_size, base.chunk_overlap) for folder in folders]
-        texts = [[indexing.passage_text_for_embedding(p) for p in ps] for ps in slices]
+        texts = [[batches.passage_text_for_embedding(p) for p in ps] for ps in slices]
         n = sum(len(ps) for ps in slices)
         flat = [t for ts in texts for t in ts]
         tokens = [len(ids) for ids in model.tokenizer(flat, truncation=True, max_length=model.max_seq_length)["input_ids"]]
@@ -193,13 +212,13 @@ def main() -> None:
                         torch.set_num_threads(reference.threads)  # the library as configured, whatever ours last set
                         model.encode(ts, batch_size=embedder.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
                     elif name == "embed":
-                        indexing.embed_passages(embedder, ps)
+                        batches.embed_passages(embedder, ps)
                     else:
-                        timer.wrap(indexing, "_read_inputs", "read+clean")
-                        timer.wrap(indexing, "chunk_article", "chunk")
-                        timer.wrap(indexing, "embed_passages", "embed")
+                        timer.wrap(batches, "article_from_bytes", "read+clean")
+                        timer.wrap(batches, "chunk_article", "chunk")
+                        timer.wrap(batches, "embed_passages", "embed")
                         timer.wrap(indexing, "_store_raw", "keep raw copies")
-                        timer.wrap(indexing, "commit_generation", "commit (BM25 build, write, fsync)")
+                        timer.wrap(segments, "commit", "commit (segment write, fsync)")
                         try:
                             _, report = indexing.index_paths(settings, embedder, [folder])
                         finally:

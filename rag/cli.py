@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.markup import escape
 
-from rag.cli_common import AsOfOpt, JsonOpt, ModeOpt, SinceOpt, TopKOpt, UntilOpt, err, out, settings_of
+from rag.cli_common import AsOfOpt, JsonOpt, ModeOpt, SinceOpt, TopKOpt, UntilOpt, err, index_progress, out, settings_of
 from rag.cli_eval import calibrate_cmd, eval_cmd, squad_cmd
 from rag.cli_feeds import feeds_app, update_cmd
-from rag.errors import RagError
+from rag.errors import BadInputError, RagError
 
 if TYPE_CHECKING:
     from rag.settings import Settings
@@ -30,7 +30,6 @@ def main_options(
 ) -> None:
     from pydantic import ValidationError
 
-    from rag.errors import BadInputError
     from rag.settings import Settings
 
     overrides = {"index_dir": index_dir} if index_dir else {}
@@ -51,28 +50,43 @@ def _progress_bar():
 
 
 @app.command("index")
-def index_cmd(ctx: typer.Context, targets: Annotated[list[str], typer.Argument(metavar="PATHS", help="files or folders (.txt .md .html), or http(s) page URLs")]) -> None:
-    """Add or update documents; unchanged files cost no embedding work."""
+def index_cmd(
+    ctx: typer.Context,
+    targets: Annotated[Optional[list[str]], typer.Argument(metavar="PATHS", help="files or folders (.txt .md .html), or http(s) page URLs")] = None,
+    optimize: Annotated[bool, typer.Option("--optimize", help="then merge the index's segments into one (faster loading)")] = False,
+) -> None:
+    """Add or update documents; unchanged files cost no embedding work. Long runs commit as they go."""
+    import time
+
     from rag.embedder import build_embedder
     from rag.fetch import index_urls, split_targets
-    from rag.indexing import IndexReport, index_paths
+    from rag.indexing import IndexReport, index_paths, optimize_index
 
     settings = settings_of(ctx)
-    urls, paths = split_targets(targets)  # a URL of another scheme is refused before the model loads
+    if not targets and not optimize:
+        raise BadInputError("name files, folders or URLs to index, or pass --optimize")
+    urls, paths = split_targets(targets or [])  # a URL of another scheme is refused before the model loads
     embedder, report = functools.cache(lambda: build_embedder(settings)), IndexReport()  # not loaded when every URL fails
-    with _progress_bar() as bar:
-        task = bar.add_task("embed", total=None)
-        if paths:
-            _, report = index_paths(settings, embedder(), paths, progress=lambda done, total: bar.update(task, completed=done, total=total))
-        if urls:  # feeds: rag/cli_feeds.py
-            _, report = index_urls(settings, embedder, urls, report=report)
+    started = time.monotonic()
+    if paths:
+        with index_progress() as progress:
+            _, report = index_paths(settings, embedder(), paths, progress=progress)
+    if urls:  # feeds: rag/cli_feeds.py
+        _, report = index_urls(settings, embedder, urls, report=report)
     for skipped in report.skipped:
         err.print(f"[yellow]skipped[/] {escape(skipped.path)}: {escape(skipped.reason)}")
-    out.print(
-        f"indexed: {len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
-        f"{len(report.skipped)} skipped; {report.passages_embedded} passages embedded; "
-        f"index now {report.total_documents} documents / {report.total_passages} passages (generation {report.generation})"
-    )
+    if targets:
+        elapsed = time.monotonic() - started
+        out.print(
+            f"indexed: {len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+            f"{len(report.skipped)} skipped; {report.passages_embedded} passages embedded in {elapsed:.1f}s "
+            f"({report.passages_embedded / max(elapsed, 1e-9):.0f}/s, {report.commits} commits); "
+            f"index now {report.total_documents} documents / {report.total_passages} passages (generation {report.generation})",
+            soft_wrap=True,  # one line, however narrow the terminal
+        )
+    if optimize:
+        index = optimize_index(settings, embedder())
+        out.print(f"optimized: {len(index.manifest.segments)} segment, {len(index.passages)} passages (generation {index.generation})")
     if report.skipped and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(1)
 
@@ -97,10 +111,12 @@ def reindex_cmd(ctx: typer.Context, rebuild: Annotated[bool, typer.Option("--reb
     from rag.indexing import reindex
 
     settings = settings_of(ctx)
-    with _progress_bar() as bar:
-        task = bar.add_task("embed", total=None)
-        _, report = reindex(settings, build_embedder(settings), rebuild=rebuild, progress=lambda d, t: bar.update(task, completed=d, total=t))
-    out.print(f"reindexed: {len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed; {report.total_documents} documents / {report.total_passages} passages")
+    with index_progress() as progress:
+        _, report = reindex(settings, build_embedder(settings), rebuild=rebuild, progress=progress)
+    out.print(
+        f"reindexed: {len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed; "
+        f"{report.passages_embedded} passages embedded, {report.commits} commits; {report.total_documents} documents / {report.total_passages} passages"
+    )
 
 
 def _search_pipeline(settings: Settings):
@@ -120,8 +136,6 @@ def search_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the passages retrieval ranks highest."""
-    from rag.errors import BadInputError
-
     from rag.pipeline import check_request
 
     if method not in ("hybrid", "dense", "bm25"):
@@ -259,6 +273,8 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "generation": manifest.generation,
         "documents": len(manifest.documents),
         "passages": manifest.count,
+        "segments": f"{len(manifest.segments)}, {sum(e.passages for e in manifest.segments) - manifest.count} removed rows until a merge"
+        if manifest.format_version > 1 else "none (format 1: one folder; the next write converts it)",
         "embedding_model": manifest.embedding_model,
         "embedding_backend": manifest.embedding_build,
         "dimension": manifest.dimension,

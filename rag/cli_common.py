@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from rag.batches import IndexProgress
     from rag.settings import Settings
 
 out = Console()
@@ -24,3 +27,23 @@ AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="ask as of YYYY-
 def settings_of(ctx: typer.Context) -> Settings:
     """The one Settings, built by the app's callback from flags and RAG_ variables."""
     return ctx.obj
+
+
+@contextlib.contextmanager
+def index_progress() -> Iterator[Callable[[IndexProgress], None] | None]:
+    """On a terminal, a bar of articles done out of the total with passages/s and the time left; elsewhere
+    nothing (the command prints its one-line summary at the end)."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("articles  {task.fields[rate]}"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("index", total=None, rate="")
+
+        def show(state: IndexProgress) -> None:
+            rate = f"{state.passages_embedded} passages, {state.passages_per_s:.0f}/s, {state.commits} commits"
+            bar.update(task, completed=state.articles_done, total=state.articles_total, rate=rate)
+
+        yield show

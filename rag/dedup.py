@@ -8,8 +8,8 @@ means what it says and is not blurred by the sketch's estimate.
 A group is a connected set of such pairs, which makes the grouping a function of the articles alone, not of
 the order they arrived in (a rebuild and a run of single uploads agree). Its id is the doc id of its
 representative: the earliest-dated member, then the smallest id, so the wire original leads and removing it
-promotes the next copy. Signatures persist per generation in `minhash.npz`; groups live in the manifest
-(`DocumentRecord.group`, `Manifest.fold_threshold`).
+promotes the next copy. Signatures persist in `minhash.npz` in the segment of the commit that computed them
+(rag/segment_files.py); groups live in the manifest (`DocumentRecord.group`, `Manifest.fold_threshold`).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class Signatures:
 
     def __init__(self, rows: dict[str, np.ndarray] | None = None):
         self.rows: dict[str, np.ndarray] = rows or {}
+        self.computed: set[str] = set()  # rows computed since the last take_computed(): what a commit must store
         self._template: MinHash | None = None  # its permutations are shared: drawing them per article is slow
 
     def compute(self, doc_id: str, shingle_set: set[bytes]) -> np.ndarray:
@@ -76,7 +77,14 @@ class Signatures:
         mh = self._template.copy()
         mh.update_batch(sorted(shingle_set))
         self.rows[doc_id] = mh.hashvalues.astype(np.uint32)
+        self.computed.add(doc_id)
         return self.rows[doc_id]
+
+    def take_computed(self) -> dict[str, np.ndarray]:
+        """The rows computed since the last call (of documents still kept), and forget that they were."""
+        out = {d: self.rows[d] for d in sorted(self.computed) if d in self.rows}
+        self.computed = set()
+        return out
 
     def minhash(self, doc_id: str) -> LeanMinHash:
         from datasketch import LeanMinHash
@@ -88,10 +96,7 @@ class Signatures:
         self.rows = {d: v for d, v in self.rows.items() if d in live}
 
     def save(self, folder: Path) -> None:
-        ids = sorted(self.rows)
-        matrix = np.stack([self.rows[d] for d in ids]) if ids else np.zeros((0, NUM_PERM), dtype=np.uint32)
-        with open(folder / FILE, "wb") as fh:
-            np.savez(fh, ids=np.array(ids, dtype=str), signatures=matrix, scheme=np.array(SCHEME))
+        save_signatures(folder, self.rows)
 
     @classmethod
     def load(cls, folder: Path) -> Signatures:
@@ -110,6 +115,13 @@ class Signatures:
         if matrix.shape != (len(ids), NUM_PERM):
             raise IndexCorruptError(f"{path} holds signatures of shape {matrix.shape} for {len(ids)} documents")
         return cls({d: matrix[i] for i, d in enumerate(ids)})
+
+
+def save_signatures(folder: Path, rows: dict[str, np.ndarray]) -> None:
+    ids = sorted(rows)
+    matrix = np.stack([rows[d] for d in ids]) if ids else np.zeros((0, NUM_PERM), dtype=np.uint32)
+    with open(folder / FILE, "wb") as fh:
+        np.savez(fh, ids=np.array(ids, dtype=str), signatures=matrix, scheme=np.array(SCHEME))
 
 
 def representative(members: Iterable[str], dates: dict[str, str | None]) -> str:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from rag.errors import FeedError, FeedNotFoundError, IndexCorruptError, RagError
 from rag.fetch import EmbedderSource, Incoming, check_url, client_for, commit_locked, fetch, fetch_article, normalise_url, reason
-from rag.index import Index, IndexLock, _now, write_atomic
+from rag.index import Index, IndexLock, now_utc, write_atomic
 from rag.indexing import IndexReport, SkippedFile, writes_index
 from rag.settings import Settings
 
@@ -172,7 +172,7 @@ def add_feed(settings: Settings, url: str, *, client: httpx.Client | None = None
         if url in state.feeds:
             return info(state.feeds[url]), False
         # The validators are not kept: the first update must see the items, not a 304.
-        state.feeds[url] = record = FeedRecord(url=url, title=polled.title, added_at=_now())
+        state.feeds[url] = record = FeedRecord(url=url, title=polled.title, added_at=now_utc())
         _save_state(settings, state)
     return info(record), True
 
@@ -211,7 +211,7 @@ def _apply(record: FeedRecord, change: _Change) -> bool:
     record.seen += [k for k in change.seen if k not in known]
     record.failures = change.failures
     if change.found_new:
-        record.last_new_at = _now()
+        record.last_new_at = now_utc()
     return record.model_dump() != before
 
 

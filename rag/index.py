@@ -1,12 +1,13 @@
-"""The index on disk: numbered generations, swapped in atomically, each knowing how it was built.
+"""The index on disk: a small live manifest naming immutable segments, swapped in atomically, knowing how it was built.
 
-Layout under the index directory:
+Layout under the index directory (format 2; rag/segments.py writes it):
     CURRENT              name of the live generation, replaced with os.replace
-    gen-000007/          manifest.json, articles.jsonl, passages.jsonl, vectors, bm25
+    gen-000007/          manifest.json only: the settings, every document's record, the live segments
+    segments/seg-000031/ one commit's rows (passages, articles, vectors, BM25 tokens, signatures), never changed
     documents/           the raw bytes of every indexed document, stored before indexing (for `rag reindex`)
     .lock                held by the one writer
-A writer builds a whole new generation in a temp dir, fsyncs it, renames it, then flips CURRENT. A crash
-at any point leaves the previous generation live; leftovers are swept by the next writer.
+A format-1 index (every row inside its gen-NNNNNN/) still loads, and is rewritten as one segment by the next
+write. A crash at any point leaves the previous generation live; leftovers are swept by the next writer.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ import contextlib
 import errno
 import json
 import os
-import shutil
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from rag.dedup import Signatures
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError, StorageError, StorageFullError
@@ -31,7 +30,8 @@ from rag.settings import Settings
 from rag.types import Article, Passage
 from rag.vectorstore import VectorStore, build_vector_store
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: every row in the generation's folder; 2: rows in segments (rag/segments.py)
+READABLE_FORMATS = (1, 2)
 KEEP_GENERATIONS = 2
 
 
@@ -45,6 +45,22 @@ class DocumentRecord(BaseModel):
     stored_as: str | None = None  # file name under documents/
     indexed_at: str
     group: str | None = None  # doc id of the representative of its syndicated copies (rag/dedup.py); None: not grouped
+    segment: str | None = None  # the segment holding its rows (format 2); None until committed, and in format 1
+
+
+class SegmentEntry(BaseModel):
+    """A live segment: its rows are those of its documents not listed in `deleted`."""
+
+    name: str  # seg-NNNNNN under segments/
+    documents: int  # documents written into it
+    passages: int  # rows written into it
+    deleted: list[str] = Field(default_factory=list)  # its documents removed or replaced since (tombstones)
+    graph: bool = False  # an HNSW graph was saved with its vectors
+    bm25: bool = False  # a bm25s model over exactly its rows was saved
+
+    @property
+    def live_documents(self) -> int:
+        return self.documents - len(self.deleted)
 
 
 class Manifest(BaseModel):
@@ -64,13 +80,14 @@ class Manifest(BaseModel):
     count: int = 0
     fold_threshold: float | None = None  # the Jaccard threshold the groups were made with; None: not folded
     documents: dict[str, DocumentRecord] = Field(default_factory=dict)
+    segments: list[SegmentEntry] = Field(default_factory=list)
     updated_at: str = ""
 
     def check_compatible(self, *, embedding_model: str, dimension: int, settings: Settings) -> None:
         """Refuse an index built differently: its vectors or passages would not mean what we think."""
         problems = []
-        if self.format_version != FORMAT_VERSION:
-            problems.append(f"format version {self.format_version} (this build reads {FORMAT_VERSION})")
+        if self.format_version not in READABLE_FORMATS:
+            problems.append(f"format version {self.format_version} (this build reads {', '.join(map(str, READABLE_FORMATS))})")
         if self.embedding_model != embedding_model or self.dimension != dimension:
             problems.append(f"embedding model {self.embedding_model} ({self.dimension}-d), configured {embedding_model} ({dimension}-d)")
         if (self.chunk_size, self.chunk_overlap) != (settings.chunk_size, settings.chunk_overlap):
@@ -101,11 +118,11 @@ class Manifest(BaseModel):
         self.embedding_backend, self.embedding_quantization = backend, quantization
 
 
-def _now() -> str:
+def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -121,7 +138,7 @@ def make_dir(path: Path) -> None:
     if path.is_dir():
         return
     path.mkdir(parents=True, exist_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def storage_error(exc: OSError, root: Path) -> StorageError:
@@ -154,22 +171,11 @@ def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
         tmp.unlink(missing_ok=True)  # a half-written temp file (disk full) is nobody's
         raise
     if sync_dir:
-        _fsync_dir(path.parent)
-
-
-def _write_jsonl(path: Path, rows) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(row.model_dump_json() + "\n")
-
-
-def _read_jsonl(path: Path, model: type[BaseModel]) -> list:
-    with path.open(encoding="utf-8") as fh:
-        return [model.model_validate_json(line) for line in fh if line.strip()]
+        fsync_dir(path.parent)
 
 
 class Index:
-    """One loaded generation: passages, articles, vectors and BM25, read-only once built."""
+    """One loaded generation: passages, articles, vectors and BM25, assembled from its segments."""
 
     def __init__(
         self, root: Path, manifest: Manifest, articles: dict[str, Article], passages: list[Passage], store: VectorStore, lexical: LexicalIndex,
@@ -226,17 +232,17 @@ def read_manifest(root: Path) -> Manifest:
     gen_dir = current_generation_dir(root)
     if gen_dir is None:
         raise IndexMissingError(f"no index at {root}: build one with `rag index data/corpus`")
-    return _manifest_at(gen_dir)
+    return manifest_at(gen_dir)
 
 
-def _manifest_at(gen_dir: Path) -> Manifest:
+def manifest_at(gen_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate_json((gen_dir / "manifest.json").read_text())
     except (OSError, ValueError) as exc:  # ValueError: invalid JSON or fields (ValidationError), or not UTF-8
         raise IndexCorruptError(f"manifest in {gen_dir} does not load: {exc}") from exc
 
 
-def _current_name(root: Path) -> str | None:
+def current_name(root: Path) -> str | None:
     try:
         return (root / "CURRENT").read_text().strip()
     except OSError:
@@ -251,37 +257,27 @@ def load_index(settings: Settings, *, embedding_model: str, dimension: int, miss
     # Two commits during one slow load prune the generation being read; that is a moved target, not
     # corruption, so read the new live generation instead of failing.
     for attempt in range(1, LOAD_ATTEMPTS + 1):
-        seen = _current_name(settings.index_dir)
+        seen = current_name(settings.index_dir)
         try:
             return _load_live(settings, embedding_model=embedding_model, dimension=dimension, missing_ok=missing_ok)
         except IndexCorruptError:
-            if attempt == LOAD_ATTEMPTS or _current_name(settings.index_dir) == seen:
+            if attempt == LOAD_ATTEMPTS or current_name(settings.index_dir) == seen:
                 raise
     raise AssertionError("unreachable")
 
 
 def _load_live(settings: Settings, *, embedding_model: str, dimension: int, missing_ok: bool) -> Index:
+    from rag.segments import load_generation  # rag.segments builds on this module's types
+
     root = settings.index_dir
     gen_dir = current_generation_dir(root) if root.is_dir() else None
     if gen_dir is None:
         if missing_ok:
             return Index.empty(root, settings, embedding_model=embedding_model, dimension=dimension)
         raise IndexMissingError(f"no index at {root}: build one with `rag index data/corpus`")
-    manifest = _manifest_at(gen_dir)  # not read_manifest(root): CURRENT may have moved on since gen_dir was read
+    manifest = manifest_at(gen_dir)  # not read_manifest(root): CURRENT may have moved on since gen_dir was read
     manifest.check_compatible(embedding_model=embedding_model, dimension=dimension, settings=settings)
-    try:
-        articles = {a.doc_id: a for a in _read_jsonl(gen_dir / "articles.jsonl", Article)}
-        passages = _read_jsonl(gen_dir / "passages.jsonl", Passage)
-        lexical = LexicalIndex.load(gen_dir)
-        signatures = Signatures.load(gen_dir)
-    except (OSError, ValidationError, ValueError) as exc:
-        raise IndexCorruptError(f"index files in {gen_dir} do not load: {exc}") from exc
-    store = build_vector_store(settings, dimension, gen_dir)
-    if len(passages) != manifest.count or len(lexical) != len(passages):
-        raise IndexCorruptError(f"index in {gen_dir} is inconsistent: {len(passages)} passages, manifest says {manifest.count}")
-    if settings.vector_backend == "faiss" and len(store) != len(passages):
-        raise IndexCorruptError(f"index in {gen_dir} has {len(store)} vectors for {len(passages)} passages")
-    return Index(root, manifest, articles, passages, store, lexical, signatures)
+    return load_generation(settings, gen_dir, manifest)
 
 
 class IndexLock:
@@ -304,83 +300,6 @@ class IndexLock:
 
     def __exit__(self, *exc) -> None:
         self._lock.release()
-
-
-def commit_generation(index: Index, settings: Settings) -> Index:
-    """Write `index` as the next generation and make it live. Caller holds the IndexLock."""
-    root = settings.index_dir
-    with storage_errors(root):
-        make_dir(root)
-    sweep_leftovers(root)
-    previous = current_generation_dir(root)
-    number = (int(previous.name.split("-")[1]) if previous else 0) + 1
-    index.manifest.generation = number
-    index.manifest.count = len(index.passages)
-    index.manifest.updated_at = _now()
-    index.manifest.vector_kind = getattr(index.store, "kind", settings.vector_backend)
-    tmp = root / f"tmp-{number:06d}-{os.getpid()}-{int(time.time() * 1000)}"
-    final = root / f"gen-{number:06d}"
-    with storage_errors(root):
-        try:
-            tmp.mkdir()
-            _write_generation(index, tmp)
-            if final.exists():
-                # Left by a writer killed between this rename and the CURRENT flip: never live, and os.replace
-                # cannot rename over a non-empty directory, so without this every later write would fail.
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            _fsync_dir(root)  # the new name gen-NNNNNN is durable before CURRENT points at it
-            write_atomic(root / "CURRENT", final.name.encode())
-        except OSError:
-            # A failed write (disk full, permission denied) leaves nothing behind but the live generation.
-            shutil.rmtree(tmp, ignore_errors=True)
-            if _current_name(root) != final.name:
-                shutil.rmtree(final, ignore_errors=True)
-            raise
-    with contextlib.suppress(OSError):  # housekeeping: the write itself is committed
-        _prune_generations(root, keep=KEEP_GENERATIONS)
-    index.root = root
-    return index
-
-
-def _write_generation(index: Index, tmp: Path) -> None:
-    """Every file of a generation into `tmp`, each file and then each folder fsynced: after a power cut the
-    renamed folder must hold its entries, not just its name."""
-    _write_jsonl(tmp / "articles.jsonl", index.articles.values())
-    _write_jsonl(tmp / "passages.jsonl", index.passages)
-    index.store.save(tmp)
-    index.lexical.save(tmp)
-    index.signatures.save(tmp)
-    (tmp / "manifest.json").write_text(index.manifest.model_dump_json(indent=2))
-    folders = [tmp]
-    for path in tmp.rglob("*"):
-        if path.is_dir():
-            folders.append(path)
-        elif path.is_file():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):  # deepest first, tmp last
-        _fsync_dir(folder)
-
-
-def sweep_leftovers(root: Path) -> None:
-    """Remove temp dirs of writers that died; only called under the lock."""
-    for path in root.glob("tmp-*"):
-        shutil.rmtree(path, ignore_errors=True)
-    for path in root.glob(".*.tmp*"):
-        path.unlink(missing_ok=True)
-    docs = root / "documents"
-    if docs.is_dir():
-        for path in docs.glob(".*.tmp*"):
-            path.unlink(missing_ok=True)
-
-
-def _prune_generations(root: Path, keep: int) -> None:
-    live = (root / "CURRENT").read_text().strip()
-    gens = sorted(p for p in root.glob("gen-*") if p.is_dir())
-    for path in gens[:-keep]:
-        if path.name != live:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def documents_dir(settings: Settings) -> Path:

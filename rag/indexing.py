@@ -1,44 +1,37 @@
-"""Bringing documents into the index: diff by content hash, embed only what changed, commit a generation."""
+"""Bringing documents into the index: diff by content hash, embed only what changed, commit a change set.
+
+Runs over many files commit every RAG_COMMIT_EVERY_ARTICLES articles or RAG_COMMIT_EVERY_S seconds: a kill
+loses at most the batch in flight, and the rerun finds the committed articles unchanged (rag/batches.py).
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import glob
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, Field
 
-from rag.chunking import chunk_article, url_slug
-from rag.corpus import article_from_bytes, iter_article_paths, validate_doc_id
+from rag.batches import Batch, IndexProgress, IndexReport, Incoming, ProgressFn, SkippedFile, passage_text_for_embedding, read_inputs
+from rag.corpus import iter_article_paths, validate_doc_id
 from rag.dedup import fold
 from rag.embedder import Embedder, embedder_build
-from rag.errors import BadInputError, DocumentNotFoundError, RagError, TooLargeError
-from rag.index import (
-    DocumentRecord,
-    Index,
-    IndexLock,
-    _fsync_dir,
-    _now,
-    commit_generation,
-    documents_dir,
-    load_index,
-    make_dir,
-    storage_errors,
-    write_atomic,
-)
+from rag.errors import BadInputError, DocumentNotFoundError, TooLargeError
+from rag.index import DocumentRecord, Index, IndexLock, fsync_dir, now_utc, documents_dir, load_index, make_dir, storage_errors, write_atomic
 from rag.settings import Settings
-from rag.types import Article, Passage
+from rag.store import ChangeSet, open_store
+from rag.types import Article
 
-EMBED_BATCH = 512  # texts per progress step; the embedder batches further inside
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def writes_index(fn: Callable[P, R]) -> Callable[P, R]:
     """For the commands that change the index (their first argument is the Settings): a filesystem failure
-    anywhere in them (stored copies, lock, generation) is a StorageError naming the index directory."""
+    anywhere in them (stored copies, lock, segments, generation) is a StorageError naming the index directory."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -48,55 +41,6 @@ def writes_index(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
 
     return wrapper
-
-
-class SkippedFile(BaseModel):
-    path: str
-    reason: str
-
-
-class IndexReport(BaseModel):
-    added: list[str] = Field(default_factory=list)
-    updated: list[str] = Field(default_factory=list)
-    unchanged: list[str] = Field(default_factory=list)
-    removed: list[str] = Field(default_factory=list)
-    regrouped: bool = False  # syndicated-copy groups changed without a document changing (a new threshold)
-    skipped: list[SkippedFile] = Field(default_factory=list)
-    passages_embedded: int = 0
-    generation: int = 0
-    total_documents: int = 0
-    total_passages: int = 0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed or self.regrouped)
-
-
-ProgressFn = Callable[[int, int], None]  # (done, total) passages embedded
-
-
-def embed_passages(embedder: Embedder, passages: list[Passage], progress: ProgressFn | None = None) -> np.ndarray:
-    if not passages:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
-    texts = [passage_text_for_embedding(p) for p in passages]
-    # Longest first over the whole set, not per progress step: the embedder pads each batch to its longest
-    # text, and sorting only within 512-text steps leaves mixed lengths (padding) in every batch.
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
-    for start in range(0, len(order), EMBED_BATCH):
-        rows = order[start : start + EMBED_BATCH]
-        vectors[rows] = embedder.embed([texts[i] for i in rows])
-        if progress:
-            progress(min(start + EMBED_BATCH, len(passages)), len(passages))
-    return vectors
-
-
-def passage_text_for_embedding(passage: Passage) -> str:
-    """What both retrievers index for a passage. The headline gives the first passage the context its sentences
-    assume ("the council" of which story?) and the words readers ask with; BM25 reads it too, since the cleaner
-    takes the headline out of the body. Without a headline, the url's slug stands in."""
-    head = (passage.meta.title or url_slug(passage.meta.url)) if passage.ordinal == 0 else None
-    return f"{head}. {passage.text}" if head else passage.text
 
 
 def _store_raw(settings: Settings, article: Article, name: str, data: bytes) -> str:
@@ -109,70 +53,52 @@ def _store_raw(settings: Settings, article: Article, name: str, data: bytes) -> 
     return stored_as
 
 
-def apply_articles(
-    index: Index,
-    settings: Settings,
-    embedder: Embedder,
-    incoming: list[tuple[Article, str, bytes]],
-    remove_ids: list[str],
-    report: IndexReport,
-    progress: ProgressFn | None = None,
-) -> Index:
-    """Mutate `index` in memory: drop removed/changed documents, add new passages. Nothing is written yet."""
-    by_hash = {rec.content_hash: rec.doc_id for rec in index.manifest.documents.values()}
-    groups_before = {d: rec.group for d, rec in index.manifest.documents.items()}
-    fresh: list[tuple[Article, list[Passage], str, bytes]] = []
-    for article, name, data in incoming:
-        old = index.manifest.documents.get(article.doc_id)
-        if old is not None and old.content_hash == article.content_hash:
-            report.unchanged.append(article.doc_id)
-            continue
-        twin = by_hash.get(article.content_hash)
-        if twin is not None and twin != article.doc_id:
-            report.skipped.append(SkippedFile(path=name, reason=f"same content as document {twin} already indexed"))
-            continue
-        passages = chunk_article(article, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
-        if not passages:
-            report.skipped.append(SkippedFile(path=name, reason="no text left after cleaning"))
-            continue
-        (report.updated if old is not None else report.added).append(article.doc_id)
-        by_hash[article.content_hash] = article.doc_id
-        fresh.append((article, passages, name, data))
-
-    drop_docs = set(remove_ids) | {a.doc_id for a, _, _, _ in fresh}
-    drop_passages = {p.passage_id for p in index.passages if p.doc_id in drop_docs}
-    new_passages = [p for _, ps, _, _ in fresh for p in ps]
+def apply_articles(index: Index, settings: Settings, embedder: Embedder, batch: Batch, remove_ids: list[str], report: IndexReport) -> tuple[Index, ChangeSet]:
+    """Mutate `index` in memory: drop removed/changed documents, add the batch's new passages. Returns the
+    change for the store to commit; nothing is written yet but the stored copies of the raw documents."""
+    documents = index.manifest.documents
+    groups_before = {d: rec.group for d, rec in documents.items()}
+    fresh = batch.fresh
+    drop_docs = set(remove_ids) | {f.article.doc_id for f in fresh}
+    removed = {d: documents[d].segment for d in drop_docs if d in documents}
+    new_passages = [p for f in fresh for p in f.passages]
     if new_passages:
-        keeping = sum(1 for doc_id in index.manifest.documents if doc_id not in drop_docs)
+        keeping = sum(1 for doc_id in documents if doc_id not in drop_docs)
         index.manifest.adopt_embedding_build(*embedder_build(embedder), keeping=keeping)
-    vectors = embed_passages(embedder, new_passages, progress)
-    report.passages_embedded = len(new_passages)
+        batch.embed()
+    vectors = np.concatenate([f.vectors for f in fresh]) if fresh else np.zeros((0, embedder.dimension), dtype=np.float32)
 
+    drop_passages = {p.passage_id for p in index.passages if p.doc_id in drop_docs}
     index.store.apply(add_ids=[p.passage_id for p in new_passages], add_vectors=vectors, remove_ids=drop_passages)
     index.lexical.apply(add=[(p.passage_id, passage_text_for_embedding(p)) for p in new_passages], remove_ids=drop_passages)
+    tokens = index.lexical.tokens[len(index.lexical.tokens) - len(new_passages) :]
     index.passages = [p for p in index.passages if p.doc_id not in drop_docs] + new_passages
     index.passage_by_id = {p.passage_id: p for p in index.passages}
     for doc_id in drop_docs:
         index.articles.pop(doc_id, None)
-        index.manifest.documents.pop(doc_id, None)
-    for article, passages, name, data in fresh:
-        stored_as = _store_raw(settings, article, name, data)
-        index.articles[article.doc_id] = article.model_copy(update={"removed_lines": []})
-        index.manifest.documents[article.doc_id] = DocumentRecord(
+        documents.pop(doc_id, None)
+    stored: list[Article] = []
+    for item in fresh:
+        article = item.article
+        stored_as = _store_raw(settings, article, item.name, item.data)
+        stored.append(article.model_copy(update={"removed_lines": []}))
+        index.articles[article.doc_id] = stored[-1]
+        documents[article.doc_id] = DocumentRecord(
             doc_id=article.doc_id,
             content_hash=article.content_hash,
-            passages=len(passages),
+            passages=len(item.passages),
             title=article.meta.title,
             date=article.meta.date,
             source=article.meta.source,
             stored_as=stored_as,
-            indexed_at=_now(),
+            indexed_at=now_utc(),
         )
     if fresh:
-        _fsync_dir(documents_dir(settings))
+        fsync_dir(documents_dir(settings))
     report.removed.extend(d for d in remove_ids)
-    _fold_copies(index, settings, [a.doc_id for a, _, _, _ in fresh], drop_docs, groups_before, report)
-    return index
+    _fold_copies(index, settings, [f.article.doc_id for f in fresh], drop_docs, groups_before, report)
+    change = ChangeSet(articles=stored, passages=new_passages, vectors=vectors, tokens=tokens, signatures=index.signatures.take_computed(), removed=removed)
+    return index, change
 
 
 def _fold_copies(index: Index, settings: Settings, added: list[str], dropped: set[str], before: dict[str, str | None], report: IndexReport) -> None:
@@ -203,53 +129,83 @@ def _fold_copies(index: Index, settings: Settings, added: list[str], dropped: se
     index.manifest.fold_threshold = threshold
 
 
-def _finish(index: Index, settings: Settings, report: IndexReport, removed_files: list[str]) -> Index:
+def _finish(index: Index, settings: Settings, report: IndexReport, removed_files: list[str], change: ChangeSet, *, serve: bool = False) -> Index:
+    """Commit one batch's change (and merge segments if there are too many now). `serve`: the caller answers
+    from the returned index at once (the API), so its BM25 model is built here rather than on the first search."""
     if report.changed or index.generation == 0:
         # The stored copies say what the index is meant to hold, so they change before the commit, like new
         # copies are stored before it: after a crash anywhere, a retry or `rag reindex` completes the write.
         # (Unlinked after the commit, a crash in between left a deleted document's copy for reindex to revive,
         # while retrying the delete said "no such document".)
-        for name in removed_files + _superseded_copies(index, settings):
+        for name in removed_files + _superseded_copies(index, settings, [a.doc_id for a in change.articles]):
             (documents_dir(settings) / name).unlink(missing_ok=True)
-        index = commit_generation(index, settings)
+        index = open_store(settings).commit(index, change)
+        report.commits += 1
+    index = open_store(settings).compact(index)
+    if serve:
+        index.lexical.warm()
     report.generation = index.generation
     report.total_documents = len(index.manifest.documents)
     report.total_passages = len(index.passages)
     return index
 
 
-def _superseded_copies(index: Index, settings: Settings) -> list[str]:
-    """Stored copies of live documents under a name the manifest no longer uses (story.html re-sent as
+def _superseded_copies(index: Index, settings: Settings, doc_ids: list[str]) -> list[str]:
+    """Stored copies of these documents under a name the manifest no longer uses (story.html re-sent as
     story.txt): left behind, `rag reindex` would find two files for one id and could restore the old one."""
     folder = documents_dir(settings)
     if not folder.is_dir():
         return []
-    live = {record.stored_as for record in index.manifest.documents.values()}
-    return [
-        path.name for path in folder.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.name not in live and path.stem in index.manifest.documents
-    ]
+    out = []
+    for doc_id in doc_ids:
+        live = index.manifest.documents[doc_id].stored_as
+        out.extend(p.name for p in folder.glob(glob.escape(doc_id) + ".*") if p.stem == doc_id and p.name != live and p.is_file())
+    return out
 
 
-def _read_inputs(paths: list[Path], settings: Settings, report: IndexReport) -> list[tuple[Article, str, bytes]]:
-    incoming: list[tuple[Article, str, bytes]] = []
-    seen: set[str] = set()
-    for path in iter_article_paths(paths):
-        try:
-            size = path.stat().st_size
-            if size > settings.max_upload_bytes:  # refused before reading: a huge file never reaches memory
-                raise TooLargeError(f"{path.name}: {size} bytes exceeds the limit of {settings.max_upload_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
-            data = path.read_bytes()
-            article = article_from_bytes(path.stem, path.name, data, max_bytes=settings.max_upload_bytes)
-        except (OSError, RagError) as exc:
-            report.skipped.append(SkippedFile(path=str(path), reason=str(exc) if isinstance(exc, RagError) else f"unreadable: {exc.strerror or exc}"))
-            continue
-        if article.doc_id in seen:
-            report.skipped.append(SkippedFile(path=str(path), reason=f"another file in this batch already has id {article.doc_id}"))
-            continue
-        seen.add(article.doc_id)
-        incoming.append((article, path.name, data))
-    return incoming
+def commit_in_batches(
+    index: Index, settings: Settings, embedder: Embedder, items: Iterable[Incoming | None], total: int, report: IndexReport,
+    progress: ProgressFn | None = None, *, gone: Callable[[Index], list[str]] | None = None,
+) -> Index:
+    """Commit `items` every RAG_COMMIT_EVERY_ARTICLES articles or RAG_COMMIT_EVERY_S seconds; `gone` names the
+    documents to remove, in the last commit (once every item was seen). A None item is a skipped file."""
+    state = IndexProgress(articles_total=total)
+    base = 0
+
+    def embedded(n: int) -> None:
+        state.passages_embedded = base + n
+        if progress:
+            progress(state)
+
+    def new_batch() -> tuple[Batch, IndexReport]:
+        part = IndexReport()
+        return Batch(index, settings, embedder, part, embedded), part
+
+    batch, part = new_batch()
+    since, pending = time.monotonic(), 0
+    for item in items:
+        pending += 1
+        if item is not None:
+            batch.add(*item)
+        if pending >= settings.commit_every_articles or time.monotonic() - since >= settings.commit_every_s:
+            index, change = apply_articles(index, settings, embedder, batch, [], part)
+            index = _finish(index, settings, part, [], change)
+            report.absorb(part)
+            state.articles_done += pending
+            state.commits, base = report.commits, report.passages_embedded
+            state.passages_embedded = base
+            if progress:
+                progress(state)
+            batch, part = new_batch()
+            since, pending = time.monotonic(), 0
+    index, change = apply_articles(index, settings, embedder, batch, gone(index) if gone else [], part)
+    index = _finish(index, settings, part, [], change)
+    report.absorb(part)
+    state.articles_done += pending
+    state.commits, state.passages_embedded = report.commits, report.passages_embedded
+    if progress:
+        progress(state)
+    return index
 
 
 @writes_index
@@ -257,41 +213,60 @@ def index_paths(settings: Settings, embedder: Embedder, paths: list[Path], progr
     """`rag index PATH...`: add new files, replace changed ones, skip unchanged ones without embedding."""
     missing = [str(p) for p in paths if not p.exists()]
     report = IndexReport(skipped=[SkippedFile(path=m, reason="no such file or directory") for m in missing])
+    files = list(iter_article_paths([p for p in paths if p.exists()]))
     with IndexLock(settings.index_dir):
         index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
-        incoming = _read_inputs([p for p in paths if p.exists()], settings, report)
-        index = apply_articles(index, settings, embedder, incoming, [], report, progress)
-        return _finish(index, settings, report, []), report
+        index = commit_in_batches(index, settings, embedder, read_inputs(files, settings, report), len(files), report, progress)
+        return index, report
+
+
+@writes_index
+def optimize_index(settings: Settings, embedder: Embedder) -> Index:
+    """`rag index --optimize`: merge every segment into one, dropping removed and replaced rows."""
+    with IndexLock(settings.index_dir, timeout=30):
+        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
+        return open_store(settings).optimize(index)
 
 
 @writes_index
 def add_document(settings: Settings, embedder: Embedder, name: str, data: bytes, doc_id: str | None = None) -> tuple[Index, IndexReport]:
     """An upload: validated, stored, indexed. Raises instead of skipping, since the caller sent one file."""
     if len(data) > settings.max_upload_bytes:
-        from rag.errors import TooLargeError
-
         raise TooLargeError(f"{name} is {len(data)} bytes; the limit is {settings.max_upload_bytes} (RAG_MAX_UPLOAD_BYTES)")
+    from rag.corpus import article_from_bytes
+
     doc_id = validate_doc_id(doc_id or Path(name).stem)
     article = article_from_bytes(doc_id, name, data, max_bytes=settings.max_upload_bytes)
     return add_article(settings, embedder, (article, name, data), label=name)
 
 
-def add_article(settings: Settings, embedder: Embedder, item: tuple[Article, str, bytes], *, label: str) -> tuple[Index, IndexReport]:
+def add_article(settings: Settings, embedder: Embedder, item: Incoming, *, label: str) -> tuple[Index, IndexReport]:
     """One document a caller sent (an upload, a URL), indexed in its own commit; raises instead of skipping."""
     report = IndexReport()
     with IndexLock(settings.index_dir, timeout=30):
         index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
-        index = apply_articles(index, settings, embedder, [item], [], report)
-        if report.skipped:
-            raise BadInputError(f"{label}: {report.skipped[0].reason}")
-        return _finish(index, settings, report, []), report
+        batch_report = IndexReport()
+        batch = Batch(index, settings, embedder, batch_report)
+        batch.add(*item)
+        if batch_report.skipped:
+            raise BadInputError(f"{label}: {batch_report.skipped[0].reason}")
+        index, change = apply_articles(index, settings, embedder, batch, [], batch_report)
+        index = _finish(index, settings, batch_report, [], change, serve=True)
+        report.absorb(batch_report)
+        return index, report
 
 
-def commit_articles(settings: Settings, embedder: Embedder, incoming: list[tuple[Article, str, bytes]], report: IndexReport) -> Index:
-    """Add or replace these articles on the current generation and commit it. The caller holds the IndexLock."""
+def commit_articles(settings: Settings, embedder: Embedder, incoming: list[Incoming], report: IndexReport) -> Index:
+    """Add or replace these articles on the live index in one commit. The caller holds the IndexLock."""
     index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
-    index = apply_articles(index, settings, embedder, incoming, [], report)
-    return _finish(index, settings, report, [])
+    batch_report = IndexReport()
+    batch = Batch(index, settings, embedder, batch_report)
+    for item in incoming:
+        batch.add(*item)
+    index, change = apply_articles(index, settings, embedder, batch, [], batch_report)
+    index = _finish(index, settings, batch_report, [], change, serve=True)
+    report.absorb(batch_report)
+    return index
 
 
 @writes_index
@@ -305,28 +280,35 @@ def remove_documents(settings: Settings, embedder: Embedder, doc_ids: list[str])
         if unknown:
             raise DocumentNotFoundError(f"no document {', '.join(unknown)} in the index (see `rag info`)")
         stored = [index.manifest.documents[d].stored_as for d in doc_ids]
-        index = apply_articles(index, settings, embedder, [], doc_ids, report)
-        return _finish(index, settings, report, [s for s in stored if s]), report
+        index, change = apply_articles(index, settings, embedder, Batch(index, settings, embedder, report), doc_ids, report)
+        return _finish(index, settings, report, [s for s in stored if s], change, serve=True), report
 
 
 @writes_index
 def reindex(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: ProgressFn | None = None) -> tuple[Index, IndexReport]:
-    """Rebuild from the stored raw documents (after a crash, a settings change, or with --rebuild from scratch)."""
+    """Rebuild from the stored raw documents (after a crash, a settings change, or with --rebuild from scratch).
+    With --rebuild the first commit replaces the old index; interrupted, a plain `rag reindex` completes it."""
     folder = documents_dir(settings)
     files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
     report = IndexReport()
     with IndexLock(settings.index_dir, timeout=30):
         if rebuild:
-            from rag.index import Index as _Index
-
-            index = _Index.empty(settings.index_dir, settings, embedding_model=embedder.name, dimension=embedder.dimension)
+            index = Index.empty(settings.index_dir, settings, embedding_model=embedder.name, dimension=embedder.dimension)
             index.store.reset()  # a self-persisting store (Milvus) still holds the previous build's vectors
         else:
             index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
-        incoming = _read_inputs(files, settings, report)
-        present = {a.doc_id for a, _, _ in incoming}
-        gone = [d for d in index.manifest.documents if d not in present]
-        index = apply_articles(index, settings, embedder, incoming, gone, report, progress)
+        present: set[str] = set()
+
+        def items() -> Iterable[Incoming | None]:
+            for item in read_inputs(files, settings, report):
+                if item is not None:
+                    present.add(item[0].doc_id)
+                yield item
+
+        def gone(current: Index) -> list[str]:
+            return [d for d in current.manifest.documents if d not in present]
+
+        index = commit_in_batches(index, settings, embedder, items(), len(files), report, progress, gone=gone)
         if rebuild:
             report.added.extend(report.unchanged)
-        return _finish(index, settings, report, []), report
+        return index, report

@@ -123,6 +123,33 @@ class LexicalIndex:
         hits = hits[np.lexsort((hits, -scores[hits]))]  # best first; ties in index order, so results are stable
         return [(self.ids[int(d)], float(scores[d])) for d in hits]
 
+    @classmethod
+    def from_rows(cls, ids: list[str], tokens: list[list[str]], model_dir: Path | None = None) -> LexicalIndex:
+        """Rows gathered from segments (rag/segments.py); `model_dir` holds a bm25s model built on exactly these
+        rows, when one was saved, so the first search does not rebuild it."""
+        index = cls()
+        index.ids, index.tokens = ids, tokens
+        if model_dir is not None and ids:
+            import bm25s
+
+            index._bm25 = bm25s.BM25.load(str(model_dir))
+            index._vocab = set(index._bm25.vocab_dict)
+        return index
+
+    def tokens_of(self, ids: list[str]) -> list[list[str]]:
+        row = {pid: i for i, pid in enumerate(self.ids)}
+        return [self.tokens[row[pid]] for pid in ids]
+
+    def warm(self) -> None:
+        """Build the bm25s model now rather than at the first search (a server swaps in a freshly written index)."""
+        if self._bm25 is None and self.ids:
+            self._build()
+
+    def save_model(self, directory: Path) -> None:
+        """Only the bm25s model, whose statistics cover every row: worth keeping when these rows are the whole index."""
+        model = self._bm25 if self._bm25 is not None else self._build()
+        model.save(str(directory / "bm25"))
+
     def save(self, directory: Path) -> None:
         with (directory / "bm25_tokens.jsonl").open("w", encoding="utf-8") as fh:
             for pid, toks in zip(self.ids, self.tokens):

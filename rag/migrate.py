@@ -1,7 +1,8 @@
 """`rag migrate --to milvus`: move the live generation's vectors into another vector store without re-embedding.
 
-The copy lands first; only then is a new generation written whose manifest names the new backend, so a crash
-midway leaves the old generation live and unchanged, and running the command again starts the copy afresh.
+The copy lands first; only then is the index rewritten as one segment under a manifest that names the new
+backend (rag/segments.py), so a crash midway leaves the old generation live and unchanged, and running the
+command again starts the copy afresh.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from rag.errors import BadInputError, IndexCorruptError
-from rag.index import Index, IndexLock, commit_generation, load_index, read_manifest
+from rag.index import Index, IndexLock, load_index, read_manifest
 from rag.settings import Settings
+from rag.store import open_store
 from rag.vectorstore import build_vector_store
 
 BACKENDS: tuple[str, ...] = ("faiss", "milvus")
@@ -99,7 +101,7 @@ def _copy(source: Index, target_settings: Settings, progress: ProgressFn | None)
     manifest = source.manifest.model_copy(deep=True)
     manifest.vector_backend = target_settings.vector_backend
     migrated = Index(source.root, manifest, source.articles, source.passages, target, source.lexical, source.signatures)
-    migrated = commit_generation(migrated, target_settings)
+    migrated = open_store(target_settings).rewrite(migrated)
     is_milvus = target_settings.vector_backend == "milvus"
     return MigrateReport(
         source=source.manifest.vector_backend,

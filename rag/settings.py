@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     chunk_size: int = Field(110, ge=20, le=2000)
     chunk_overlap: int = Field(25, ge=0, le=1000)
 
+    # Indexing many files (rag/indexing.py): a commit every this many articles or seconds, whichever comes first,
+    # so a kill loses at most the batch in flight and a rerun embeds only what was not committed yet.
+    commit_every_articles: int = Field(200, ge=1)
+    commit_every_s: float = Field(60.0, gt=0)
+    # Each commit adds one small segment (rag/segments.py); past this many the next commit merges the smallest
+    # alike-sized ones. `rag index --optimize` merges everything into one.
+    max_segments: int = Field(10, ge=2)
+
     # Vector store
     vector_backend: Literal["faiss", "milvus"] = "faiss"
     # "auto" switches from exact flat search to HNSW at faiss_ann_threshold vectors. 100k: below it flat is exact

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -190,13 +191,152 @@ class FaissStore:
         return store
 
 
+# A part with few tombstoned rows is searched for k + that many and filtered; past this it is searched over its
+# live rows as an allow set instead, since over-fetching thousands of hits costs more than the selector.
+OVERFETCH_DEAD = 1024
+
+
+@dataclass
+class Part:
+    """One segment's vectors: a FaissStore over every row it was written with, and the rows since tombstoned."""
+
+    name: str | None  # the segment on disk; None while the rows are not committed yet
+    store: FaissStore
+    dead: set[str] = field(default_factory=set)
+    _live: set[str] | None = None
+
+    @property
+    def live(self) -> set[str]:
+        if self._live is None:
+            self._live = set(self.store.ids) - self.dead
+        return self._live
+
+    def holds(self, pid: str) -> bool:
+        return pid in self.store._row_of and pid not in self.dead
+
+
+class SegmentedFaissStore:
+    """The index's vectors as one FaissStore per segment, searched as one: each part's top k, merged by score.
+
+    Flat parts return exactly what one flat index over all live rows returns (the same rows, the same float
+    scores); a part written with an HNSW graph (rag/segment_files.py) is approximate on its own rows. Removing
+    rows tombstones them (an HNSW graph cannot delete); merging segments drops them for good."""
+
+    def __init__(self, dimension: int, parts: list[Part], *, ann_threshold: int, hnsw_m: int, ef_search: int, kind: str = "auto"):
+        self.dimension = dimension
+        self.parts = parts
+        self.options = dict(ann_threshold=ann_threshold, hnsw_m=hnsw_m, ef_search=ef_search)
+        # Rows not yet written: HNSW only when asked for outright ("auto" decides per segment, by its size).
+        self.new_kind = "hnsw" if kind == "hnsw" else "flat"
+
+    @property
+    def kind(self) -> str:
+        kinds = sorted({p.store.kind for p in self.parts if len(p.store)})
+        return "+".join(kinds) if kinds else "flat"
+
+    def __len__(self) -> int:
+        return sum(len(p.store) - len(p.dead) for p in self.parts)
+
+    @property
+    def ids(self) -> list[str]:
+        return [pid for p in self.parts for pid in p.store.ids if pid not in p.dead]
+
+    def new_part(self, name: str | None, ids: list[str], vectors: np.ndarray, kind: str = "flat") -> Part:
+        store = FaissStore(self.dimension, kind=kind, **self.options)
+        store.apply(add_ids=ids, add_vectors=vectors, remove_ids=[])
+        return Part(name, store)
+
+    def apply(self, *, add_ids: list[str], add_vectors: np.ndarray, remove_ids: Iterable[str]) -> None:
+        drop = set(remove_ids) | set(add_ids)
+        for part in self.parts:
+            hit = {pid for pid in drop if part.holds(pid)} if len(drop) < len(part.store) else {pid for pid in part.store.ids if pid in drop and pid not in part.dead}
+            if hit:
+                part.dead |= hit
+                part._live = None
+        if len(add_ids):
+            self.parts.append(self.new_part(None, list(add_ids), np.asarray(add_vectors, dtype=np.float32).reshape(-1, self.dimension), self.new_kind))
+
+    def seal(self, part: Part) -> None:
+        """The uncommitted rows were written as a segment: its part (the store it was written from) takes their place."""
+        self.parts = [p for p in self.parts if p.name is not None] + [part]
+
+    def replace(self, names: set[str], part: Part | None) -> None:
+        """Segments `names` were merged into `part` (None: they held no live row)."""
+        at = next((i for i, p in enumerate(self.parts) if p.name in names), len(self.parts))
+        kept = [p for p in self.parts if p.name not in names]
+        self.parts = kept[:at] + ([part] if part else []) + kept[at:]
+
+    def vectors_of(self, ids: list[str]) -> np.ndarray:
+        where: dict[str, tuple[FaissStore, int]] = {}
+        for part in self.parts:  # later parts win: a re-added id lives in the newest
+            for pid in part.live:
+                where[pid] = (part.store, part.store._row_of[pid])
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for i, pid in enumerate(ids):
+            store, row = where[pid]
+            out[i] = store.vectors[row]
+        return out
+
+    def search(self, query: np.ndarray, k: int, allow: set[str] | None = None) -> list[tuple[str, float]]:
+        if k <= 0:
+            return []
+        hits: list[tuple[float, int, int, str]] = []
+        for order, part in enumerate(self.parts):
+            if not len(part.store):
+                continue
+            if allow is not None:
+                # A dead id may be allowed (re-added later, it is live in a newer part): over-fetch past those.
+                hidden = sum(1 for pid in part.dead if pid in allow) if len(part.dead) <= OVERFETCH_DEAD else -1
+                if hidden < 0:
+                    found = part.store.search(query, k, allow - part.dead)
+                else:
+                    found = [h for h in part.store.search(query, k + hidden, allow) if h[0] not in part.dead][:k]
+            elif len(part.dead) > OVERFETCH_DEAD:
+                found = part.store.search(query, k, part.live)
+            else:
+                found = [h for h in part.store.search(query, k + len(part.dead)) if h[0] not in part.dead][:k]
+            hits.extend((-score, order, rank, pid) for rank, (pid, score) in enumerate(found))
+        hits.sort()
+        return [(pid, -neg) for neg, _, _, pid in hits[:k]]
+
+    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[list[str], np.ndarray]]:
+        for part in self.parts:
+            rows = [i for i, pid in enumerate(part.store.ids) if pid not in part.dead]
+            for start in range(0, len(rows), batch):
+                chunk = rows[start : start + batch]
+                yield [part.store.ids[i] for i in chunk], part.store.vectors[chunk]
+
+    def save(self, directory: Path) -> None:
+        """Every live row as one flat store in `directory` (segments are written by rag/segment_files.py)."""
+        ids, vectors = _live_rows(self.parts)
+        self.new_part(None, ids, vectors, self.new_kind).store.save(directory)
+
+    def reset(self) -> None:
+        self.parts = []
+
+
+def _live_rows(parts: list[Part]) -> tuple[list[str], np.ndarray]:
+    ids: list[str] = []
+    blocks: list[np.ndarray] = []
+    for part in parts:
+        rows = [i for i, pid in enumerate(part.store.ids) if pid not in part.dead]
+        ids.extend(part.store.ids[i] for i in rows)
+        blocks.append(part.store.vectors[rows])
+    dimension = parts[0].store.dimension if parts else 0
+    return ids, (np.concatenate(blocks) if blocks else np.zeros((0, dimension), dtype=np.float32))
+
+
+def faiss_options(settings: Settings) -> dict:
+    return dict(ann_threshold=settings.faiss_ann_threshold, hnsw_m=settings.faiss_hnsw_m, ef_search=settings.faiss_hnsw_ef_search)
+
+
 def build_vector_store(settings: Settings, dimension: int, directory: Path | None) -> VectorStore:
-    """The configured store, loaded from a generation directory when one exists."""
+    """The configured store: Milvus, or FAISS loaded from an old single-generation folder (format 1) when one
+    is given, else an empty segmented FAISS store (rag/segments.py fills it from the segments)."""
     if settings.vector_backend == "milvus":
         from rag.milvus_store import MilvusStore
 
         return MilvusStore.from_settings(settings, dimension)
-    options = dict(kind=settings.faiss_kind, ann_threshold=settings.faiss_ann_threshold, hnsw_m=settings.faiss_hnsw_m, ef_search=settings.faiss_hnsw_ef_search)
     if directory is not None and (directory / "vectors.npy").is_file():
-        return FaissStore.load(directory, dimension, **options)
-    return FaissStore(dimension, **options)
+        return FaissStore.load(directory, dimension, kind=settings.faiss_kind, **faiss_options(settings))
+    return SegmentedFaissStore(dimension, [], kind=settings.faiss_kind, **faiss_options(settings))

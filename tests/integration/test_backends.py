@@ -24,7 +24,7 @@ from rag.migrate import migrate
 from rag.pipeline import Pipeline
 from rag.prompts import PromptSet
 from rag.settings import Settings
-from rag.vectorstore import FaissStore, VectorStore, build_vector_store
+from rag.vectorstore import FaissStore, SegmentedFaissStore, VectorStore, build_vector_store
 from tests.conftest import CORPUS
 
 BACKENDS = ["faiss-flat", "faiss-hnsw", "milvus-lite", "milvus-server"]
@@ -103,7 +103,7 @@ def _reopen(store: VectorStore, settings: Settings, tmp_path: Path, dim: int = D
     gen = tmp_path / "gen"
     gen.mkdir(exist_ok=True)
     store.save(gen)
-    if isinstance(store, FaissStore):
+    if isinstance(store, (FaissStore, SegmentedFaissStore)):
         return build_vector_store(settings, dim, gen)
     store.close()
     if settings.milvus_uri.endswith(".db"):

@@ -9,7 +9,8 @@ import pytest
 from rag.embedder import build_embedder
 from rag.errors import IndexMismatchError
 from rag.index import load_index, read_manifest
-from rag.indexing import index_paths, passage_text_for_embedding
+from rag.batches import passage_text_for_embedding
+from rag.indexing import index_paths
 from tests.conftest import CORPUS
 
 SENTENCES = [

@@ -73,24 +73,53 @@ class DiskIndex:
         return {pid.rsplit("#", 1)[0] for pid in self.passage_ids}
 
 
+def _rows(folder: Path, dimension: int, deleted: set[str]) -> tuple[list[dict], list[dict], list[str], np.ndarray, list[str]]:
+    """One folder's live rows (a segment, or a format-1 generation): passages, articles, vector ids, vectors,
+    BM25 ids; each file checked against the others."""
+    passages = _jsonl(folder / "passages.jsonl")
+    articles = _jsonl(folder / "articles.jsonl")
+    vector_ids = json.loads((folder / "vector_ids.json").read_text())
+    vectors = np.load(folder / "vectors.npy")
+    bm25_ids = [row[0] for row in _jsonl(folder / "bm25_tokens.jsonl")] if (folder / "bm25_tokens.jsonl").exists() else []
+    pids = [p["passage_id"] for p in passages]
+    assert sorted(vector_ids) == sorted(pids), f"{folder.name}: vector ids differ from passage ids"
+    assert vectors.shape == (len(pids), dimension), f"{folder.name}: vectors {vectors.shape}"
+    assert sorted(bm25_ids) == sorted(pids), f"{folder.name}: BM25 ids differ from passage ids"
+    keep = [i for i, pid in enumerate(vector_ids) if pid.rsplit("#", 1)[0] not in deleted]
+    return (
+        [p for p in passages if p["doc_id"] not in deleted], [a for a in articles if a["doc_id"] not in deleted],
+        [vector_ids[i] for i in keep], vectors[keep], [b for b in bm25_ids if b.rsplit("#", 1)[0] not in deleted],
+    )
+
+
 def read_disk_index(index_dir: Path) -> DiskIndex:
-    """Read the live generation's files and check they agree with each other; fail the test if they do not."""
+    """Read the live generation's files (its segments, or its own folder in format 1) and check they agree with
+    each other; fail the test if they do not."""
     gen = live_generation(index_dir)
     manifest = json.loads((gen / "manifest.json").read_text())
-    passages = _jsonl(gen / "passages.jsonl")
-    articles = _jsonl(gen / "articles.jsonl")
-    vector_ids = json.loads((gen / "vector_ids.json").read_text())
-    vectors = np.load(gen / "vectors.npy")
-    bm25_ids = [row[0] for row in _jsonl(gen / "bm25_tokens.jsonl")] if (gen / "bm25_tokens.jsonl").exists() else []
-    pids = [p["passage_id"] for p in passages]
     docs = manifest["documents"]
     where = f"generation {gen.name}"
+    if manifest["format_version"] == 1:
+        folders = [(gen, set())]
+    else:
+        folders = [(index_dir / "segments" / e["name"], set(e["deleted"])) for e in manifest["segments"]]
+        for entry in manifest["segments"]:
+            held = {a["doc_id"] for a in _jsonl(index_dir / "segments" / entry["name"] / "articles.jsonl")} - set(entry["deleted"])
+            assert held == {d for d, r in docs.items() if r["segment"] == entry["name"]}, f"{where}: segment {entry['name']} holds other documents"
+    passages, articles, vector_ids, blocks, bm25_ids = [], [], [], [], []
+    for folder, deleted in folders:
+        p, a, v, vec, b = _rows(folder, manifest["dimension"], deleted)
+        passages += p
+        articles += a
+        vector_ids += v
+        blocks.append(vec)
+        bm25_ids += b
+    vectors = np.concatenate(blocks) if blocks else np.zeros((0, manifest["dimension"]), dtype=np.float32)
+    pids = [p["passage_id"] for p in passages]
     assert manifest["count"] == len(passages), f"{where}: manifest count {manifest['count']} != {len(passages)} passages"
-    assert sorted(vector_ids) == sorted(pids), f"{where}: vector ids differ from passage ids"
-    assert vectors.shape == (len(pids), manifest["dimension"]), f"{where}: vectors {vectors.shape}"
-    assert sorted(bm25_ids) == sorted(pids), f"{where}: BM25 ids differ from passage ids"
+    assert sorted(vector_ids) == sorted(pids) and sorted(bm25_ids) == sorted(pids), f"{where}: vector or BM25 ids differ from passage ids"
     assert {p["doc_id"] for p in passages} == set(docs), f"{where}: passages' documents differ from the manifest"
-    assert {a["doc_id"] for a in articles} == set(docs), f"{where}: articles differ from the manifest"
+    assert sorted(a["doc_id"] for a in articles) == sorted(docs), f"{where}: articles differ from the manifest"
     for doc_id, record in docs.items():
         assert sum(p["doc_id"] == doc_id for p in passages) == record["passages"], f"{where}: {doc_id} passage count"
     assert len(set(pids)) == len(pids), f"{where}: duplicated passage ids"

@@ -19,15 +19,15 @@ from typing import Any
 
 from rag.embedder import HashingEmbedder
 from rag.index import IndexLock
-from rag.indexing import add_document, index_paths, reindex, remove_documents
+from rag.indexing import add_document, index_paths, optimize_index, reindex, remove_documents
 from rag.settings import Settings
 
 DIMENSION = 64
 _STEPS = [("os", "fsync"), ("os", "replace"), ("os", "rename"), ("os", "unlink"), ("os", "mkdir"), ("shutil", "rmtree")]
 
 
-def settings_for(index_dir: Path) -> Settings:
-    return Settings(_env_file=None, index_dir=index_dir)
+def settings_for(index_dir: Path, **overrides: Any) -> Settings:
+    return Settings(_env_file=None, index_dir=index_dir, **overrides)
 
 
 def embedder() -> HashingEmbedder:
@@ -36,7 +36,7 @@ def embedder() -> HashingEmbedder:
 
 def run_op(op: dict[str, Any]) -> int:
     """Run one operation; returns its generation. Also used in-process for the reference runs."""
-    settings, emb = settings_for(Path(op["index_dir"])), embedder()
+    settings, emb = settings_for(Path(op["index_dir"]), **op.get("settings", {})), embedder()
     kind = op["op"]
     if kind == "index":
         index, _ = index_paths(settings, emb, [Path(p) for p in op["paths"]])
@@ -46,6 +46,8 @@ def run_op(op: dict[str, Any]) -> int:
         index, _ = remove_documents(settings, emb, op["doc_ids"])
     elif kind == "reindex":
         index, _ = reindex(settings, emb, rebuild=op.get("rebuild", False))
+    elif kind == "optimize":
+        index = optimize_index(settings, emb)
     else:
         raise ValueError(f"unknown op {kind}")
     return index.generation

@@ -86,7 +86,8 @@ def _broken_copies(index: Path, work: Path) -> None:
     (work / "broken-garbage" / live / "manifest.json").write_bytes(b"\x00\xff{not json")
     manifest = work / "broken-types" / live / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "dimension": "wide", "documents": []}))
-    (work / "broken-passages" / live / "passages.jsonl").write_text('{"passage_id": \n')
+    segment = json.loads((index / live / "manifest.json").read_text())["segments"][0]["name"]
+    (work / "broken-passages" / "segments" / segment / "passages.jsonl").write_text('{"passage_id": \n')
 
 
 def _bad_files(folder: Path) -> dict[str, str]:

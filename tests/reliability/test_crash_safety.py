@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-import rag.index
+import rag.segment_files
 from rag.errors import IndexLockedError
 from rag.index import load_index
 from rag.indexing import index_paths
 from rag.retriever import Retriever
 from tests.reliability import crash_child
-from tests.reliability.conftest import FULL, DiskIndex, read_disk_index
+from tests.reliability.conftest import FULL, DiskIndex, live_generation, read_disk_index
 from tests.reliability.crash_child import child_main, embedder, hold_lock, run_op, settings_for
 
 KILLS = 200 if FULL else 20
@@ -115,15 +115,24 @@ def assert_loads(index_dir: Path) -> None:
     assert Retriever(index, emb, settings_for(index_dir)).search("council summit", top_k=3)
 
 
+def stray_segments(index_dir: Path) -> list[str]:
+    """Segment folders no generation on disk names, and segment temp folders."""
+    named = {e["name"] for gen in index_dir.glob("gen-*") for e in json.loads((gen / "manifest.json").read_text()).get("segments", [])}
+    folder = index_dir / "segments"
+    return [p.name for p in folder.iterdir() if p.name not in named] if folder.is_dir() else []
+
+
 def assert_clean(index_dir: Path) -> None:
     assert not list(index_dir.glob("tmp-*")) and not list(index_dir.glob(".*.tmp*")), "leftovers were not swept"
     assert not list((index_dir / "documents").glob(".*.tmp*"))
+    assert not stray_segments(index_dir), f"segments no generation names: {stray_segments(index_dir)}"
 
 
 def leftovers(index_dir: Path) -> bool:
     live = (index_dir / "CURRENT").read_text().strip()
     orphan_gens = [p for p in index_dir.glob("gen-*") if p.name > live]
-    return bool(list(index_dir.glob("tmp-*")) or list(index_dir.glob(".*.tmp*")) or orphan_gens or list((index_dir / "documents").glob(".*.tmp*")))
+    temp = list(index_dir.glob("tmp-*")) or list(index_dir.glob(".*.tmp*")) or list((index_dir / "documents").glob(".*.tmp*"))
+    return bool(temp or orphan_gens or stray_segments(index_dir))
 
 
 def test_kill_9_at_random_moments_leaves_the_last_good_index(tmp_path):
@@ -167,19 +176,27 @@ def test_kill_9_at_random_moments_leaves_the_last_good_index(tmp_path):
     assert outcomes["before-commit"] >= 1 and outcomes["mid-write"] >= 1, outcomes
 
 
-@pytest.mark.parametrize("kind", ["update", "upload", "remove"] + (["reindex-rebuild"] if FULL else []))
+@pytest.mark.parametrize("kind", ["update", "upload", "remove", "optimize", "merge"] + (["reindex-rebuild"] if FULL else []))
 def test_kill_before_every_durable_step_leaves_the_last_good_index(tmp_path, kind):
     scenario = Scenario(tmp_path, 3)
     base = tmp_path / "base"
     for version in "ABA":  # three generations, so the write under test also prunes one
         run_op({"op": "index", "index_dir": str(base), "paths": [str(scenario.corpus[version])]})
-    extra = tmp_path / "extra.md"
+    extra, later = tmp_path / "extra.md", tmp_path / "later.md"
     extra.write_text("# Ferry strike ends\n\nThe harbour ferry union ended its strike after the council met on Tuesday.\n")
+    later.write_text("# Bridge reopens\n\nThe railway bridge over the river reopened on Friday after the storm repairs.\n")
+    if kind in ("optimize", "merge"):  # segments to merge: the edition, an upload, and a tombstone in the first
+        run_op({"op": "add", "index_dir": str(base), "name": "extra.md", "path": str(extra)})
+        run_op({"op": "remove", "index_dir": str(base), "doc_ids": ["story001"]})
+        assert len(json.loads((live_generation(base) / "manifest.json").read_text())["segments"]) == 2
     op = {
         "update": {"op": "index", "paths": [str(scenario.corpus["B"])]},
         "upload": {"op": "add", "name": "extra.md", "path": str(extra)},
         "remove": {"op": "remove", "doc_ids": ["story000", "story002"]},
         "reindex-rebuild": {"op": "reindex", "rebuild": True},
+        "optimize": {"op": "optimize"},
+        # the upload's commit makes a third segment, one past RAG_MAX_SEGMENTS: a merge follows in the same run
+        "merge": {"op": "add", "name": "later.md", "path": str(later), "settings": {"max_segments": 2}},
     }[kind]
     expected_dir = tmp_path / "expected"
     shutil.copytree(base, expected_dir)
@@ -190,6 +207,9 @@ def test_kill_before_every_durable_step_leaves_the_last_good_index(tmp_path, kin
     shutil.copytree(base, counting)
     steps = scenario.run({**op, "index_dir": str(counting)}, count_steps=True)["steps"]
     assert len(steps) > 5
+    if kind in ("optimize", "merge"):
+        segments = json.loads((live_generation(counting) / "manifest.json").read_text())["segments"]
+        assert len(segments) == (1 if kind == "optimize" else 2) and not (kind == "optimize" and segments[0]["deleted"])
     # Reduced form: a crash right after each step that changes the tree (mkdir, rename, unlink, rmtree), skipping
     # the middle of a run of like steps (a tree removal's unlinks); a process kill between a write and its
     # fsync looks the same as one just before the next step.
@@ -208,17 +228,19 @@ def test_kill_before_every_durable_step_leaves_the_last_good_index(tmp_path, kin
         disk = read_disk_index(index_dir)
         assert disk.digest in (before.digest, after.digest), f"{where}: a half-applied index"
         assert_loads(index_dir)
-        if kind != "upload":
+        if kind not in ("upload", "optimize", "merge"):  # those leave copies of the extra uploads, of no edition
             scenario.check_stored_documents(index_dir)
         if kind == "remove" and disk.digest == after.digest:
             assert not list((index_dir / "documents").glob("story00[02].*")), f"{where}: a deleted document's copy survived"
         if disk.digest == before.digest or kind != "remove":
             run_op({**op, "index_dir": str(index_dir)})  # the retry that follows a failed request
         assert read_disk_index(index_dir).digest == after.digest, f"{where}: the retry did not finish the job"
-        assert_clean(index_dir)
+        if kind == "optimize":
+            assert len(json.loads((live_generation(index_dir) / "manifest.json").read_text())["segments"]) == 1, f"{where}: not optimized"
         # The stored copies now agree with the index: a rebuild from them neither revives nor loses a document.
         run_op({"op": "reindex", "index_dir": str(index_dir)})
         assert read_disk_index(index_dir).digest == after.digest, f"{where}: reindex disagrees with the index"
+        assert_clean(index_dir)  # a writer has run since the kill (the retry, or this reindex) and swept
         shutil.rmtree(index_dir)
 
 
@@ -275,7 +297,7 @@ def test_slow_reader_outlived_by_its_generation_loads_the_new_one(tmp_path, monk
     scenario = Scenario(tmp_path, 4)
     index_dir = tmp_path / "index"
     run_op({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus["A"])]})
-    real_read, reader_thread, fired = rag.index._read_jsonl, threading.current_thread(), []
+    real_read, reader_thread, fired = rag.segment_files.read_jsonl, threading.current_thread(), []
 
     def read_slowly(path, model):
         if threading.current_thread() is reader_thread and not fired:
@@ -286,7 +308,7 @@ def test_slow_reader_outlived_by_its_generation_loads_the_new_one(tmp_path, monk
                 t.join()
         return real_read(path, model)
 
-    monkeypatch.setattr(rag.index, "_read_jsonl", read_slowly)
+    monkeypatch.setattr(rag.segment_files, "read_jsonl", read_slowly)
     emb = embedder()
     loaded = load_index(settings_for(index_dir), embedding_model=emb.name, dimension=emb.dimension)
     assert fired and loaded.generation == 3
@@ -308,7 +330,7 @@ def test_reindex_rebuilds_everything_from_stored_documents(tmp_path, corpus_copy
     before = read_disk_index(index_dir)
     assert "lowmere" in before.documents
 
-    for path in index_dir.glob("gen-*"):
+    for path in [*index_dir.glob("gen-*"), index_dir / "segments"]:
         shutil.rmtree(path)
     (index_dir / "CURRENT").unlink()
     run_op({"op": "reindex", "index_dir": str(index_dir)})

@@ -60,7 +60,7 @@ def test_three_outlets_fold_into_one_group_led_by_the_earliest(settings, hashing
     groups = groups_of(index)
     assert groups[HERALD] == groups[WIRE] == groups[BAYTIMES] == HERALD  # 2024-02-06, the earliest
     assert groups["selwyn_tidal"] == "selwyn_tidal"  # same topic, different story
-    assert (index.root / f"gen-{index.generation:06d}" / FILE).is_file()
+    assert (index.root / "segments" / index.manifest.segments[-1].name / FILE).is_file()
 
 
 def test_copies_arriving_one_at_a_time_in_any_order_make_the_same_groups(settings, hashing_embedder, corpus_copy, tmp_path):

@@ -87,9 +87,9 @@ def test_missing_and_corrupt_index(settings, corpus_copy):
         load_index(settings, embedding_model="x", dimension=4)
     emb = CountingEmbedder()
     index_paths(settings, emb, [corpus_copy])
-    gen = settings.index_dir / (settings.index_dir / "CURRENT").read_text()
-    (gen / "passages.jsonl").write_text("{not json\n")
-    with pytest.raises(IndexCorruptError):
+    (segment,) = read_manifest(settings.index_dir).segments
+    (settings.index_dir / "segments" / segment.name / "passages.jsonl").write_text("{not json\n")
+    with pytest.raises(IndexCorruptError, match=segment.name):
         load_index(settings, embedding_model=emb.name, dimension=emb.dimension)
     (settings.index_dir / "CURRENT").write_text("gen-999999")
     with pytest.raises(IndexCorruptError):

@@ -1,6 +1,7 @@
 """Writing an index generation when the disk says no (#17 item 12) and making it durable (#17 item 13):
-a full disk or a refused permission is a typed error (API 507/503, one CLI line), leaves no temp folder and
-keeps the live generation; every new folder and its parent are fsynced before CURRENT names them."""
+a full disk or a refused permission is a typed error (API 507/503, one CLI line), leaves no temp folder or
+unnamed segment and keeps the live generation; every new folder (segment, generation) and its parent are
+fsynced before the next step names them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from fastapi.testclient import TestClient
 
 import rag.embedder
 import rag.index
+import rag.segment_files
+import rag.segments
 from api.app import create_app
 from rag.errors import StorageError, StorageFullError
 from rag.indexing import add_document, index_paths, remove_documents
@@ -23,17 +26,21 @@ from tests.fakes import ScriptedGenerator
 STORY = b"Harbour Town Opens Floating Library\n\nThe town of Lowmere opened a floating library on its harbour on Saturday.\n"
 
 
-def refuse(monkeypatch, code: int, target: str = "_write_jsonl") -> None:
-    """Make one write inside a generation fail the way the OS would."""
+def refuse(monkeypatch, code: int, module=rag.segment_files, target: str = "write_jsonl") -> None:
+    """Make one write inside a segment (or, given the target, of a generation) fail the way the OS would."""
 
     def fail(*args, **kwargs):
         raise OSError(code, os.strerror(code), "passages.jsonl")
 
-    monkeypatch.setattr(rag.index, target, fail)
+    monkeypatch.setattr(module, target, fail)
 
 
 def leftovers(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.name.startswith(("tmp-", ".")) and p.name != ".lock")
+    """Temp files and folders, and segments no generation names."""
+    named = {e.name for gen in root.glob("gen-*") for e in rag.index.manifest_at(gen).segments}
+    segments = root / "segments"
+    stray = [p.name for p in segments.iterdir() if p.name not in named] if segments.is_dir() else []
+    return sorted([p.name for p in root.iterdir() if p.name.startswith(("tmp-", ".")) and p.name != ".lock"] + stray)
 
 
 @pytest.fixture
@@ -50,6 +57,7 @@ def test_a_refused_write_is_a_typed_error_and_leaves_the_live_generation(setting
     with pytest.raises(kind, match=os.strerror(code)) as caught:
         add_document(settings, hashing_embedder, "lowmere.txt", STORY)
     assert str(settings.index_dir) in str(caught.value) and (code != errno.EACCES or type(caught.value) is StorageError)
+    refuse(monkeypatch, code, rag.segments, "sync_tree")  # a removal writes no segment, only a generation
     with pytest.raises(kind):
         remove_documents(settings, hashing_embedder, ["001_d33884d0ecc97606"])
     assert (settings.index_dir / "CURRENT").read_text() == live
@@ -60,7 +68,7 @@ def test_a_refused_write_is_a_typed_error_and_leaves_the_live_generation(setting
 def test_a_failure_after_the_rename_removes_the_generation_that_never_went_live(settings, hashing_embedder, indexed, monkeypatch):
     live = (settings.index_dir / "CURRENT").read_text()
     gens = sorted(p.name for p in settings.index_dir.glob("gen-*"))
-    refuse(monkeypatch, errno.ENOSPC, target="write_atomic")  # the CURRENT flip itself fails
+    refuse(monkeypatch, errno.ENOSPC, rag.segments, "write_atomic")  # the CURRENT flip itself fails, after the segment was written
     with pytest.raises(StorageFullError):
         add_document(settings, hashing_embedder, "lowmere.txt", STORY)
     assert (settings.index_dir / "CURRENT").read_text() == live
@@ -97,20 +105,30 @@ def test_the_cli_prints_one_line(settings, hashing_embedder, corpus_copy, monkey
 
 def test_each_new_folder_and_its_parent_are_fsynced_before_current_names_them(settings, hashing_embedder, corpus_copy, monkeypatch):
     events: list[tuple[str, str]] = []
-    real_fsync_dir, real_replace = rag.index._fsync_dir, os.replace
-    monkeypatch.setattr(rag.index, "_fsync_dir", lambda path: (events.append(("fsync", str(path))), real_fsync_dir(path))[1])
+    real_fsync_dir, real_replace = rag.index.fsync_dir, os.replace
+    record = lambda path: (events.append(("fsync", str(path))), real_fsync_dir(path))[1]  # noqa: E731
+    for module in (rag.index, rag.segments, rag.segment_files):
+        monkeypatch.setattr(module, "fsync_dir", record)
     monkeypatch.setattr(os, "replace", lambda src, dst: (events.append(("replace", f"{src} -> {dst}")), real_replace(src, dst))[1])
     index_paths(settings, hashing_embedder, [corpus_copy])
 
     root = settings.index_dir
     gen = root / (root / "CURRENT").read_text()
-    (rename_at,) = [i for i, (kind, what) in enumerate(events) if kind == "replace" and what.endswith(f" -> {gen}")]
-    tmp = Path(events[rename_at][1].split(" -> ")[0])
-    folders = [tmp] + [tmp / p.relative_to(gen) for p in gen.rglob("*") if p.is_dir()]
-    synced_before = {what for kind, what in events[:rename_at] if kind == "fsync"}
-    assert {str(f) for f in folders} <= synced_before, "a folder of the new generation was not fsynced before its rename"
+    (segment,) = [root / "segments" / e.name for e in rag.index.manifest_at(gen).segments]
+
+    def renamed_at(final: Path) -> tuple[int, Path]:
+        (at,) = [i for i, (kind, what) in enumerate(events) if kind == "replace" and what.endswith(f" -> {final}")]
+        return at, Path(events[at][1].split(" -> ")[0])
+
     (flip_at,) = [i for i, (kind, what) in enumerate(events) if kind == "replace" and what.endswith(f" -> {root / 'CURRENT'}")]
-    assert ("fsync", str(root)) in events[rename_at:flip_at], "the parent was not fsynced between the rename and the CURRENT flip"
-    # New folders outside the generation: the index folder itself, and documents/ inside it.
-    assert ("fsync", str(root.parent)) in events[:rename_at], "the new index folder's own name was not made durable"
-    assert ("fsync", str(root)) in events[:rename_at], "the new documents/ folder's name was not made durable"
+    for final in (segment, gen):
+        rename_at, tmp = renamed_at(final)
+        folders = [tmp] + [tmp / p.relative_to(final) for p in final.rglob("*") if p.is_dir()]
+        synced_before = {what for kind, what in events[:rename_at] if kind == "fsync"}
+        assert {str(f) for f in folders} <= synced_before, f"a folder of {final.name} was not fsynced before its rename"
+        assert ("fsync", str(final.parent)) in events[rename_at:flip_at], f"{final.parent} was not fsynced between the rename of {final.name} and the flip"
+    assert renamed_at(segment)[0] < renamed_at(gen)[0] < flip_at, "the segment must be in place before a manifest names it"
+    # New folders outside the generation: the index folder itself, and documents/ and segments/ inside it.
+    seg_at = renamed_at(segment)[0]
+    assert ("fsync", str(root.parent)) in events[:seg_at], "the new index folder's own name was not made durable"
+    assert ("fsync", str(root)) in events[:seg_at], "the new documents/ and segments/ folders' names were not made durable"

@@ -1,0 +1,86 @@
+"""The one boundary between indexing and where an index's records live.
+
+Indexing (rag/indexing.py) decides what changes: documents added or replaced (their articles, passages,
+vectors, BM25 tokens, MinHash signatures) and documents removed. It hands that to a store as a ChangeSet
+together with the in-memory Index that already shows it (the document table with its syndication groups,
+which a change can alter for documents it does not touch). The store makes the change durable and live in
+one step, or not at all.
+
+The local store keeps immutable segments under a small live manifest (rag/segments.py). Issue #14 will add a
+store that keeps the same records in Milvus collections (`RAG_STORE=milvus`, stateless replicas) behind this
+same protocol; `open_store` is where it will be chosen. (RAG_VECTOR_BACKEND=milvus, today's option, keeps only
+the vectors in Milvus and the rest in local segments.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from rag import segments
+from rag.index import Index, load_index
+from rag.settings import Settings
+from rag.types import Article, Passage
+
+
+@dataclass
+class ChangeSet:
+    """One commit's change, in terms any store can apply: rows to add, documents to drop."""
+
+    articles: list[Article] = field(default_factory=list)  # new or replaced documents
+    passages: list[Passage] = field(default_factory=list)  # theirs, in order
+    vectors: np.ndarray | None = None  # one row per passage
+    tokens: list[list[str]] = field(default_factory=list)  # BM25 tokens per passage, so no store tokenises twice
+    signatures: dict[str, np.ndarray] = field(default_factory=dict)  # MinHash rows this change computed
+    removed: dict[str, str | None] = field(default_factory=dict)  # doc id -> where it was: removed or replaced
+
+    @property
+    def empty(self) -> bool:
+        return not (self.articles or self.removed or self.signatures)
+
+
+class IndexStore(Protocol):
+    """Where an index lives. Writers hold rag.index.IndexLock around every call but load."""
+
+    def load(self, *, embedding_model: str, dimension: int, missing_ok: bool = False) -> Index:
+        """A consistent snapshot of the live index."""
+
+    def commit(self, index: Index, change: ChangeSet) -> Index:
+        """Make `change` (already applied to `index` in memory) durable and live, atomically."""
+
+    def rewrite(self, index: Index) -> Index:
+        """Store the whole of `index` afresh (a migration, an old format)."""
+
+    def compact(self, index: Index) -> Index:
+        """Housekeeping after a commit (merging small segments); the content stays the same."""
+
+    def optimize(self, index: Index) -> Index:
+        """Make the index as compact and fast to load as it can be (`rag index --optimize`)."""
+
+
+class SegmentStore:
+    """The local store: rag/segments.py under the index directory."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def load(self, *, embedding_model: str, dimension: int, missing_ok: bool = False) -> Index:
+        return load_index(self.settings, embedding_model=embedding_model, dimension=dimension, missing_ok=missing_ok)
+
+    def commit(self, index: Index, change: ChangeSet) -> Index:
+        return segments.commit(index, self.settings, change)
+
+    def rewrite(self, index: Index) -> Index:
+        return segments.rewrite(index, self.settings)
+
+    def compact(self, index: Index) -> Index:
+        return segments.compact(index, self.settings)
+
+    def optimize(self, index: Index) -> Index:
+        return segments.optimize(index, self.settings)
+
+
+def open_store(settings: Settings) -> IndexStore:
+    return SegmentStore(settings)
