@@ -43,11 +43,11 @@ class Turnstile:
         yield "done"
 
 
-def ask(queue: GenerationQueue, generator, name: str, results: dict, should_stop: Callable[[], bool] | None = None) -> threading.Thread:
-    ticket = queue.admit()
+def ask(queue: GenerationQueue, generator, name: str, results: dict, should_stop: Callable[[], bool] | None = None, klass: str = "generate") -> threading.Thread:
+    ticket = queue.admit(klass)
 
     def run() -> None:
-        queue.bind_thread(should_stop)
+        queue.bind_thread(should_stop, ticket)
         try:
             results[name] = "".join(queue.gate(generator).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0))
         except BusyError as exc:
@@ -106,28 +106,13 @@ def test_a_waiter_that_times_out_or_whose_client_left_gives_its_place_to_the_nex
     assert model.order[-1] == "holder" and short.in_flight == 0
 
 
-def ask_as(queue: GenerationQueue, generator, name: str, klass: str, results: dict) -> threading.Thread:
-    ticket = queue.admit(klass)
-
-    def run() -> None:
-        queue.bind_thread(None, ticket)
-        try:
-            results[name] = "".join(queue.gate(generator).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0))
-        finally:
-            ticket.release()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_streamed_asks_take_the_model_ahead_of_generated_ones_but_cannot_starve_them():
     queue, model, results = GenerationQueue(max_waiting=16, timeout_s=60), Turnstile(), {}
-    threads = [ask_as(queue, model, "g0", "generate", results)]
+    threads = [ask(queue, model, "g0", results)]
     wait_for(lambda: model.order == ["g0"], "the first request to hold the model")
     arrivals = [("g1", "generate"), ("g2", "generate"), ("s1", "stream"), ("s2", "stream"), ("s3", "stream"), ("s4", "stream")]
     for i, (name, klass) in enumerate(arrivals, start=1):
-        threads.append(ask_as(queue, model, name, klass, results))
+        threads.append(ask(queue, model, name, results, klass=klass))
         wait_for(lambda: queue.waiting == i, f"{name} to wait")
         time.sleep(STAGGER_S)
     for _ in range(len(arrivals) + 1):
