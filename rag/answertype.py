@@ -34,7 +34,8 @@ _QUESTION_RULES: list[tuple[AnswerType, re.Pattern[str]]] = [
 
 _YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
 _DIGITS = re.compile(r"\d")
-_MONEY = re.compile(r"[$€£¥]\s?\d|\d\s?(?:%|percent\b)")
+# "$4.32", "€ 5", "60%", "3 percent": the number each one states, to tell it from the question's own numbers.
+_MONEY = re.compile(r"[$€£¥]\s?(?P<money>\d[\d,.]*\d|\d)|(?P<share>\d[\d,.]*\d|\d)\s?(?:%|percent\b)", re.I)
 _CAP_WORD = re.compile(r"\b[A-Z][a-zA-Z’'\-]+")
 _WORD = re.compile(r"[A-Za-z’'\-]+|\d[\d,.]*")
 _DATE_WORDS = frozenset(_MONTHS + _MONTH_ABBR + _WEEKDAYS + "yesterday today tonight weekend".split())
@@ -68,8 +69,11 @@ def has_answer_type(sentence: str, kind: AnswerType | None, question: str = "") 
     if kind == "number":
         return any(_DIGITS.search(w) for w in words) or bool(lower & _NUMBER_WORDS)
     if kind == "amount":
-        fresh = " ".join(words)
-        return bool(_MONEY.search(fresh)) or (any(_DIGITS.search(w) for w in words) and bool(lower & (_CURRENCY_WORDS | _NUMBER_WORDS)))
+        # On the sentence itself: the words above have lost their "$" and "%" (a past bug: "$4.32" and "60%" were
+        # no amount, so amount questions never saw the answer type they asked for).
+        if any((m.group("money") or m.group("share")).lower() not in asked for m in _MONEY.finditer(sentence)):
+            return True
+        return any(_DIGITS.search(w) for w in words) and bool(lower & (_CURRENCY_WORDS | _NUMBER_WORDS))
     # person and place: a capitalised word that is not the question's and not a sentence opener.
     names = [m.group(0) for m in _CAP_WORD.finditer(sentence)]
     return any(n not in _NOT_NAMES and n.lower() not in asked for n in names)

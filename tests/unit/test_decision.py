@@ -45,6 +45,18 @@ def test_a_sentence_holds_the_kind_of_answer_only_beyond_what_the_question_says(
     assert not has_answer_type("The U.S. ambassador to NATO said so.", "person", w)
 
 
+@pytest.mark.parametrize("sentence, holds", [
+    ("The national average for regular gas is now $4.32 a gallon, according to AAA.", True),
+    ("Gasoline prices were up nearly 60% over the year.", True),
+    ("The pump consumes only 1% to 3% of the turbine power.", True),
+    ("Prices rose by 4 percent in June.", True),
+    ("Gas cost $5 a gallon in June.", False),  # the question's own amount is no answer
+    ("Gas prices rose sharply over the year.", False),
+])
+def test_amounts_are_read_with_their_currency_and_percent_signs(sentence, holds):
+    assert has_answer_type(sentence, "amount", "Gas hit $5 a gallon: how much does a gallon cost now?") is holds
+
+
 def test_time_words_resolve_against_the_as_of_date():
     as_of = date(2022, 6, 16)
     week = resolve("Which automaker recalled cars this week?", as_of)
