@@ -83,7 +83,7 @@ class Retriever:
         if as_of:
             keep &= days <= as_of.toordinal()  # undated (-1) passes
         if exclude_docs:
-            keep &= ~np.isin(self._doc_of, [i for d, i in self._doc_numbers.items() if d in exclude_docs])
+            keep &= ~np.isin(self._doc_ids, list(exclude_docs))
         ids = self._passage_ids
         return {ids[i] for i in np.flatnonzero(keep)}
 
@@ -98,12 +98,8 @@ class Retriever:
         return [p.passage_id for p in self.index.passages]
 
     @functools.cached_property
-    def _doc_numbers(self) -> dict[str, int]:
-        return {doc_id: i for i, doc_id in enumerate(dict.fromkeys(p.doc_id for p in self.index.passages))}
-
-    @functools.cached_property
-    def _doc_of(self) -> np.ndarray:
-        return np.array([self._doc_numbers[p.doc_id] for p in self.index.passages], dtype=np.int64)
+    def _doc_ids(self) -> np.ndarray:
+        return np.array([p.doc_id for p in self.index.passages])
 
     @functools.cached_property
     def newest(self) -> date | None:
@@ -137,25 +133,27 @@ class Retriever:
         if allow is not None and not allow:
             return []
         depth = max(self.settings.candidates, top_k)
-        dense: list[tuple[str, float]] = []
-        lexical: list[tuple[str, float]] = []
+        vector = None
         if method in ("hybrid", "dense"):
             vector = query_vector if query_vector is not None else self.embed_query(query)
-            dense = self.index.store.search(vector, depth, allow)
-            # Stores that persist themselves (Milvus) may know ids this generation no longer holds.
-            dense = [(pid, s) for pid, s in dense if pid in self.index.passage_by_id]
-        if method in ("hybrid", "bm25"):
-            lexical = self.index.lexical.search(query, depth, allow)
-        lists = [(dense, lexical)]
+        lists = [self._candidates(query, vector, depth, allow, method)]
         window = self._window_allow(frame, allow, exclude_docs)
         if window:
             # The time words' own days searched on their own: an article of "this week" that paraphrases the
             # question ranks below the archive's older, wordier matches and never reaches the global candidates.
-            lists.append((
-                [(pid, s) for pid, s in self.index.store.search(vector, depth, window) if pid in self.index.passage_by_id] if method in ("hybrid", "dense") else [],
-                self.index.lexical.search(query, depth, window) if method in ("hybrid", "bm25") else [],
-            ))
+            lists.append(self._candidates(query, vector, depth, window, method))
         return self._diversify(self._fold(self._fuse(query, lists, method, frame), allow), top_k)
+
+    def _candidates(self, query: str, vector: np.ndarray | None, depth: int, allow: set[str] | None, method: Method) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """(dense, BM25) candidates among `allow`, each list as deep as `depth`; a method's unused list is empty."""
+        dense: list[tuple[str, float]] = []
+        lexical: list[tuple[str, float]] = []
+        if vector is not None:
+            # Stores that persist themselves (Milvus) may know ids this generation no longer holds.
+            dense = [(pid, s) for pid, s in self.index.store.search(vector, depth, allow) if pid in self.index.passage_by_id]
+        if method in ("hybrid", "bm25"):
+            lexical = self.index.lexical.search(query, depth, allow)
+        return dense, lexical
 
     def _window_allow(self, frame: TimeFrame | None, allow: set[str] | None, exclude_docs: frozenset[str]) -> set[str] | None:
         if frame is None or self.settings.window_weight == 0:
