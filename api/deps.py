@@ -24,6 +24,7 @@ from rag.errors import IndexMissingError, ModelMissingError, RagError
 from rag.index import Index, current_generation_dir, load_index
 from rag.pipeline import Pipeline
 from rag.settings import Settings
+from rag.store import open_store
 
 
 @dataclass
@@ -73,13 +74,27 @@ class Runtime:
             # The reason start-up failed (model missing, corrupt index) is the most useful thing to say.
             raise self.load_error or ModelMissingError("the index and models are still loading; see /readyz")
         pipeline = self.pipeline
-        if not has_index(pipeline):
+        if self.settings.store != "local":
+            self.follow_store(pipeline)
+        elif not has_index(pipeline):
             with self._index_lock:
                 if not has_index(pipeline) and current_generation_dir(self.settings.index_dir) is not None:
                     pipeline.use_index(load_index(self.settings, embedding_model=pipeline.embedder.name, dimension=pipeline.embedder.dimension))
             if not has_index(pipeline):
                 raise IndexMissingError(f"no index at {self.settings.index_dir} yet: run `rag index PATH` or upload a document (POST /v1/documents)")
         return pipeline
+
+    def follow_store(self, pipeline: Pipeline) -> None:
+        """A shared store (RAG_STORE=milvus) is written by every replica: before each request, one read of its
+        stamp, and a reload when another replica committed since this one loaded."""
+        index = pipeline.index
+        newer = open_store(self.settings).refresh(index)
+        if newer is None:
+            return
+        with self._index_lock:
+            # Two requests may both have seen the change; the later one must not swap back an older view.
+            if newer.generation >= pipeline.index.generation:
+                pipeline.use_index(newer)
 
     def index_stats(self) -> tuple[int, int, int]:
         if self.pipeline is None:
@@ -110,7 +125,7 @@ def has_index(pipeline: Pipeline) -> bool:
 
 
 async def get_pipeline(runtime: RuntimeDep) -> Pipeline:
-    if runtime.ready:
+    if runtime.ready and runtime.settings.store == "local":
         return runtime.pipeline  # type: ignore[return-value]  # ready means loaded, with an index
     # Loading an index that just appeared may take a while: off the event loop.
     return await run_in_threadpool(runtime.serving_pipeline)

@@ -20,9 +20,9 @@ from rag.corpus import iter_article_paths, validate_doc_id
 from rag.dedup import fold
 from rag.embedder import Embedder, embedder_build
 from rag.errors import BadInputError, DocumentNotFoundError, TooLargeError
-from rag.index import DocumentRecord, Index, IndexLock, fsync_dir, now_utc, documents_dir, load_index, make_dir, storage_errors, write_atomic
+from rag.index import DocumentRecord, Index, IndexLock, fsync_dir, now_utc, documents_dir, make_dir, storage_errors, write_atomic
 from rag.settings import Settings
-from rag.store import ChangeSet, open_store
+from rag.store import ChangeSet, load_live, open_store
 from rag.types import Article
 
 P = ParamSpec("P")
@@ -78,9 +78,11 @@ def apply_articles(index: Index, settings: Settings, embedder: Embedder, batch: 
         index.articles.pop(doc_id, None)
         documents.pop(doc_id, None)
     stored: list[Article] = []
+    # With RAG_STORE=milvus no raw copy is kept: it would be state only this replica holds (`rag reindex` refuses).
+    keep_raw = settings.store == "local"
     for item in fresh:
         article = item.article
-        stored_as = _store_raw(settings, article, item.name, item.data)
+        stored_as = _store_raw(settings, article, item.name, item.data) if keep_raw else None
         stored.append(article.model_copy(update={"removed_lines": []}))
         index.articles[article.doc_id] = stored[-1]
         documents[article.doc_id] = DocumentRecord(
@@ -93,7 +95,7 @@ def apply_articles(index: Index, settings: Settings, embedder: Embedder, batch: 
             stored_as=stored_as,
             indexed_at=now_utc(),
         )
-    if fresh:
+    if fresh and keep_raw:
         fsync_dir(documents_dir(settings))
     report.removed.extend(d for d in remove_ids)
     _fold_copies(index, settings, [f.article.doc_id for f in fresh], drop_docs, groups_before, report)
@@ -215,7 +217,7 @@ def index_paths(settings: Settings, embedder: Embedder, paths: list[Path], progr
     report = IndexReport(skipped=[SkippedFile(path=m, reason="no such file or directory") for m in missing])
     files = list(iter_article_paths([p for p in paths if p.exists()]))
     with IndexLock(settings.index_dir):
-        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+        index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
         index = commit_in_batches(index, settings, embedder, read_inputs(files, settings, report), len(files), report, progress)
         return index, report
 
@@ -224,7 +226,7 @@ def index_paths(settings: Settings, embedder: Embedder, paths: list[Path], progr
 def optimize_index(settings: Settings, embedder: Embedder) -> Index:
     """`rag index --optimize`: merge every segment into one, dropping removed and replaced rows."""
     with IndexLock(settings.index_dir, timeout=30):
-        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
+        index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension)
         return open_store(settings).optimize(index)
 
 
@@ -244,7 +246,7 @@ def add_article(settings: Settings, embedder: Embedder, item: Incoming, *, label
     """One document a caller sent (an upload, a URL), indexed in its own commit; raises instead of skipping."""
     report = IndexReport()
     with IndexLock(settings.index_dir, timeout=30):
-        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+        index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
         batch_report = IndexReport()
         batch = Batch(index, settings, embedder, batch_report)
         batch.add(*item)
@@ -258,7 +260,7 @@ def add_article(settings: Settings, embedder: Embedder, item: Incoming, *, label
 
 def commit_articles(settings: Settings, embedder: Embedder, incoming: list[Incoming], report: IndexReport) -> Index:
     """Add or replace these articles on the live index in one commit. The caller holds the IndexLock."""
-    index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+    index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
     batch_report = IndexReport()
     batch = Batch(index, settings, embedder, batch_report)
     for item in incoming:
@@ -275,7 +277,7 @@ def remove_documents(settings: Settings, embedder: Embedder, doc_ids: list[str])
         validate_doc_id(doc_id)
     report = IndexReport()
     with IndexLock(settings.index_dir, timeout=30):
-        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension)
+        index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension)
         unknown = [d for d in doc_ids if d not in index.manifest.documents]
         if unknown:
             raise DocumentNotFoundError(f"no document {', '.join(unknown)} in the index (see `rag info`)")
@@ -288,6 +290,10 @@ def remove_documents(settings: Settings, embedder: Embedder, doc_ids: list[str])
 def reindex(settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: ProgressFn | None = None) -> tuple[Index, IndexReport]:
     """Rebuild from the stored raw documents (after a crash, a settings change, or with --rebuild from scratch).
     With --rebuild the first commit replaces the old index; interrupted, a plain `rag reindex` completes it."""
+    if settings.store == "milvus":
+        # Without local copies every document would count as gone, and the index would be emptied.
+        raise BadInputError("`rag reindex` rebuilds from the copies stored in RAG_INDEX_DIR/documents, which RAG_STORE=milvus does not keep: "
+                            "run `rag index` on the source files again (unchanged ones are skipped)")
     folder = documents_dir(settings)
     files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
     report = IndexReport()
@@ -296,7 +302,7 @@ def reindex(settings: Settings, embedder: Embedder, *, rebuild: bool = False, pr
             index = Index.empty(settings.index_dir, settings, embedding_model=embedder.name, dimension=embedder.dimension)
             index.store.reset()  # a self-persisting store (Milvus) still holds the previous build's vectors
         else:
-            index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+            index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
         present: set[str] = set()
 
         def items() -> Iterable[Incoming | None]:

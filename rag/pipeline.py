@@ -63,11 +63,11 @@ class Pipeline:
         With missing_index_ok an absent index loads as an empty one (generation 0), for a server to fill later."""
         from rag.embedder import build_embedder
         from rag.generator import build_generator
-        from rag.index import load_index
+        from rag.store import load_live
 
         prompts = PromptSet.load(settings.prompts_dir)
         embedder = build_embedder(settings)
-        index = load_index(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=missing_index_ok)
+        index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=missing_index_ok)
         reader = load_reader(settings)
         decision = load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
         generator, problem = None, None

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     milvus_uri: str = "index/milvus.db"  # a file path runs Milvus Lite; http://host:19530 a cluster
     milvus_collection: str = "newsrag_passages"
     milvus_token: SecretStr | None = None
+    # Where the index's records live. "local": segments under index_dir (vectors per vector_backend). "milvus":
+    # passages, vectors, the BM25 index and article records in Milvus at milvus_uri, so any number of `rag serve`
+    # replicas answer from it and keep nothing of their own (rag/milvus_records.py, docs/scaling.md).
+    store: Literal["local", "milvus"] = "local"
+    # With store=milvus: the collections <prefix>_passages and <prefix>_articles. Not the vector-only
+    # collection's name (milvus_collection), so both can live on one server during a migration.
+    milvus_store_prefix: str = Field("newsrag_store", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 
     # Retrieval
     top_k: int = Field(5, ge=1)

@@ -6,10 +6,9 @@ together with the in-memory Index that already shows it (the document table with
 which a change can alter for documents it does not touch). The store makes the change durable and live in
 one step, or not at all.
 
-The local store keeps immutable segments under a small live manifest (rag/segments.py). Issue #14 will add a
-store that keeps the same records in Milvus collections (`RAG_STORE=milvus`, stateless replicas) behind this
-same protocol; `open_store` is where it will be chosen. (RAG_VECTOR_BACKEND=milvus, today's option, keeps only
-the vectors in Milvus and the rest in local segments.)
+The local store keeps immutable segments under a small live manifest (rag/segments.py). With `RAG_STORE=milvus`
+the same records live in Milvus collections (rag/milvus_records.py), so `rag serve` replicas hold no index state
+of their own. (RAG_VECTOR_BACKEND=milvus keeps only the vectors in Milvus and the rest in local segments.)
 """
 
 from __future__ import annotations
@@ -42,7 +41,8 @@ class ChangeSet:
 
 
 class IndexStore(Protocol):
-    """Where an index lives. Writers hold rag.index.IndexLock around every call but load."""
+    """Where an index lives. Writers hold rag.index.IndexLock around every call but load; that lock is local to
+    one machine, so a store shared by machines (Milvus) must make every write safe without it (idempotent)."""
 
     def load(self, *, embedding_model: str, dimension: int, missing_ok: bool = False) -> Index:
         """A consistent snapshot of the live index."""
@@ -58,6 +58,10 @@ class IndexStore(Protocol):
 
     def optimize(self, index: Index) -> Index:
         """Make the index as compact and fast to load as it can be (`rag index --optimize`)."""
+
+    def refresh(self, index: Index) -> Index | None:
+        """A newer snapshot when another process committed since `index` was loaded and a server must follow it,
+        else None. Cheap enough to ask on every request."""
 
 
 class SegmentStore:
@@ -81,6 +85,19 @@ class SegmentStore:
     def optimize(self, index: Index) -> Index:
         return segments.optimize(index, self.settings)
 
+    def refresh(self, index: Index) -> Index | None:
+        # One machine, and the server is the writer of its index: it swaps in what it commits (api/routes/documents.py).
+        return None
+
 
 def open_store(settings: Settings) -> IndexStore:
+    if settings.store == "milvus":
+        from rag.milvus_records import MilvusRecordStore  # pymilvus loads only when Milvus holds the index
+
+        return MilvusRecordStore(settings)
     return SegmentStore(settings)
+
+
+def load_live(settings: Settings, *, embedding_model: str, dimension: int, missing_ok: bool = False) -> Index:
+    """The live index from wherever RAG_STORE says it is."""
+    return open_store(settings).load(embedding_model=embedding_model, dimension=dimension, missing_ok=missing_ok)
