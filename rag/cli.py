@@ -267,9 +267,14 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     settings = settings_of(ctx)
     reader = reader_path(settings)
-    manifest = read_manifest(settings.index_dir)
+    if settings.store == "milvus":
+        from rag.milvus_records import load_stored
+
+        manifest = load_stored(settings).manifest
+    else:
+        manifest = read_manifest(settings.index_dir)
     info = {
-        "index_dir": str(settings.index_dir),
+        "index_dir": str(settings.index_dir) if settings.store == "local" else f"milvus ({settings.milvus_uri}, {settings.milvus_store_prefix}_*)",
         "generation": manifest.generation,
         "documents": len(manifest.documents),
         "passages": manifest.count,
@@ -321,13 +326,25 @@ def serve_cmd(
 @app.command("migrate")
 def migrate_cmd(
     ctx: typer.Context,
-    to: Annotated[str, typer.Option("--to", help="target vector store: milvus (or faiss, to move back)")],
+    to: Annotated[Optional[str], typer.Option("--to", help="target vector store: milvus (or faiss, to move back)")] = None,
+    store: Annotated[Optional[str], typer.Option("--store", help="move the whole index: milvus (RAG_STORE=milvus) or local (back)")] = None,
     uri: Annotated[Optional[str], typer.Option("--uri", help="Milvus URI: a .db file path (Milvus Lite) or http://host:19530 (RAG_MILVUS_URI)")] = None,
     collection: Annotated[Optional[str], typer.Option("--collection", help="Milvus collection (RAG_MILVUS_COLLECTION)")] = None,
 ) -> None:
-    """Copy the index's vectors into another vector store, without re-embedding, and switch the index to it."""
-    from rag.migrate import migrate
+    """Copy the index's vectors into another vector store (--to), or the whole index into another store (--store),
+    without re-embedding."""
+    from rag.migrate import migrate, migrate_store
 
+    if (to is None) == (store is None):
+        raise BadInputError("give one of --to (the vector store) or --store (the whole index)")
+    if store is not None:
+        moved = migrate_store(settings_of(ctx), to=store, uri=uri)
+        out.print(f"migrated {moved.documents} documents, {moved.passages} passages from the {moved.source} store to {moved.target} (generation {moved.generation})")
+        out.print("now set, for every command and the server:")
+        for key, value in moved.env().items():
+            out.print(f"  {key}={escape(value)}", soft_wrap=True)
+        return
+    assert to is not None
     with _progress_bar() as bar:
         task = bar.add_task("copy", total=None)
         report = migrate(settings_of(ctx), to=to, uri=uri, collection=collection, progress=lambda d, t: bar.update(task, completed=d, total=t))

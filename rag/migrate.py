@@ -1,4 +1,5 @@
 """`rag migrate --to milvus`: move the live generation's vectors into another vector store without re-embedding.
+`rag migrate --store milvus|local`: move the whole index (RAG_STORE) between the local segments and Milvus.
 
 The copy lands first; only then is the index rewritten as one segment under a manifest that names the new
 backend (rag/segments.py), so a crash midway leaves the old generation live and unchanged, and running the
@@ -110,4 +111,60 @@ def _copy(source: Index, target_settings: Settings, progress: ProgressFn | None)
         generation=migrated.generation,
         milvus_uri=_milvus_target(target_settings)[0] if is_milvus else None,
         milvus_collection=target_settings.milvus_collection if is_milvus else None,
+    )
+
+
+STORES: tuple[str, ...] = ("local", "milvus")
+
+
+class StoreMigrateReport(BaseModel):
+    source: str
+    target: str
+    documents: int = 0
+    passages: int = 0
+    generation: int = 0
+    milvus_uri: str | None = None
+
+    def env(self) -> dict[str, str]:
+        values = {"RAG_STORE": self.target}
+        if self.target == "milvus":
+            values["RAG_MILVUS_URI"] = self.milvus_uri or ""
+        return values
+
+
+def migrate_store(settings: Settings, *, to: str, uri: str | None = None) -> StoreMigrateReport:
+    """Copy the whole index, vectors included (never re-embedded), from one store into the other.
+
+    To Milvus: the local index is read under its writer lock and written into freshly made collections; the local
+    index stays as it was (a fallback until RAG_STORE is switched). Back: the Milvus index is written as one local
+    segment with FAISS vectors. Either way the copy is counted against the source before the report says done."""
+    from rag.milvus_records import MilvusRecordStore, load_stored
+    from rag.milvus_store import resolve_uri
+    from rag.store import SegmentStore
+
+    if to not in STORES:
+        raise BadInputError(f"--store must be one of {', '.join(STORES)}, got {to!r}")
+    milvus_settings = settings.model_copy(update={"store": "milvus", **({"milvus_uri": uri} if uri else {})})
+    local_settings = settings.model_copy(update={"store": "local", "vector_backend": "faiss"})
+    with IndexLock(settings.index_dir, timeout=30):
+        if to == "milvus":
+            manifest = read_manifest(settings.index_dir)
+            source_settings = local_settings.model_copy(update={"vector_backend": manifest.vector_backend})
+            source = SegmentStore(source_settings).load(embedding_model=manifest.embedding_model, dimension=manifest.dimension)
+            MilvusRecordStore(milvus_settings).rewrite(source)
+            copied = load_stored(milvus_settings)
+        else:
+            source = load_stored(milvus_settings)
+            source.manifest.vector_backend = "faiss"
+            SegmentStore(local_settings).rewrite(source)
+            copied = SegmentStore(local_settings).load(embedding_model=source.manifest.embedding_model, dimension=source.manifest.dimension)
+    expected = (len(source.manifest.documents), len(source.passages))
+    if (len(copied.manifest.documents), len(copied.passages)) != expected:
+        raise IndexCorruptError(
+            f"the copy holds {len(copied.manifest.documents)} documents and {len(copied.passages)} passages, the source "
+            f"{expected[0]} and {expected[1]}; the source is unchanged, run the migration again"
+        )
+    return StoreMigrateReport(
+        source="milvus" if to == "local" else "local", target=to, documents=expected[0], passages=expected[1], generation=copied.generation,
+        milvus_uri=resolve_uri(milvus_settings) if to == "milvus" else None,
     )

@@ -54,7 +54,8 @@ def bm25_terms(tokens: list[str]) -> str:
 class MilvusRecords:
     """The connection and the two collections; every call's failure becomes a VectorStoreError (HTTP 503)."""
 
-    def __init__(self, settings: Settings, dimension: int):
+    def __init__(self, settings: Settings, dimension: int | None):
+        """`dimension` None: only open collections that exist (a reader that learns the dimension from them)."""
         from pymilvus import MilvusClient, MilvusException
 
         self.uri = resolve_uri(settings)
@@ -81,6 +82,8 @@ class MilvusRecords:
     def _open(self) -> None:
         for name, create in ((self.passages, self._create_passages), (self.articles, self._create_articles)):
             if not self.client.has_collection(name):
+                if self.dimension is None:
+                    raise IndexMissingError(f"no index in Milvus at {self.uri}: collection {name} does not exist")
                 create()
             self.client.load_collection(name)  # a server may have released it; a no-op once loaded
 
@@ -156,6 +159,17 @@ class MilvusRecords:
 
     def delete(self, collection: str, expr: str) -> None:
         self.call(self.client.delete, collection, filter=expr, timeout=CALL_TIMEOUT_S)
+
+
+def load_stored(settings: Settings) -> Index:
+    """The index in Milvus, read with the embedding model and dimension it was built with (`rag info`, migrate)."""
+    records = MilvusRecords(settings, None)
+    live = records.live_row()
+    if live is None:
+        raise IndexMissingError(f"no index in Milvus at {records.uri} ({records.articles}): build one with `rag index data/corpus`")
+    manifest = Manifest.model_validate_json(live["manifest"])
+    records.dimension = manifest.dimension
+    return MilvusRecordStore(settings, records).load(embedding_model=manifest.embedding_model, dimension=manifest.dimension)
 
 
 class MilvusRecordStore:
