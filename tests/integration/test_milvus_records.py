@@ -1,0 +1,165 @@
+"""RAG_STORE=milvus against Milvus Lite through a file URI: the store behind IndexStore, fast (a hashing embedder).
+
+Milvus Lite lets one process open a file, so "two replicas" here are two views of the index in one process,
+each following the store's stamp the way a server does per request (api/deps.py Runtime.follow_store); the
+replicas as separate processes are tests/e2e/test_milvus_replicas.py, against `milvus-lite server`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rag.embedder import HashingEmbedder
+from rag.errors import BadInputError, IndexMissingError, VectorStoreError
+from rag.index import load_index
+from rag.indexing import add_document, index_paths, reindex, remove_documents
+from rag.migrate import migrate_store
+from rag.milvus_records import MilvusRecords, MilvusRecordStore
+from rag.retriever import Retriever
+from rag.settings import Settings
+from rag.store import load_live, open_store
+from tests.conftest import CORPUS
+from tests.servers import free_port
+
+QUESTION = "What was decided about the NATO-Ukraine Council?"
+STORY = b"""Harbour Town Opens Floating Library
+
+LOWMERE, 2024-05-04 - The town of Lowmere opened a floating library on its harbour on Saturday, the mayor said.
+The barge holds four thousand books and will moor at a different pier each week.
+"""
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder(64)
+
+
+@pytest.fixture
+def lite(tmp_path: Path):
+    """Settings of one Milvus Lite file; its in-process server is released afterwards, as process exit would."""
+    uri = str(tmp_path / "store.db")
+    settings = Settings(_env_file=None, index_dir=tmp_path / "replica-a", store="milvus", milvus_uri=uri, rewrite_with_model=False)
+    yield settings
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(uri)
+
+
+def live_rows(settings: Settings, doc_id: str) -> tuple[list[str], list[dict]]:
+    """(passage ids, article rows) Milvus holds for a document, whatever any view shows."""
+    records = MilvusRecords(settings, None)
+    expr = f"doc_id == {json.dumps(doc_id)}"
+    passages = records.call(records.client.query, records.passages, filter=expr, output_fields=["passage_id"])
+    articles = records.call(records.client.query, records.articles, filter=expr, output_fields=["key"])
+    return sorted(r["passage_id"] for r in passages), list(articles)
+
+
+def ranked(index, embedder, settings, method="hybrid") -> list[str]:
+    return [sp.passage.passage_id for sp in Retriever(index, embedder, settings).search(QUESTION, top_k=5, method=method)]
+
+
+def test_the_corpus_in_milvus_ranks_as_the_local_index_does(lite, tmp_path, embedder):
+    local_settings = Settings(_env_file=None, index_dir=tmp_path / "local", rewrite_with_model=False)
+    local, _ = index_paths(local_settings, embedder, [CORPUS])
+    stored, report = index_paths(lite, embedder, [CORPUS])
+    assert len(report.added) == 5 and stored.generation == 1
+    view = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
+    assert [p.passage_id for p in view.passages] == [p.passage_id for p in local.passages]
+    assert view.articles == local.articles and view.manifest.documents.keys() == local.manifest.documents.keys()
+    for method in ("dense", "bm25", "hybrid"):
+        assert ranked(view, embedder, lite, method) == ranked(local, embedder, local_settings, method), method
+    assert not (lite.index_dir / "documents").exists()  # no raw copy only this replica would hold
+
+
+def test_two_views_follow_each_others_writes(lite, embedder):
+    index_paths(lite, embedder, [CORPUS])
+    replica_b = lite.model_copy(update={"index_dir": lite.index_dir.parent / "replica-b"})
+    view_a = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
+    view_b = load_live(replica_b, embedding_model=embedder.name, dimension=embedder.dimension)
+    assert open_store(replica_b).refresh(view_b) is None  # nothing written since: one read, no reload
+
+    add_document(lite, embedder, "lowmere.txt", STORY)
+    view_b = open_store(replica_b).refresh(view_b)
+    assert view_b is not None and "lowmere" in view_b.manifest.documents
+    hits = Retriever(view_b, embedder, replica_b).search("floating library Lowmere harbour", top_k=3)
+    assert hits[0].passage.doc_id == "lowmere"
+
+    remove_documents(replica_b, embedder, ["lowmere"])
+    view_a = open_store(lite).refresh(view_a)
+    assert view_a is not None and "lowmere" not in view_a.manifest.documents
+    assert all(sp.passage.doc_id != "lowmere" for sp in Retriever(view_a, embedder, lite).search("floating library Lowmere harbour", top_k=5))
+    assert live_rows(lite, "lowmere") == ([], [])  # passages and record deleted together
+
+
+def test_a_replaced_article_keeps_no_passage_of_its_old_version(lite, embedder):
+    long = STORY + b"\n" + b" ".join(b"The library also lends maps of the coast and tide tables to sailors." for _ in range(40)) + b"\n"
+    _, report = add_document(lite, embedder, "lowmere.txt", long)
+    before = report.passages_embedded
+    index, report = add_document(lite, embedder, "lowmere.txt", STORY)
+    assert report.updated == ["lowmere"] and before > index.manifest.documents["lowmere"].passages
+    passage_ids, articles = live_rows(lite, "lowmere")
+    assert passage_ids == [p.passage_id for p in index.passages_of("lowmere")] and len(articles) == 1
+    assert load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension).articles["lowmere"].text == index.articles["lowmere"].text
+
+
+def test_a_writer_killed_before_its_records_leaves_nothing_visible_and_a_rerun_converges(lite, embedder, monkeypatch):
+    index_paths(lite, embedder, [CORPUS])
+    real_upsert = MilvusRecords.upsert
+
+    def dies_at_the_records(self, collection, rows):
+        if collection == self.articles and any(r["doc_id"] == "lowmere" for r in rows):
+            raise VectorStoreError("killed")  # the passages are in Milvus, the record never got there
+        real_upsert(self, collection, rows)
+
+    monkeypatch.setattr(MilvusRecords, "upsert", dies_at_the_records)
+    with pytest.raises(VectorStoreError):
+        add_document(lite, embedder, "lowmere.txt", STORY)
+    monkeypatch.setattr(MilvusRecords, "upsert", real_upsert)
+    assert live_rows(lite, "lowmere")[0]  # the half write is in Milvus...
+    view = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
+    assert "lowmere" not in view.manifest.documents and not view.passages_of("lowmere")  # ...and nobody sees it
+    assert all(sp.passage.doc_id != "lowmere" for sp in Retriever(view, embedder, lite).search("floating library Lowmere", top_k=5))
+
+    index, report = add_document(lite, embedder, "lowmere.txt", STORY)  # the rerun
+    assert report.added == ["lowmere"]
+    passage_ids, articles = live_rows(lite, "lowmere")
+    assert passage_ids == [p.passage_id for p in index.passages_of("lowmere")] and len(articles) == 1
+    again = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
+    assert sorted(again.manifest.documents) == sorted([*view.manifest.documents, "lowmere"])
+    assert len({p.passage_id for p in again.passages}) == len(again.passages)
+
+
+def test_migrate_to_milvus_and_back_without_re_embedding(lite, tmp_path, embedder):
+    local_settings = lite.model_copy(update={"store": "local", "index_dir": tmp_path / "local"})
+    local, _ = index_paths(local_settings, embedder, [CORPUS])
+    expected = {m: ranked(local, embedder, local_settings, m) for m in ("dense", "bm25")}
+    moved = migrate_store(local_settings, to="milvus")
+    assert (moved.documents, moved.passages) == (5, len(local.passages)) and moved.env()["RAG_STORE"] == "milvus"
+    view = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
+    assert {m: ranked(view, embedder, lite, m) for m in expected} == expected
+
+    back_settings = local_settings.model_copy(update={"index_dir": tmp_path / "back"})
+    migrate_store(back_settings, to="local")
+    back = load_index(back_settings, embedding_model=embedder.name, dimension=embedder.dimension)
+    assert back.manifest.vector_backend == "faiss" and len(back.store) == len(local.passages)
+    assert {m: ranked(back, embedder, back_settings, m) for m in expected} == expected
+
+
+def test_reindex_refuses_a_milvus_store(lite, embedder):
+    index_paths(lite, embedder, [CORPUS])
+    with pytest.raises(BadInputError, match="does not keep"):
+        reindex(lite, embedder)
+    assert len(load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension).manifest.documents) == 5
+
+
+def test_an_empty_store_is_missing_and_an_unreachable_one_is_a_store_error(lite, embedder):
+    with pytest.raises(IndexMissingError):
+        load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
+    assert MilvusRecordStore(lite).load(embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True).generation == 0
+    nowhere = lite.model_copy(update={"milvus_uri": f"http://127.0.0.1:{free_port()}", "milvus_store_prefix": f"t_{uuid.uuid4().hex[:8]}"})
+    with pytest.raises(VectorStoreError, match="Milvus at http://127.0.0.1"):
+        load_live(nowhere, embedding_model=embedder.name, dimension=embedder.dimension)
