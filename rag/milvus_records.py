@@ -42,6 +42,7 @@ TEXT_PIECE = 16_000  # characters of article text per row: at most 64 KB in UTF-
 MAX_VARCHAR = 65_535
 SEPARATOR = "/"  # "<doc_id>/<piece>": document ids hold no "/"
 READ_BATCH = 2000
+RELEASED = re.compile(r"state 'released'|not loaded|call load\(\)", re.I)  # how Milvus says a collection is not loaded
 
 
 def bm25_terms(tokens: list[str]) -> str:
@@ -77,7 +78,14 @@ class MilvusRecords:
         self.call(self._open)
 
     def call(self, fn, *args, **kwargs):
-        return call_milvus(self.uri, fn, *args, **kwargs)
+        try:
+            return call_milvus(self.uri, fn, *args, **kwargs)
+        except VectorStoreError as exc:
+            # A restarted server holds every collection released until someone loads it: load, and try once more.
+            if not RELEASED.search(str(exc)):
+                raise
+            call_milvus(self.uri, self._load)
+            return call_milvus(self.uri, fn, *args, **kwargs)
 
     def _open(self) -> None:
         for name, create in ((self.passages, self._create_passages), (self.articles, self._create_articles)):
@@ -85,7 +93,11 @@ class MilvusRecords:
                 if self.dimension is None:
                     raise IndexMissingError(f"no index in Milvus at {self.uri}: collection {name} does not exist")
                 create()
-            self.client.load_collection(name)  # a server may have released it; a no-op once loaded
+        self._load()
+
+    def _load(self) -> None:
+        for name in (self.passages, self.articles):
+            self.client.load_collection(name)  # a no-op once loaded
 
     def _create_passages(self) -> None:
         from pymilvus import DataType, Function, FunctionType, MilvusClient

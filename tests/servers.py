@@ -49,3 +49,43 @@ def rag_server(command: list[str], *, cwd: Path, env: dict[str, str], log: Path,
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+class MilvusLiteServer:
+    """`milvus-lite server` on a loopback port over one data folder, a stand-in for Milvus standalone; it can be
+    stopped and started again on the same port and data (an outage and the recovery)."""
+
+    def __init__(self, data_dir: Path, log: Path, start_timeout_s: float = 60):
+        self.data_dir, self.log, self.start_timeout_s = data_dir, log, start_timeout_s
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> MilvusLiteServer:
+        import sys
+
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            assert self.proc.poll() is None, f"milvus-lite server exited: {self.log.read_text(errors='replace')[-2000:]}"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                assert time.monotonic() < deadline, "milvus-lite server did not listen in time"
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None

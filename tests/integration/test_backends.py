@@ -4,10 +4,6 @@ an http URI (the code path of a cluster), each started the way a user would star
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,7 +13,7 @@ import pytest
 from rag import milvus_store
 from rag.embedder import HashingEmbedder
 from rag.errors import IndexMismatchError
-from tests.servers import free_port
+from tests.servers import MilvusLiteServer
 from rag.index import load_index, read_manifest
 from rag.indexing import index_paths, reindex, remove_documents
 from rag.migrate import migrate
@@ -37,33 +33,12 @@ SERVER_START_S = 60
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory):
     """`milvus-lite server` in its own process, listening on a free loopback port: a stand-in for Milvus standalone."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("milvus-server") / "data"
-    log = (data.parent / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    folder = tmp_path_factory.mktemp("milvus-server")
+    server = MilvusLiteServer(folder / "data", folder / "server.log", start_timeout_s=SERVER_START_S).start()
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            assert proc.poll() is None, f"milvus-lite server exited: {(data.parent / 'server.log').read_text()[-2000:]}"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "milvus-lite server did not listen in time"
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,236 @@
+"""Stateless replicas (issue #14): a Milvus server on 127.0.0.1 (`milvus-lite server`), `rag index` and two
+`rag serve` replicas with RAG_STORE=milvus, each with its own empty RAG_INDEX_DIR, as a user runs them.
+
+The real MiniLM through ONNX Runtime (it starts in about a second) and extractive answers (no generator), so the
+whole module takes well under two minutes. The tests run in order and share the servers: upload on A, answer on
+B; delete on B, gone on A; the council question alike on both; A killed mid-batch and the batch rerun on B; a
+fresh replica with an empty folder; Milvus stopped (503s) and started again (nothing lost).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import CORPUS, ROOT
+from tests.servers import MilvusLiteServer, free_port, wait_until_ready
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+RAG = [sys.executable, "-m", "rag.cli"]
+QUESTION = "What was decided about the NATO-Ukraine Council?"
+COUNCIL_DOCS = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
+STORY = b"""Harbour Town Opens Floating Library
+
+LOWMERE, 2024-05-04 - The town of Lowmere opened a floating library on its harbour on Saturday, the mayor said.
+The barge holds four thousand books and will moor at a different pier each week.
+Volunteers from the rowing club built the shelves over the winter months.
+"""
+BATCH = 10
+READY_S = 180
+CALL = httpx.Timeout(120.0, connect=10.0)
+
+
+def batch_article(n: int) -> bytes:
+    """Long enough for several passages, so a kill can land between an article's passages and its record."""
+    body = " ".join(f"Councillor {n} said the ferry route {n} would carry {n * 7 + i} passengers in week {i}." for i in range(60))
+    return f"Ferry Route {n} Report\n\nPORT ELLEN, 2024-06-{n + 1:02d} - {body}\n".encode()
+
+
+class Cluster:
+    def __init__(self, home: Path):
+        self.home = home
+        self.milvus = MilvusLiteServer(home / "milvus-data", home / "milvus.log")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+        self.env.update({
+            "PYTHONPATH": str(ROOT) + os.pathsep + self.env.get("PYTHONPATH", ""), "RAG_STORE": "milvus", "RAG_MILVUS_URI": self.milvus.url,
+            "RAG_EMBEDDING_BACKEND": "onnx", "RAG_GENERATOR_BACKEND": "none", "RAG_MODE": "extractive",
+            "RAG_N_THREADS": "1", "RAG_QUERY_THREADS": "1", "OMP_NUM_THREADS": "1",
+        })
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.urls: dict[str, str] = {}
+
+    def rag(self, *args: str, folder: str) -> subprocess.CompletedProcess:
+        env = {**self.env, "RAG_INDEX_DIR": str(self.home / folder)}
+        return subprocess.run([*RAG, *args], cwd=self.home, env=env, capture_output=True, text=True, timeout=300)
+
+    def start(self, name: str) -> str:
+        """A replica on a free port with its own, empty index folder."""
+        folder = self.home / f"replica-{name}-{len(self.procs)}"
+        port = free_port()
+        log = self.home / f"{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen([*RAG, "serve", "--port", str(port)], cwd=self.home, env={**self.env, "RAG_INDEX_DIR": str(folder)}, stdout=out, stderr=subprocess.STDOUT)
+        self.procs[name], self.urls[name] = proc, f"http://127.0.0.1:{port}"
+        wait_until_ready(proc, f"{self.urls[name]}/readyz", log, READY_S)
+        return self.urls[name]
+
+    def kill(self, name: str) -> None:
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait(30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.milvus.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    home = tmp_path_factory.mktemp("replicas")
+    cluster = Cluster(home)
+    try:
+        cluster.milvus.start()
+        done = cluster.rag("index", str(CORPUS), folder="writer")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert not (home / "writer" / "documents").exists()  # the writer kept no copy of its own
+        cluster.start("a")
+        cluster.start("b")
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+def client(cluster: Cluster, name: str) -> httpx.Client:
+    return httpx.Client(base_url=cluster.urls[name], timeout=CALL)
+
+
+def ask(cluster: Cluster, name: str, question: str) -> dict:
+    with client(cluster, name) as http:
+        r = http.post("/v1/ask", json={"question": question, "mode": "extractive"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def citations(answer: dict) -> list[tuple[str, str, str]]:
+    return [(c["doc_id"], c["passage_id"], c["quote"]) for c in answer["citations"]]
+
+
+def test_upload_through_a_is_answered_by_b(cluster):
+    with client(cluster, "a") as a:
+        r = a.post("/v1/documents", files={"file": ("lowmere.txt", STORY, "text/plain")})
+    assert r.status_code == 201, r.text
+    answer = ask(cluster, "b", "What did the town of Lowmere open on its harbour?")
+    assert not answer["abstained"], answer
+    assert "lowmere" in {c["doc_id"] for c in answer["citations"]}
+    assert "floating library" in answer["answer"]
+
+
+def test_delete_through_b_is_gone_from_a(cluster):
+    with client(cluster, "b") as b:
+        assert b.delete("/v1/documents/lowmere").status_code == 200
+    with client(cluster, "a") as a:
+        hits = a.post("/v1/search", json={"query": "Lowmere floating library harbour barge", "top_k": 10})
+        assert hits.status_code == 200, hits.text
+        assert "lowmere" not in json.dumps(hits.json())
+        assert a.get("/v1/documents/lowmere").status_code == 404
+
+
+def test_both_replicas_answer_the_council_question_with_the_same_citations(cluster):
+    on_a, on_b = ask(cluster, "a", QUESTION), ask(cluster, "b", QUESTION)
+    assert not on_a["abstained"] and {c["doc_id"] for c in on_a["citations"]} & COUNCIL_DOCS, on_a
+    assert citations(on_a) == citations(on_b) and on_a["answer"] == on_b["answer"]
+
+
+def test_a_replica_killed_mid_batch_and_the_batch_rerun_leaves_each_article_once(cluster):
+    names = [f"ferry{n:02d}" for n in range(BATCH)]
+    answered: list[str] = []
+
+    def upload_batch() -> None:
+        with client(cluster, "a") as a:
+            for name in names:
+                try:
+                    r = a.post("/v1/documents", files={"file": (f"{name}.txt", batch_article(int(name[5:])), "text/plain")})
+                except httpx.TransportError:
+                    return  # the replica died under this upload
+                answered.append(name if r.status_code == 201 else f"{name}: {r.status_code}")
+
+    from pymilvus import MilvusClient
+
+    milvus = MilvusClient(uri=cluster.milvus.url)
+    worker = threading.Thread(target=upload_batch)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while len(answered) < 3 and worker.is_alive():
+        assert time.monotonic() < deadline, "the first uploads did not finish"
+        time.sleep(0.02)
+    # Killed as soon as the next article's first passages are in Milvus: usually before its record is.
+    in_flight = json.dumps(names[len(answered)])
+    while not milvus.query("newsrag_store_passages", filter=f"doc_id == {in_flight}", output_fields=["passage_id"], limit=1):
+        assert time.monotonic() < deadline and worker.is_alive(), "the next upload wrote nothing"
+        time.sleep(0.005)
+    cluster.kill("a")
+    milvus.close()
+    worker.join(60)
+    assert 3 <= len(answered) < BATCH, answered
+    assert all(":" not in a for a in answered), answered
+
+    killed = names[len(answered)]
+    with client(cluster, "b") as b:
+        for name in names:  # the rerun, through the other replica
+            r = b.post("/v1/documents", files={"file": (f"{name}.txt", batch_article(int(name[5:])), "text/plain")})
+            # The one in flight: added again when the kill came before its record (the usual case), else unchanged.
+            assert r.status_code in ((200, 201) if name == killed else (200,) if name in answered else (201,)), (name, r.text)
+        listed = [d["doc_id"] for d in b.get("/v1/documents").json()["documents"]]
+        for name in names:
+            assert listed.count(name) == 1
+            detail = b.get(f"/v1/documents/{name}").json()
+            assert len(detail["passage_ids"]) == detail["passages"] > 1
+            assert detail["passage_ids"] == [f"{name}#{i}" for i in range(detail["passages"])]
+
+    fresh = cluster.start("a")  # a new replica in place of A, with a new empty folder
+    with httpx.Client(base_url=fresh, timeout=CALL) as a:
+        assert sorted(d["doc_id"] for d in a.get("/v1/documents").json()["documents"]) == sorted(listed)
+    assert_milvus_holds_each_once(cluster, names)
+
+
+def assert_milvus_holds_each_once(cluster: Cluster, names: list[str]) -> None:
+    """Milvus itself, not a replica's view: one record per article, and exactly its live passages."""
+    from pymilvus import MilvusClient
+
+    milvus = MilvusClient(uri=cluster.milvus.url)
+    try:
+        expr = f"doc_id in {json.dumps(names)}"
+        heads = milvus.query("newsrag_store_articles", filter=expr + " and piece == 0", output_fields=["doc_id", "record"])
+        rows = milvus.query("newsrag_store_passages", filter=expr, output_fields=["passage_id", "doc_id"])
+    finally:
+        milvus.close()
+    assert sorted(h["doc_id"] for h in heads) == names
+    expected = sorted(f"{h['doc_id']}#{i}" for h in heads for i in range(json.loads(h["record"])["record"]["passages"]))
+    assert sorted(r["passage_id"] for r in rows) == expected
+
+
+def test_milvus_outage_is_a_clear_503_and_loses_no_document(cluster):
+    with client(cluster, "b") as b:
+        before = sorted(d["doc_id"] for d in b.get("/v1/documents").json()["documents"])
+        cluster.milvus.stop()
+        try:
+            started = time.monotonic()
+            r = b.post("/v1/ask", json={"question": QUESTION, "mode": "extractive"})
+            assert r.status_code == 503 and "index_unavailable" in r.text and "Milvus" in r.text, r.text
+            assert time.monotonic() - started < 15
+            up = b.post("/v1/documents", files={"file": ("lowmere.txt", STORY, "text/plain")})
+            assert up.status_code == 503, up.text
+        finally:
+            cluster.milvus.start()
+        deadline = time.monotonic() + 60
+        while (r := b.get("/v1/documents")).status_code != 200:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.5)
+        assert sorted(d["doc_id"] for d in r.json()["documents"]) == before
+        assert not ask(cluster, "b", QUESTION)["abstained"]
