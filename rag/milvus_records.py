@@ -276,10 +276,11 @@ class MilvusRecordStore:
     def commit(self, index: Index, change: Any) -> Index:
         records = self.records(index.manifest.dimension, index)
         written = {a.doc_id for a in change.articles}
-        for doc_id in sorted(set(change.removed) - written):
-            # The record first: once it is gone no reader counts the article, whatever passages are left.
-            records.delete(records.articles, f"doc_id == {json.dumps(doc_id)}")
-            records.delete(records.passages, f"doc_id == {json.dumps(doc_id)}")
+        gone = sorted(set(change.removed) - written)
+        if gone:
+            # The records first: once they are gone no reader counts the articles, whatever passages are left.
+            records.delete(records.articles, in_expr("doc_id", gone))
+            records.delete(records.passages, in_expr("doc_id", gone))
         vectors = np.asarray(change.vectors if change.vectors is not None else np.zeros((0, index.manifest.dimension)), dtype=np.float32)
         records.upsert(records.passages, [passage_row(p, t, v, index.articles[p.doc_id].content_hash) for p, t, v in zip(change.passages, change.tokens, vectors)])
         heads = []
@@ -290,7 +291,7 @@ class MilvusRecordStore:
         regrouped = [d for d, r in index.manifest.documents.items() if d not in written and index.store.groups.get(d, r.group) != r.group]
         heads += [article_rows(index.articles[d], index.manifest.documents[d], index.signatures.rows.get(d))[0] for d in regrouped]
         records.upsert(records.articles, heads)  # the commit marker of each article written
-        for article in change.articles:  # what is left of the replaced version: passages and text pieces
+        for article in (a for a in change.articles if a.doc_id in change.removed):  # what is left of a replaced version
             doc, version = json.dumps(article.doc_id), json.dumps(article.content_hash)
             records.delete(records.passages, f"doc_id == {doc} and content_hash != {version}")
             records.delete(records.articles, f"doc_id == {doc} and piece > 0 and record != {version}")
@@ -324,11 +325,16 @@ class MilvusRecordStore:
         rows = [row for d, record in index.manifest.documents.items() for row in article_rows(index.articles[d], record, index.signatures.rows.get(d))]
         records.upsert(records.articles, rows)
         index.store = RecordVectors(records)
-        return self._publish(index, records)
+        return self.compact(self._publish(index, records))
 
     def compact(self, index: Index) -> Index:
-        """Nothing to merge: Milvus compacts its own segments. Rows a killed writer left are not swept here, since
+        """Seal what the commit wrote. Milvus merges its own segments, but searches rows not yet flushed far more
+        slowly (Milvus Lite: 200 ms instead of 4 ms for a dense search over 4,000 passages, BM25 340 ms instead of
+        15 ms), and a server flushes on its own only after a while. Rows a killed writer left are not swept here:
         on a shared store they may be another replica's write in flight; `optimize` sweeps them."""
+        records = self.records(index.manifest.dimension, index)
+        for name in (records.passages, records.articles):
+            records.call(records.client.flush, name, timeout=CALL_TIMEOUT_S)
         return index
 
     def optimize(self, index: Index) -> Index:
