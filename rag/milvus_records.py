@@ -206,7 +206,9 @@ class MilvusRecordStore:
         if live is None:
             if not missing_ok:
                 raise IndexMissingError(f"no index in Milvus at {records.uri} ({records.articles}): build one with `rag index data/corpus`")
-            index = Index.empty(self.settings.index_dir, self.settings, embedding_model=embedding_model, dimension=dimension)
+            # vector_backend faiss: an empty in-memory stand-in, replaced by the Milvus search below, never a second store opened.
+            empty = self.settings.model_copy(update={"vector_backend": "faiss"})
+            index = Index.empty(self.settings.index_dir, empty, embedding_model=embedding_model, dimension=dimension)
             index.manifest.vector_backend = "milvus"
             return self._attach(index, records, stamp=None)
         manifest = Manifest.model_validate_json(live["manifest"])
@@ -345,7 +347,10 @@ class MilvusRecordStore:
         stale = [r["passage_id"] for r in records.scan(records.passages, ["passage_id", "doc_id", "content_hash"]) if live.get(r["doc_id"]) != r["content_hash"]]
         for start in range(0, len(stale), WRITE_BATCH):
             records.delete(records.passages, in_expr("passage_id", stale[start : start + WRITE_BATCH]))
-        orphans = [r["key"] for r in records.scan(records.articles, ["key", "doc_id"]) if r["doc_id"] and r["doc_id"] not in live]
+        orphans = [
+            r["key"] for r in records.scan(records.articles, ["key", "doc_id", "piece", "record"])
+            if r["doc_id"] and (r["doc_id"] not in live or (r["piece"] > 0 and r["record"] != live[r["doc_id"]]))
+        ]
         for start in range(0, len(orphans), WRITE_BATCH):
             records.delete(records.articles, in_expr("key", orphans[start : start + WRITE_BATCH]))
         return index

@@ -141,6 +141,13 @@ def test_delete_through_b_is_gone_from_a(cluster):
         assert a.get("/v1/documents/lowmere").status_code == 404
 
 
+def test_info_reads_the_index_from_milvus(cluster):
+    done = cluster.rag("info", "--json", folder="info")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["documents"] == 5 and info["vector_store"].startswith("milvus") and not (cluster.home / "info").exists()
+
+
 def test_both_replicas_answer_the_council_question_with_the_same_citations(cluster):
     on_a, on_b = ask(cluster, "a", QUESTION), ask(cluster, "b", QUESTION)
     assert not on_a["abstained"] and {c["doc_id"] for c in on_a["citations"]} & COUNCIL_DOCS, on_a

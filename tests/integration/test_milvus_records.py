@@ -16,8 +16,10 @@ import pytest
 from rag.embedder import HashingEmbedder
 from rag.errors import BadInputError, IndexMissingError, VectorStoreError
 from rag.index import load_index
-from rag.indexing import add_document, index_paths, reindex, remove_documents
+from rag.indexing import add_document, index_paths, optimize_index, reindex, remove_documents
 from rag.migrate import migrate_store
+from rag.pipeline import Pipeline
+from rag.prompts import PromptSet
 from rag.milvus_records import MilvusRecords, MilvusRecordStore
 from rag.retriever import Retriever
 from rag.settings import Settings
@@ -131,6 +133,9 @@ def test_a_writer_killed_before_its_records_leaves_nothing_visible_and_a_rerun_c
     view = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
     assert "lowmere" not in view.manifest.documents and not view.passages_of("lowmere")  # ...and nobody sees it
     assert all(sp.passage.doc_id != "lowmere" for sp in Retriever(view, embedder, lite).search("floating library Lowmere", top_k=5))
+    optimize_index(lite, embedder)  # sweeps what the killed writer left, and nothing else
+    assert live_rows(lite, "lowmere") == ([], [])
+    assert len(load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension).passages) == len(view.passages)
 
     index, report = add_document(lite, embedder, "lowmere.txt", STORY)  # the rerun
     assert report.added == ["lowmere"]
@@ -171,3 +176,19 @@ def test_an_empty_store_is_missing_and_an_unreachable_one_is_a_store_error(lite,
     nowhere = lite.model_copy(update={"milvus_uri": f"http://127.0.0.1:{free_port()}", "milvus_store_prefix": f"t_{uuid.uuid4().hex[:8]}"})
     with pytest.raises(VectorStoreError, match="Milvus at http://127.0.0.1"):
         load_live(nowhere, embedding_model=embedder.name, dimension=embedder.dimension)
+
+
+def test_two_pipelines_on_one_file_answer_alike_and_follow_an_upload(lite, real_embedder):
+    """The replicas' test on a Lite file: two pipelines, each following the store as a server does per request."""
+    index_paths(lite, real_embedder, [CORPUS])
+    replica_b = lite.model_copy(update={"index_dir": lite.index_dir.parent / "replica-b"})
+    views = [load_live(s, embedding_model=real_embedder.name, dimension=real_embedder.dimension) for s in (lite, replica_b)]
+    a, b = (Pipeline(s, v, real_embedder, None, PromptSet.load()) for s, v in zip((lite, replica_b), views))
+    on_a, on_b = a.ask(QUESTION, mode="extractive"), b.ask(QUESTION, mode="extractive")
+    assert not on_a.abstained and {c.doc_id for c in on_a.citations} & {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
+    assert [(c.passage_id, c.quote) for c in on_a.citations] == [(c.passage_id, c.quote) for c in on_b.citations]
+
+    add_document(lite, real_embedder, "lowmere.txt", STORY)
+    b.use_index(open_store(replica_b).refresh(b.index))
+    answer = b.ask("What did the town of Lowmere open on its harbour?", mode="extractive")
+    assert not answer.abstained and "lowmere" in {c.doc_id for c in answer.citations}
