@@ -13,7 +13,7 @@ from rag.answertype import has_answer_type, question_type
 from rag.citations import CitationBuilder, CitationVerifier, render_answer
 from rag.decision import Decision, DecisionModel, decide, load_model
 from rag.embedder import Embedder
-from rag.errors import BadInputError, ModelMissingError, TooLargeError
+from rag.errors import BadInputError, ModelMissingError, TooLargeError, VectorStoreError
 from rag.evidence import coverage, question_terms, select_evidence
 from rag.generator import Generator
 from rag.index import Index
@@ -63,11 +63,19 @@ class Pipeline:
         With missing_index_ok an absent index loads as an empty one (generation 0), for a server to fill later."""
         from rag.embedder import build_embedder
         from rag.generator import build_generator
+        from rag.index import Index
         from rag.store import load_live
 
         prompts = PromptSet.load(settings.prompts_dir)
         embedder = build_embedder(settings)
-        index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=missing_index_ok)
+        try:
+            index = load_live(settings, embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=missing_index_ok)
+        except VectorStoreError:
+            if not (missing_index_ok and settings.store == "milvus"):
+                raise
+            # A shared store down while a server starts must not keep the server down once it is back: no index
+            # for now (requests get 503s), and the per-request check of the store loads it (api/deps.py).
+            index = Index.empty(settings.index_dir, settings.model_copy(update={"vector_backend": "faiss"}), embedding_model=embedder.name, dimension=embedder.dimension)
         reader = load_reader(settings)
         decision = load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
         generator, problem = None, None

@@ -64,15 +64,15 @@ class Cluster:
         env = {**self.env, "RAG_INDEX_DIR": str(self.home / folder)}
         return subprocess.run([*RAG, *args], cwd=self.home, env=env, capture_output=True, text=True, timeout=300)
 
-    def start(self, name: str) -> str:
-        """A replica on a free port with its own, empty index folder."""
+    def start(self, name: str, *, ready: str = "/readyz") -> str:
+        """A replica on a free port with its own, empty index folder; returns once `ready` answers 200."""
         folder = self.home / f"replica-{name}-{len(self.procs)}"
         port = free_port()
         log = self.home / f"{name}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen([*RAG, "serve", "--port", str(port)], cwd=self.home, env={**self.env, "RAG_INDEX_DIR": str(folder)}, stdout=out, stderr=subprocess.STDOUT)
         self.procs[name], self.urls[name] = proc, f"http://127.0.0.1:{port}"
-        wait_until_ready(proc, f"{self.urls[name]}/readyz", log, READY_S)
+        wait_until_ready(proc, self.urls[name] + ready, log, READY_S)
         return self.urls[name]
 
     def kill(self, name: str) -> None:
@@ -233,6 +233,8 @@ def test_milvus_outage_is_a_clear_503_and_loses_no_document(cluster):
             assert time.monotonic() - started < 15
             up = b.post("/v1/documents", files={"file": ("lowmere.txt", STORY, "text/plain")})
             assert up.status_code == 503, up.text
+            late = cluster.start("c", ready="/healthz")  # a replica started during the outage
+            assert httpx.get(late + "/readyz", timeout=CALL).status_code == 503
         finally:
             cluster.milvus.start()
         deadline = time.monotonic() + 60
@@ -241,3 +243,5 @@ def test_milvus_outage_is_a_clear_503_and_loses_no_document(cluster):
             time.sleep(0.5)
         assert sorted(d["doc_id"] for d in r.json()["documents"]) == before
         assert not ask(cluster, "b", QUESTION)["abstained"]
+    with client(cluster, "c") as c:  # ready once Milvus is back, without a restart
+        assert c.get("/readyz").json()["index"]["documents"] == len(before)
