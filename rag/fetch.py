@@ -213,7 +213,12 @@ def commit_locked(settings: Settings, embedder: Embedder, incoming: list[Incomin
 
 def _totals(settings: Settings, report: IndexReport) -> None:
     try:
-        manifest = read_manifest(settings.index_dir)
+        if settings.store == "milvus":
+            from rag.milvus_records import load_stored
+
+            manifest = load_stored(settings).manifest
+        else:
+            manifest = read_manifest(settings.index_dir)
     except RagError:
         return
     report.generation, report.total_documents, report.total_passages = manifest.generation, len(manifest.documents), manifest.count
