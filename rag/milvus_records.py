@@ -25,7 +25,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from rag.milvus_search import CALL_TIMEOUT_S, RecordLexical, RecordVectors, call
 from rag.milvus_store import CONNECT_TIMEOUT_S, WRITE_BATCH, is_lite_uri, resolve_uri
 from rag.settings import Settings
 from rag.types import Article, ArticleMeta, Passage
+
+if TYPE_CHECKING:
+    from rag.store import ChangeSet
 
 LIVE_KEY = "~live"  # the index's own row; no document id starts with "~" (rag/corpus.py validate_doc_id)
 TEXT_PIECE = 16_000  # characters of article text per row: at most 64 KB in UTF-8, Milvus's VARCHAR limit
@@ -275,7 +278,7 @@ class MilvusRecordStore:
         return self.load(embedding_model=index.manifest.embedding_model, dimension=index.manifest.dimension, missing_ok=True)
 
     # --- writing --------------------------------------------------------------------------------------------
-    def commit(self, index: Index, change: Any) -> Index:
+    def commit(self, index: Index, change: ChangeSet) -> Index:
         records = self.records(index.manifest.dimension, index)
         written = {a.doc_id for a in change.articles}
         gone = sorted(set(change.removed) - written)

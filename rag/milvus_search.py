@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,21 +26,15 @@ CALL_TIMEOUT_S = 10.0  # per Milvus call: an unreachable server is a 503 within 
 
 def call_milvus(uri: str, fn, *args, **kwargs):
     """Run one client call; whatever Milvus or the network raises is a VectorStoreError naming the server."""
+    import grpc  # pymilvus's transport: a server gone mid-call can surface as grpc's error, not a MilvusException
     from pymilvus import MilvusException
 
     try:
         return fn(*args, **kwargs)
     except MilvusException as exc:
         raise VectorStoreError(f"Milvus at {uri} failed: {exc.message}") from exc
-    except (ConnectionError, TimeoutError) as exc:
+    except (grpc.RpcError, ConnectionError, TimeoutError) as exc:
         raise VectorStoreError(f"Milvus at {uri} cannot be reached: {exc}") from exc
-    except Exception as exc:
-        # grpc's RpcError (server gone mid-call) is not a MilvusException; its module is pymilvus's dependency.
-        import grpc
-
-        if isinstance(exc, grpc.RpcError):
-            raise VectorStoreError(f"Milvus at {uri} cannot be reached: {exc}") from exc
-        raise
 
 
 def in_expr(field: str, ids: list[str]) -> str:
@@ -122,7 +116,7 @@ class RecordVectors:
 class RecordLexical(LexicalIndex):
     """BM25 by Milvus over the passages' tokens; the token lists stay in memory for idf (evidence, decision)."""
 
-    records: Any = None  # MilvusRecords, set when the store attaches the index
+    records: MilvusRecords | None = None  # set when the store attaches the index (MilvusRecordStore._attach)
 
     def search(self, query: str, k: int, allow: set[str] | None = None) -> list[tuple[str, float]]:
         from rag.milvus_records import bm25_terms
@@ -130,11 +124,13 @@ class RecordLexical(LexicalIndex):
         terms = bm25_terms(tokenize(query))
         if not self.ids or not terms or k <= 0:
             return []
+        records = self.records
+        assert records is not None, "a RecordLexical is searched only once attached to its store"
         known = set(self.ids)
 
         def run(limit: int, expr: str) -> list[tuple[str, float]]:
-            hits = self.records.call(
-                self.records.client.search, self.records.passages, data=[terms], limit=limit, filter=expr, anns_field="sparse",
+            hits = records.call(
+                records.client.search, records.passages, data=[terms], limit=limit, filter=expr, anns_field="sparse",
                 search_params={"metric_type": "BM25"}, output_fields=["passage_id"], timeout=CALL_TIMEOUT_S,
             )
             # Milvus Lite reports a BM25 score as a negative distance, a server as a positive score: best first either way.
