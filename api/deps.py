@@ -87,13 +87,13 @@ class Runtime:
     def follow_store(self, pipeline: Pipeline) -> None:
         """A shared store (RAG_STORE=milvus) is written by every replica: before each request, one read of its
         stamp, and a reload when another replica committed since this one loaded."""
-        index = pipeline.index
-        newer = open_store(self.settings).refresh(index)
-        if newer is None:
+        store = open_store(self.settings)
+        if not store.is_stale(pipeline.index):
             return
         with self._index_lock:
-            # Two requests may both have seen the change; the later one must not swap back an older view.
-            if newer.generation >= pipeline.index.generation:
+            # Asked again under the lock: the requests that saw the change together reload it once, not each.
+            newer = store.refresh(pipeline.index)
+            if newer is not None:
                 pipeline.use_index(newer)
 
     def index_stats(self) -> tuple[int, int, int]:

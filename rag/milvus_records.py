@@ -269,11 +269,13 @@ class MilvusRecordStore:
         index.lexical.records = records
         return index
 
-    def refresh(self, index: Index) -> Index | None:
-        """Reload when the live row's stamp is not the one `index` was loaded at: another replica committed."""
+    def is_stale(self, index: Index) -> bool:
+        """The live row's stamp is not the one `index` was loaded at: another replica committed (one key read)."""
         held = index.store if isinstance(index.store, RecordVectors) else None
-        records = self.records(index.manifest.dimension, index)
-        if held is not None and records.stamp() == held.stamp:
+        return held is None or self.records(index.manifest.dimension, index).stamp() != held.stamp
+
+    def refresh(self, index: Index) -> Index | None:
+        if not self.is_stale(index):
             return None
         return self.load(embedding_model=index.manifest.embedding_model, dimension=index.manifest.dimension, missing_ok=True)
 

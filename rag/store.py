@@ -59,9 +59,12 @@ class IndexStore(Protocol):
     def optimize(self, index: Index) -> Index:
         """Make the index as compact and fast to load as it can be (`rag index --optimize`)."""
 
+    def is_stale(self, index: Index) -> bool:
+        """Another process committed since `index` was loaded, and a server must follow it. Cheap enough to ask
+        on every request."""
+
     def refresh(self, index: Index) -> Index | None:
-        """A newer snapshot when another process committed since `index` was loaded and a server must follow it,
-        else None. Cheap enough to ask on every request."""
+        """A newer snapshot when `index` is stale, else None."""
 
 
 class SegmentStore:
@@ -85,8 +88,11 @@ class SegmentStore:
     def optimize(self, index: Index) -> Index:
         return segments.optimize(index, self.settings)
 
-    def refresh(self, index: Index) -> Index | None:
+    def is_stale(self, index: Index) -> bool:
         # One machine, and the server is the writer of its index: it swaps in what it commits (api/routes/documents.py).
+        return False
+
+    def refresh(self, index: Index) -> Index | None:
         return None
 
 

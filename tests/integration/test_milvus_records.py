@@ -90,9 +90,10 @@ def test_two_views_follow_each_others_writes(lite, embedder):
     replica_b = lite.model_copy(update={"index_dir": lite.index_dir.parent / "replica-b"})
     view_a = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
     view_b = load_live(replica_b, embedding_model=embedder.name, dimension=embedder.dimension)
-    assert open_store(replica_b).refresh(view_b) is None  # nothing written since: one read, no reload
+    assert not open_store(replica_b).is_stale(view_b) and open_store(replica_b).refresh(view_b) is None  # one read, no reload
 
     add_document(lite, embedder, "lowmere.txt", STORY)
+    assert open_store(replica_b).is_stale(view_b)
     view_b = open_store(replica_b).refresh(view_b)
     assert view_b is not None and "lowmere" in view_b.manifest.documents
     hits = Retriever(view_b, embedder, replica_b).search("floating library Lowmere harbour", top_k=3)
