@@ -4,7 +4,8 @@
 The real MiniLM through ONNX Runtime (it starts in about a second) and extractive answers (no generator), so the
 whole module takes well under two minutes. The tests run in order and share the servers: upload on A, answer on
 B; delete on B, gone on A; the council question alike on both; A killed mid-batch and the batch rerun on B; a
-fresh replica with an empty folder; Milvus stopped (503s) and started again (nothing lost).
+fresh replica with an empty folder; one file uploaded through both at once; Milvus stopped (503s) and started
+again (nothing lost).
 """
 
 from __future__ import annotations
@@ -204,6 +205,26 @@ def test_a_replica_killed_mid_batch_and_the_batch_rerun_leaves_each_article_once
     with httpx.Client(base_url=fresh, timeout=CALL) as a:
         assert sorted(d["doc_id"] for d in a.get("/v1/documents").json()["documents"]) == sorted(listed)
     assert_milvus_holds_each_once(cluster, names)
+
+
+def test_two_replicas_indexing_the_same_file_at_once_converge_to_one_copy(cluster):
+    story = batch_article(42).replace(b"Ferry Route 42", b"Twin Upload")
+    statuses: dict[str, int] = {}
+
+    def upload(name: str) -> None:
+        with client(cluster, name) as http:
+            statuses[name] = http.post("/v1/documents", files={"file": ("twin.txt", story, "text/plain")}).status_code
+
+    workers = [threading.Thread(target=upload, args=(name,)) for name in ("a", "b")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert set(statuses.values()) <= {200, 201} and 201 in statuses.values(), statuses
+    for name in ("a", "b"):
+        with client(cluster, name) as http:
+            assert [d["doc_id"] for d in http.get("/v1/documents").json()["documents"]].count("twin") == 1
+    assert_milvus_holds_each_once(cluster, ["twin"])
 
 
 def assert_milvus_holds_each_once(cluster: Cluster, names: list[str]) -> None:
