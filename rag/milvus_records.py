@@ -317,7 +317,10 @@ class MilvusRecordStore:
         stamp = uuid.uuid4().hex
         live = {"generation": manifest.generation, "stamp": stamp, "manifest": settings_only.model_dump_json()}
         records.upsert(records.articles, [{"key": LIVE_KEY, "doc_id": "", "piece": 0, "body": "", "record": json.dumps(live), "unused_vector": [0.0, 0.0]}])
-        return self._attach(index, records, stamp=stamp)
+        # Not marked as showing `stamp`: another replica may have committed since this index was loaded, even
+        # between the read of the live row above and this write (Milvus has no compare-and-set), and this index
+        # lacks that commit. So a server reloads once after its own write rather than miss another's.
+        return self._attach(index, records, stamp=None)
 
     def rewrite(self, index: Index) -> Index:
         """The whole of `index` into empty collections (`rag migrate --store milvus`), vectors copied, not re-embedded."""

@@ -92,8 +92,9 @@ def test_two_views_follow_each_others_writes(lite, embedder):
     view_b = load_live(replica_b, embedding_model=embedder.name, dimension=embedder.dimension)
     assert not open_store(replica_b).is_stale(view_b) and open_store(replica_b).refresh(view_b) is None  # one read, no reload
 
-    add_document(lite, embedder, "lowmere.txt", STORY)
+    written, _ = add_document(lite, embedder, "lowmere.txt", STORY)
     assert open_store(replica_b).is_stale(view_b)
+    assert open_store(lite).is_stale(written)  # the writer's own view too: another commit may have raced it
     view_b = open_store(replica_b).refresh(view_b)
     assert view_b is not None and "lowmere" in view_b.manifest.documents
     hits = Retriever(view_b, embedder, replica_b).search("floating library Lowmere harbour", top_k=3)
