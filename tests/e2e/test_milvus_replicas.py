@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -266,3 +267,59 @@ def test_milvus_outage_is_a_clear_503_and_loses_no_document(cluster):
         assert not ask(cluster, "b", QUESTION)["abstained"]
     with client(cluster, "c") as c:  # ready once Milvus is back, without a restart
         assert c.get("/readyz").json()["index"]["documents"] == len(before)
+
+
+def test_a_writer_killed_on_a_lite_file_and_rerun_leaves_each_article_once(tmp_path):
+    """The kill against Milvus Lite through a file URI. One process at a time may open the file, so the writer is
+    `rag index` (the batch a replica would write), killed with SIGKILL at seeded moments once its commits have
+    begun, then run to the end; the file is read in this process afterwards."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    from rag.milvus_records import MilvusRecords, load_stored
+    from rag.settings import Settings
+
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    names = [f"ferry{n:02d}" for n in range(12)]
+    for n, name in enumerate(names):
+        (batch / f"{name}.txt").write_bytes(batch_article(n))
+    uri = tmp_path / "store.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update({"PYTHONPATH": str(ROOT), "RAG_STORE": "milvus", "RAG_MILVUS_URI": str(uri), "RAG_EMBEDDING_BACKEND": "onnx",
+                "RAG_COMMIT_EVERY_ARTICLES": "2", "RAG_N_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    settings = Settings(_env_file=None, store="milvus", milvus_uri=str(uri), index_dir=tmp_path / "reader")
+    rng = random.Random(14)
+    partial = []
+    for kill in range(3):
+        writer = subprocess.Popen([*RAG, "index", str(batch)], cwd=tmp_path, env={**env, "RAG_INDEX_DIR": str(tmp_path / f"writer-{kill}")},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start_size, deadline = folder_size(uri), time.monotonic() + 120
+        while folder_size(uri) < start_size + 50_000 and writer.poll() is None:  # its first commit is on disk
+            assert time.monotonic() < deadline, "the writer committed nothing"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.0))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(30)
+        try:
+            partial.append(len(load_stored(settings).manifest.documents))
+        finally:
+            server_manager_instance.release_server(str(uri))
+    assert any(0 < n < len(names) for n in partial), partial  # some kill landed mid-batch
+
+    done = subprocess.run([*RAG, "index", str(batch)], cwd=tmp_path, env={**env, "RAG_INDEX_DIR": str(tmp_path / "writer-last")},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    try:
+        index = load_stored(settings)
+        assert sorted(index.manifest.documents) == names
+        for name in names:
+            assert [p.passage_id for p in index.passages_of(name)] == [f"{name}#{i}" for i in range(index.manifest.documents[name].passages)]
+        records = MilvusRecords(settings, None)
+        rows = records.call(records.client.query, records.passages, filter=f"doc_id in {json.dumps(names)}", output_fields=["passage_id"])
+        assert sorted(r["passage_id"] for r in rows) == sorted(p.passage_id for p in index.passages)  # nothing more in Milvus either
+    finally:
+        server_manager_instance.release_server(str(uri))
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
