@@ -30,6 +30,7 @@ PER_DOC = 10
 
 
 def synthetic_index(root: Path, passages: int, settings):
+    from rag.batches import passage_text_for_embedding
     from rag.dedup import NUM_PERM, Signatures
     from rag.index import DocumentRecord, Index, Manifest
     from rag.lexical import LexicalIndex
@@ -57,7 +58,7 @@ def synthetic_index(root: Path, passages: int, settings):
     store = SegmentedFaissStore(DIM, [], **faiss_options(settings))
     store.apply(add_ids=[p.passage_id for p in rows], add_vectors=vectors, remove_ids=[])
     lexical = LexicalIndex()
-    lexical.apply(add=[(p.passage_id, p.text) for p in rows], remove_ids=set())
+    lexical.apply(add=[(p.passage_id, passage_text_for_embedding(p)) for p in rows], remove_ids=set())  # as rag/indexing.py does
     signatures = Signatures({d: nrng.integers(0, 2**32, NUM_PERM, dtype=np.uint64).astype(np.uint32) for d in articles})
     return Index(root, manifest, articles, rows, store, lexical, signatures)
 

@@ -306,7 +306,9 @@ def main() -> None:
     proc: subprocess.Popen | None = None
     server_root = args.server_root.resolve()
     try:
-        env = {**os.environ, "RAG_INDEX_DIR": str(work / "index")}
+        # Drafting forced on: the default model's measured survival makes generate mode quote (rag/drafting.py),
+        # and this bench is about sharing the model fairly, so every generated and streamed ask must reach it.
+        env = {"RAG_GENERATION_MIN_SURVIVAL": "0", **os.environ, "RAG_INDEX_DIR": str(work / "index")}
         # `python -m rag.cli` from the server's checkout, not the venv's `rag` script: that one imports whichever
         # checkout the venv was installed from, which is not this one in a git worktree.
         rag = [sys.executable, "-m", "rag.cli"]

@@ -33,6 +33,8 @@ _QUESTION_RULES: list[tuple[AnswerType, re.Pattern[str]]] = [
 ]
 
 _YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+# A year-shaped number that counts nothing: "a 2008 summit", "in 2008". "2000 troops" is a count; the plural tells.
+_CALENDAR_YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b(?!\s+[a-z]+s\b)")
 _DIGITS = re.compile(r"\d")
 # "$4.32", "€ 5", "60%", "3 percent": the number each one states, to tell it from the question's own numbers.
 _MONEY = re.compile(r"[$€£¥]\s?(?P<money>\d[\d,.]*\d|\d)|(?P<share>\d[\d,.]*\d|\d)\s?(?:%|percent\b)", re.I)
@@ -67,7 +69,8 @@ def has_answer_type(sentence: str, kind: AnswerType | None, question: str = "") 
     if kind == "date":
         return bool(lower & _DATE_WORDS) or any(_YEAR.fullmatch(w) for w in words)
     if kind == "number":
-        return any(_DIGITS.search(w) for w in words) or bool(lower & _NUMBER_WORDS)
+        years = set(_CALENDAR_YEAR.findall(sentence))
+        return any(_DIGITS.search(w) and w.rstrip(".,") not in years for w in words) or bool(lower & _NUMBER_WORDS)
     if kind == "amount":
         # On the sentence itself: the words above have lost their "$" and "%" (a past bug: "$4.32" and "60%" were
         # no amount, so amount questions never saw the answer type they asked for).

@@ -286,6 +286,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "chunking": f"{manifest.chunk_size} words, {manifest.chunk_overlap} overlap",
         "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
         "generator": settings.generator_backend if settings.generator_backend != "llama_cpp" else f"llama_cpp: {settings.gguf_path or 'bundled SmolLM2-135M-Instruct Q4_1'}",
+        "generate_mode": _generate_mode(settings),
         "reader": str(reader or "none (`make reader` trains it)") if settings.use_reader else "off (RAG_USE_READER=true and `make reader` turn it on)",
         "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or f"packaged (rag/{READER_MODEL_FILE if reader and settings.use_reader else MODEL_FILE})"),
         "updated_at": manifest.updated_at,
@@ -305,6 +306,13 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         out.print(f"[bold]{key}[/]: {escape(str(value))}")
     for d in sorted(manifest.documents.values(), key=lambda d: d.doc_id):
         out.print(f"  {escape(d.doc_id)}  {d.date or 'undated':10}  {d.passages:3} passages  {escape(d.title or '')}")
+
+
+def _generate_mode(settings) -> str:
+    from rag.drafting import draft_policy
+
+    policy = draft_policy(settings)
+    return "drafts, then verifies" if policy.draft else f"quotes the evidence: the model is not asked, since {policy.reason}"
 
 
 @app.command("serve")

@@ -21,6 +21,7 @@ def eval_cmd(
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="an earlier report.json; exit 1 when a quality figure drops")] = None,
     tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="allowed drop per figure (default RAG_EVAL_TOLERANCE, 0.05)")] = None,
     leave_gold_out: Annotated[bool, typer.Option("--leave-gold-out", help="ask each answerable question without its gold articles (no reindex): it must abstain")] = False,
+    record_generation: Annotated[bool, typer.Option("--record-generation", help="with --mode generate: draft every answer and record how often the model's drafts survive verification (INDEX_DIR/generation.json; see RAG_GENERATION_MIN_SURVIVAL)")] = False,
 ) -> None:
     """Score retrieval, answers, abstentions and citations on a question file; optionally gate on a baseline."""
     from rich.markdown import Markdown
@@ -40,12 +41,15 @@ def eval_cmd(
 
         outcome = run_eval(
             settings_of(ctx), questions, out_dir=out_dir, mode=mode, top_k=top_k, baseline_path=baseline, tolerance=tolerance, leave_gold_out_run=leave_gold_out,
-            on_start=lambda n: bar.update(task, total=n, description="asking"), on_progress=progress,
+            record_generation=record_generation, on_start=lambda n: bar.update(task, total=n, description="asking"), on_progress=progress,
         )
     # Raw Markdown when piped (CI logs, files); rendered tables on a terminal.
     summary = outcome.summary_markdown()
     out.print(Markdown(summary) if out.is_terminal else summary, markup=False, highlight=False, soft_wrap=True)
     err.print(f"report written to {escape(str(outcome.out_dir / 'report.json'))} and report.md")
+    if record_generation:
+        survival = outcome.report["details"].get("generation_survival")
+        err.print(f"generation survival {survival} recorded in {escape(outcome.report['run']['generation_record'])}")
     outcome.raise_for_regressions()
 
 

@@ -21,7 +21,7 @@ from rag.answertype import AnswerType, has_answer_type, question_type
 from rag.errors import BadInputError
 from rag.evidence import IdfFn, coverage, meta_text, names_in, numbers_in, question_terms
 from rag.lexical import content_terms
-from rag.timeframe import TimeFrame, age_days
+from rag.timeframe import TimeFrame, age_days, as_date, asked_period_start
 from rag.types import Evidence, ScoredPassage
 
 MODEL_FILE = "decision.json"
@@ -209,4 +209,19 @@ def decide(model: DecisionModel, evidence: Evidence, scored: list[ScoredPassage]
     cut = model.threshold if threshold is None else threshold
     p = model.probability(values)
     answer = p >= cut
+    if answer and (late := predates_question(evidence.question, scored)):
+        return Decision(probability=p, answer=False, features=values, reason=late)
     return Decision(probability=p, answer=answer, features=values, reason=None if answer else explain(values, evidence, p, cut))
+
+
+def predates_question(question: str, scored: list[ScoredPassage]) -> str | None:
+    """Why no retrieved article can report what the question asks, when each one was published before the period
+    it names ("what did NATO decide in July 2024?" over articles from the spring): the words match, the event is
+    later. Undated articles could be from any time, so one of them keeps the question open."""
+    start = asked_period_start(question)
+    if start is None or not scored:
+        return None
+    days = [as_date(sp.passage.meta.date) for sp in scored]
+    if any(d is None or d >= start for d in days):
+        return None
+    return f"the closest articles were all published before {start:%B %Y}, the time the question asks about (latest {max(days):%d %B %Y})"

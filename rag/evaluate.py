@@ -11,11 +11,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rag.drafting import DraftPolicy, GenerationRecord, generator_id, save_record
 from rag.errors import BadInputError, GeneratorError, ModelMissingError, RagError
 from rag.scoring import CitationCheck, Comparison, QuestionRecord, Retrieved, Verdict, compare, describe_regressions, lexical_support, missing_groups, normalise
 from rag.types import Answer, ChatTurn, Mode
@@ -295,6 +297,20 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def record_drafts(settings: Settings, records: list[QuestionRecord], questions_path: Path) -> Path:
+    """Write how often the configured model's drafts survived verification in this run (rag/drafting.py)."""
+    model = generator_id(settings)
+    if model is None:
+        raise ModelMissingError("cannot tell which generator drafted these answers, so there is nothing to record it under")
+    drafted = [r for r in records if r.timings.prompt_tokens > 0 and not r.abstained and r.error is None]
+    if not drafted:
+        raise BadInputError("the model drafted no answer in this run (all quoted or refused): there is no survival to record")
+    survived = sum(r.fallback is None for r in drafted)
+    record = GenerationRecord(model=model, survival=round(survived / len(drafted), 4), drafted=len(drafted), questions=f"{Path(questions_path).parent.name}/{Path(questions_path).name}",
+                              measured=date.today().isoformat())
+    return save_record(settings.index_dir, record)
+
+
 def run_eval(
     settings: Settings,
     questions_path: Path,
@@ -308,6 +324,7 @@ def run_eval(
     on_start: Callable[[int], None] | None = None,
     on_progress: Progress | None = None,
     leave_gold_out_run: bool = False,
+    record_generation: bool = False,
 ) -> EvalOutcome:
     """Validate, load models (unless a pipeline is given), ask, judge, write report.json and report.md."""
     from rag.report import build_report, git_state, render_markdown, write_report
@@ -334,6 +351,10 @@ def run_eval(
         # The pipeline would quietly quote instead; scored as generate mode, that would mislead.
         problem = getattr(pipeline, "generator_problem", None) or "no generator is loaded"
         raise ModelMissingError(f"generate mode needs the generator ({problem}); run with --mode extractive to score quoting")
+    if record_generation:
+        if mode != "generate":
+            raise BadInputError("--record-generation measures the model's drafts: run it with --mode generate")
+        pipeline.drafts = DraftPolicy(draft=True)  # measure the drafts even where an earlier record says to quote
     if on_start:
         on_start(len(questions))
     records = run_questions(pipeline, questions, mode=mode, top_k=k, on_progress=on_progress)
@@ -350,6 +371,8 @@ def run_eval(
             "comparison": [c.model_dump() for c in comparisons],
             "regressed": [c.figure for c in comparisons if c.regressed],
         }
+    if record_generation:
+        report["run"]["generation_record"] = str(record_drafts(settings, records, questions_path))
     markdown = render_markdown(report)
     write_report(report, markdown, out_dir)
     return EvalOutcome(report=report, markdown=markdown, out_dir=out_dir, tolerance=tol, comparisons=comparisons)

@@ -37,13 +37,17 @@ def tokenize(text: str) -> list[str]:
 
 
 _SUFFIXES = ("ing", "ed", "es", "s", "e")
+PREFIX_LENGTH = 6  # longer words are cut to this many letters: the cheap stemmer IR studies find as good as Porter's
 
 
 def stem(token: str) -> str:
-    """A light suffix stripper so "promised"/"promise" and "years"/"year" meet when judging coverage.
-    (BM25 keeps exact tokens: its index is stored and its ranking is already good.)"""
+    """A light stemmer so "promised"/"promise", "years"/"year", and also "Ukraine"/"Ukrainian" and
+    "criterion"/"criteria" meet when judging coverage: words are cut to six letters, which also joins a country with its
+    adjective (suffix rules never do), then lose one suffix. BM25 keeps exact tokens: its index is stored
+    and its ranking is already good."""
     if len(token) <= 4 or not token.isalpha():
         return token
+    token = token[:PREFIX_LENGTH]
     for suffix in _SUFFIXES:
         if token.endswith(suffix) and len(token) - len(suffix) >= 4:
             return token[: -len(suffix)]

@@ -12,6 +12,7 @@ from datetime import date
 from rag.answertype import has_answer_type, question_type
 from rag.citations import CitationBuilder, CitationVerifier, render_answer
 from rag.decision import Decision, DecisionModel, decide, load_model
+from rag.drafting import DraftPolicy, draft_policy
 from rag.embedder import Embedder
 from rag.errors import BadInputError, ModelMissingError, TooLargeError, VectorStoreError
 from rag.evidence import coverage, question_terms, select_evidence
@@ -55,6 +56,7 @@ class Pipeline:
         self.decision = decision or load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
         self.verifier = CitationVerifier(embedder, settings)
         self.generator_problem: str | None = None  # why generate mode falls back to extractive, if it does
+        self.drafts = DraftPolicy(draft=True)  # from_settings reads the model's measured record (rag/drafting.py)
         self.use_index(index)
 
     @classmethod
@@ -89,6 +91,8 @@ class Pipeline:
                 problem = str(exc)
         pipeline = cls(settings, index, embedder, generator, prompts, decision, reader)
         pipeline.generator_problem = problem
+        if generator is not None:
+            pipeline.drafts = draft_policy(settings)
         return pipeline
 
     def use_index(self, index: Index) -> None:
@@ -141,7 +145,9 @@ class Pipeline:
                 raise ModelMissingError("no generator is loaded; use --mode extractive or configure RAG_GGUF_PATH")
             mode, fallback = "extractive", f"extractive: {self.generator_problem}"
 
-        standalone = rewrite_followup(question, history, generator=self.generator if self.settings.rewrite_with_model else None, prompts=self.prompts)
+        # A model whose drafts were measured not to survive is not asked to reword the question either.
+        rewriter = self.generator if self.settings.rewrite_with_model and self.drafts.draft else None
+        standalone = rewrite_followup(question, history, generator=rewriter, prompts=self.prompts)
         found = self.gather(standalone, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs)
         evidence, verdict = found.evidence, found.decision
         timings = Timings(retrieval_s=time.perf_counter() - started)
@@ -155,6 +161,11 @@ class Pipeline:
         if self.settings.quote_typed_answers and states_typed_answer(evidence):
             # "Who/when/where/how many" with a sentence that states that kind of answer: the sentence is the
             # answer, and a small model rewording it only adds ways to be wrong (docs/calibration.md).
+            answer.fallback = "quoted"
+            return self._finish(self._extract(answer, evidence), started)
+        if not self.drafts.draft:
+            # This model's drafts were measured to fail verification more often than not: quoting now gives the
+            # same answer the fallback would, without the seconds of generation (rag/drafting.py).
             answer.fallback = "quoted"
             return self._finish(self._extract(answer, evidence), started)
         return self._finish(self._generate(answer, evidence, verdict, started, on_token, should_stop), started)

@@ -158,7 +158,7 @@ def render_markdown(report: dict[str, Any], *, failed_limit: int | None = None) 
         verdict = "**dropped: " + ", ".join(b["regressed"]) + "**" if b["regressed"] else "no quality figure dropped"
         lines.append(f"- baseline: `{b['path']}` (tolerance {b['tolerance']:g}): {verdict}" + ("" if b["same_questions"] else "; note: the baseline was run on a different question file"))
     if run.get("leave_gold_out") and details["n_unanswerable"]:
-        answered = details["n_unanswerable"] - sum(1 for q in report["questions"] if q["abstained"])
+        answered = details["n_unanswerable"] - details["n_abstained"]  # a leave-gold-out run asks only "unanswerable" questions
         lines.append(
             f"- leave-the-gold-out: {answered} of {details['n_unanswerable']} answered without their gold articles; "
             f"{details.get('left_out_answered_with_reference', 0)} of those still hold the reference answer (another article carries it)"

@@ -82,9 +82,14 @@ def _acceptable(candidate: str, question: str, history: list[ChatTurn]) -> bool:
         return False
     if _same_text(candidate, question):
         return not _unresolved_person(question)
+    if question.rstrip().endswith("?") and not candidate.endswith("?"):
+        return False  # an answer, not a rewrite ("The NATO-Ukraine Commission is set to be upgraded ...")
     terms = set(tokenize(candidate))
+    if any(name.lower() not in terms for name in names_in(question) if name.lower() in set(tokenize(name))):
+        return False  # it dropped what the follow-up asks about ("... about Crimea?" -> "... talk about in Washington?")
     context = set(tokenize(" ".join(t.content for t in history if t.role == "user")))
-    return bool(terms & context) and bool(terms & set(tokenize(question)) or len(tokenize(question)) < 2)
+    own = set(tokenize(question))
+    return bool(terms & context) and bool(terms & own or not own)
 
 
 def rewrite_followup(

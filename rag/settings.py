@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     # Generate mode quotes at once when the question asks who/when/where/how many and the best sentence states
     # that kind of thing: the default model's rewording of it was wrong more often than not (NATO set).
     quote_typed_answers: bool = True
+    # Generate mode quotes at once, without calling the model, when the model's recorded share of drafts that
+    # survived verification is below this (rag/drafting.py); 0 always drafts. A model never measured drafts.
+    generation_min_survival: float = Field(0.6, ge=0.0, le=1.0)
     # A generated answer ends with the best evidence sentence, quoted, unless the model's sentences already cite it.
     anchor_quote: bool = True
     unsupported_policy: Literal["remove", "mark"] = "remove"

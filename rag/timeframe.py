@@ -27,6 +27,18 @@ _RECENT = re.compile(
 )
 
 
+_MONTH_NAMES = "january february march april may june july august september october november december".split()
+# "in July 2024", "the 2025 summit", "in March of 2024": a period the question names outright.
+# The word before it must make it the event's own time: "postponed until 2031", "since 2014" or "by 2030" do not.
+_NAMED_PERIOD = re.compile(
+    r"\b(?:in|during|throughout|at|on|of|the|its|their|a|an|this|that)\s+(?:(?P<month>" + "|".join(_MONTH_NAMES) + r")\s+(?:of\s+)?)?(?P<year>(?:19|20)\d\d)\b",
+    re.I,
+)
+# Words that put the question's event ahead of its articles ("what will NATO decide in July 2024?"): answerable
+# from articles written before it, so the period check below stays out of the way.
+_FORWARD = re.compile(r"\b(?:will|would|shall|going to|expected|expects?|plans?|planned|planning|upcoming|scheduled|set to|hopes?|aims?|wants?)\b", re.I)
+
+
 @dataclass(frozen=True)
 class TimeFrame:
     """What a question's time words resolve to against its as-of date."""
@@ -60,6 +72,16 @@ def resolve(question: str, as_of: date) -> TimeFrame:
         if pattern.search(question):
             return TimeFrame(as_of=as_of, window=(as_of - timedelta(days=days), as_of), wants_recent=True)
     return TimeFrame(as_of=as_of, wants_recent=bool(_RECENT.search(question)))
+
+
+def asked_period_start(question: str) -> date | None:
+    """The first day of the earliest period a past-tense question names ("in July 2024" -> 2024-07-01); None when
+    it names none or looks ahead. If every article retrieved was published before that day, none can report it."""
+    if _FORWARD.search(question):
+        return None
+    starts = [date(int(m.group("year")), _MONTH_NAMES.index(m.group("month").lower()) + 1 if m.group("month") else 1, 1)
+              for m in _NAMED_PERIOD.finditer(question)]
+    return min(starts, default=None)
 
 
 def as_date(iso: str | None) -> date | None:

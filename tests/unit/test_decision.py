@@ -11,7 +11,7 @@ from rag.answertype import has_answer_type, question_type
 from rag.calibrate import Row, choose_threshold, curve, fit, split
 from rag.decision import BASE_FEATURES, FEATURES, DecisionModel, decide, features, load_model
 from rag.errors import BadInputError
-from rag.timeframe import age_days, parse_as_of, resolve
+from rag.timeframe import age_days, asked_period_start, parse_as_of, resolve
 from rag.types import ArticleMeta, Evidence, EvidenceSentence, Passage, ScoredPassage
 
 
@@ -55,6 +55,14 @@ def test_a_sentence_holds_the_kind_of_answer_only_beyond_what_the_question_says(
 ])
 def test_amounts_are_read_with_their_currency_and_percent_signs(sentence, holds):
     assert has_answer_type(sentence, "amount", "Gas hit $5 a gallon: how much does a gallon cost now?") is holds
+
+
+def test_a_year_is_no_count_unless_it_counts_something():
+    q = "How many years had passed since NATO first promised Ukraine membership in Bucharest?"
+    assert not has_answer_type("Ukraine was first promised NATO membership at a 2008 summit.", "number", q)
+    assert not has_answer_type("That was in 2008.", "number", q)
+    assert has_answer_type("In the 15 years since, NATO has said its doors remain open.", "number", q)
+    assert has_answer_type("About 2000 troops took part.", "number", "How many soldiers took part?")
 
 
 def test_time_words_resolve_against_the_as_of_date():
@@ -123,6 +131,34 @@ def test_decide_abstains_with_a_readable_reason():
     assert verdict.reason.startswith("no date that answers the question appears")
     empty = decide(_model({}), Evidence(question=q, sources=[], sentences=[]), [], None, None)
     assert not empty.answer and empty.reason == "nothing relevant was retrieved"
+
+
+@pytest.mark.parametrize("question, start", [
+    ("What did NATO leaders decide at the Washington summit in July 2024?", date(2024, 7, 1)),
+    ("What did NATO decide at its 2025 summit in The Hague?", date(2025, 1, 1)),
+    ("What happened to the bid in 2008 and in 2024?", date(2008, 1, 1)),  # the earliest: part may be reported
+    ("What happened to the bid between 2008 and 2024?", None),  # a span, not the event's time
+    ("What will NATO decide in July 2024?", None),  # looking ahead: earlier articles may well say
+    ("What is NATO expected to offer Ukraine in 2024?", None),
+    ("What was decided about the NATO-Ukraine Council?", None),
+    ("Was the NATO-Ukraine Council postponed until 2031?", None),  # a target date, not the event's time
+    ("What has NATO done for Ukraine since 2014?", None),
+])
+def test_the_period_a_past_tense_question_names(question, start):
+    assert asked_period_start(question) == start
+
+
+def test_articles_all_published_before_the_asked_period_cannot_report_it():
+    q = "What did NATO leaders decide about Ukraine at the Washington summit in July 2024?"
+    always = _model({}, bias=5.0)  # evidence strong enough on every other signal
+    early = decide(always, *_evidence(q, [("a", "Ukraine hopes for a far-reaching step at the Washington summit.", 0.8)], dated="2024-03-19"), None, None)
+    assert not early.answer and early.reason.startswith("the closest articles were all published before July 2024")
+    after = decide(always, *_evidence(q, [("a", "At the Washington summit NATO leaders decided on a bridge to membership.", 0.8)], dated="2024-07-11"), None, None)
+    assert after.answer
+    undated = decide(always, *_evidence(q, [("a", "Ukraine hopes for a far-reaching step at the Washington summit.", 0.8)], dated=None), None, None)
+    assert undated.answer  # an undated article could be from any time
+    ahead = "What will NATO leaders decide about Ukraine at the Washington summit in July 2024?"
+    assert decide(always, *_evidence(ahead, [("a", "Ukraine hopes for a far-reaching step at the Washington summit.", 0.8)], dated="2024-03-19"), None, None).answer
 
 
 def test_model_file_round_trips_and_bad_files_are_clear_errors(tmp_path):
