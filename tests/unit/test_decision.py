@@ -161,6 +161,18 @@ def test_articles_all_published_before_the_asked_period_cannot_report_it():
     assert decide(always, *_evidence(ahead, [("a", "Ukraine hopes for a far-reaching step at the Washington summit.", 0.8)], dated="2024-03-19"), None, None).answer
 
 
+def test_a_count_asked_for_and_no_number_in_the_best_sentences_is_refused_whatever_the_model_says():
+    always = _model({}, bias=5.0)
+    q = "What is the budget of NATO's multi-year program for Ukraine?"
+    none = decide(always, *_evidence(q, [("a", "Stoltenberg expects the alliance to agree a multi-year program for Ukraine.", 0.8)]), None, None)
+    assert not none.answer and none.reason == "no amount that answers the question appears in the closest passages"
+    stated = decide(always, *_evidence(q, [("a", "The multi-year program for Ukraine has a budget of $500 million.", 0.8)]), None, None)
+    assert stated.answer
+    # Persons, places and dates are found by looser rules: their absence stays a feature, not a refusal.
+    who = "Who leads NATO's multi-year program for Ukraine?"
+    assert decide(always, *_evidence(who, [("a", "the alliance agreed a multi-year program for ukraine.", 0.8)]), None, None).answer
+
+
 def test_model_file_round_trips_and_bad_files_are_clear_errors(tmp_path):
     model = _model({"strength": 3.0}, bias=-1.0, threshold=0.4)
     path = tmp_path / "decision.json"
