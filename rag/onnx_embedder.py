@@ -208,6 +208,28 @@ def _quantize_int8(source: Path, out: Path) -> None:
         root.setLevel(level)
 
 
+# Tokens per ONNX Runtime call when indexing (rows x the batch's longest text). Sorted by token count and cut
+# by this budget, the bench's SQuAD passages are padded by 9% over their real tokens, where batches of 64 sorted
+# by characters were padded by 40% (one 256-token passage set the width of 63 others), and attention costs the
+# square of the width: int8 indexing went from 1.3x to 2.0x raw torch (bench/README.md). 2048 pads by 4% but
+# measured no faster; each call also gets its own int8 activation scale, so vectors move at the 4th decimal.
+TOKEN_BUDGET = 4096
+
+
+def token_batches(lengths: np.ndarray, max_rows: int, budget: int = TOKEN_BUDGET) -> list[np.ndarray]:
+    """Row numbers of each batch: longest texts first, each batch at most `max_rows` rows and `budget` padded
+    tokens (at least one row), so a batch holds texts of similar length and short questions still go together."""
+    order = np.argsort(-lengths, kind="stable")
+    out: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        width = max(int(lengths[order[start]]), 1)
+        rows = max(1, min(max_rows, budget // width))
+        out.append(order[start : start + rows])
+        start += rows
+    return out
+
+
 class OnnxEmbedder:
     """The same model as SentenceTransformerEmbedder, run by ONNX Runtime: same tokenizer, truncation, pooling."""
 
@@ -232,46 +254,52 @@ class OnnxEmbedder:
         self._counter = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._counter.no_truncation()
         self._counter.no_padding()
-        # As sentence-transformers tokenises: truncate to max_seq_length, pad to the batch's longest text.
+        # As sentence-transformers tokenises: truncate to max_seq_length. No padding here (the MiniLM file asks
+        # for a fixed 128): embed() pads each batch itself, to that batch's longest text.
         self._tokenizer.enable_truncation(max_length=max_seq_length)
-        self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
-        self._sessions: dict[int, Any] = {}
+        self._tokenizer.no_padding()
+        self._pad_id = self._tokenizer.token_to_id("[PAD]") or 0
+        self._sessions: dict[tuple[int, bool], Any] = {}
         self.dimension = int(self.embed(["dimension probe"]).shape[1])
 
-    def _session(self, threads: int) -> Any:
+    def _session(self, threads: int, *, indexing: bool = False) -> Any:
         # onnxruntime fixes a session's thread pool when it is made, so a query (query_threads) and an indexing
         # batch (threads) each get their own session; the second is made only when first needed.
-        if threads not in self._sessions:
+        spin = not (indexing and threads > 1)
+        if (threads, spin) not in self._sessions:
             options = self._ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if not spin:
+                # An indexing batch's ops each run for milliseconds, so busy-waiting between them buys nothing,
+                # and on shared cores a spinning thread takes the core its partner needs (8-15% faster indexing
+                # at load 4-6 without). A query's ops take microseconds: its session keeps spinning.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                self._sessions[threads] = self._ort.InferenceSession(str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+                self._sessions[threads, spin] = self._ort.InferenceSession(str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own kinds for a truncated or foreign file
                 raise ModelMissingError(f"cannot load the ONNX embedding model {self.folder / ONNX_FILE}: {exc}; delete the folder and {EXPORT_HINT}") from exc
-        return self._sessions[threads]
+        return self._sessions[threads, spin]
 
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
-        session = self._session(self.query_threads if len(texts) <= self.batch_size else self.threads)
-        # Longest first, as sentence-transformers' encode does: a batch is padded to its longest text, so
-        # mixed lengths waste most of the work (unsorted SQuAD paragraphs ran at 0.6x torch).
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        indexing = len(texts) > self.batch_size
+        session = self._session(self.threads if indexing else self.query_threads, indexing=indexing)
+        encoded = self._tokenizer.encode_batch(texts, add_special_tokens=True)
+        lengths = np.fromiter((len(e.ids) for e in encoded), dtype=np.int64, count=len(encoded))
         out: np.ndarray | None = None  # sized by the first batch: the probe in __init__ runs before self.dimension
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            encoded = self._tokenizer.encode_batch([texts[i] for i in batch])
-            feed = {
-                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
-            }
-            vectors = session.run(None, feed)[0]
+        for rows in token_batches(lengths, self.batch_size):
+            width = int(lengths[rows[0]])  # longest first: the batch's first row sets its width
+            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+            for r, i in enumerate(rows):
+                ids[r, : lengths[i]] = encoded[i].ids
+            mask = (np.arange(width) < lengths[rows][:, None]).astype(np.int64)
+            vectors = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[batch] = vectors
+            out[rows] = vectors
         assert out is not None
         return out
 

@@ -75,3 +75,22 @@ def test_index_built_with_onnx(onnx_settings, onnx_embedder, real_embedder):
     assert top(real_embedder)[0] == top(onnx_embedder)[0]
     with pytest.raises(IndexMismatchError):
         index_paths(settings, real_embedder, [CORPUS / "003_75066b03832c0bdd.txt"])
+
+
+def test_indexing_batches_match_torch(onnx_settings, onnx_embedder, real_embedder):
+    """More texts than a batch: the indexing path (token-sorted batches, its own session) on passages of mixed
+    lengths, up to the 256-token cut, matches torch as the single-question path does."""
+    from rag.chunking import chunk_article
+    from rag.corpus import iter_article_paths, load_article
+
+    articles = [load_article(path) for path in iter_article_paths([CORPUS])]
+    passages = [p for a in articles for size in (40, 100, 300) for p in chunk_article(a, chunk_size=size, chunk_overlap=10)]
+    texts = [passage_text_for_embedding(p) for p in passages] + SENTENCES * 4
+    assert len(texts) > onnx_embedder.batch_size
+    theirs = real_embedder.embed(texts)
+    cosines = _cosines(onnx_embedder.embed(texts), theirs)
+    assert cosines.min() > 0.9999
+    # A text's vector does not depend on its batch: the same text embedded alone.
+    assert _cosines(onnx_embedder.embed(texts[:1]), onnx_embedder.embed(texts)[:1]).min() > 0.9999
+    int8 = _cosines(build_embedder(onnx_settings["int8"]).embed(texts), theirs)
+    assert int8.mean() > 0.99 and int8.min() > 0.97  # bench/README.md: what that does to SQuAD hit@5

@@ -176,10 +176,21 @@ def test_onnx_vectors_come_back_in_input_order(tmp_path):
 
     vocab = {"[PAD]": 0, "[UNK]": 1, "a": 2}
     tok = Tokenizer.from_str(json.dumps({"version": "1.0", "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}, "pre_tokenizer": {"type": "Whitespace"}}))
-    tok.enable_padding(pad_id=0, pad_token="[PAD]")
-    emb._tokenizer, emb.batch_size, emb.threads, emb.query_threads, emb._sessions = tok, 2, 1, 1, {1: Session()}
+    emb._tokenizer, emb._pad_id, emb.batch_size, emb.threads, emb.query_threads = tok, 0, 2, 1, 1
+    emb._sessions = {(1, True): Session()}
     texts = ["a", "a a a a", "a a", "a a a a a a", "a a a"]
     assert emb.embed(texts)[:, 0].tolist() == [1, 4, 2, 6, 3]
+
+
+def test_token_batches_group_similar_lengths_within_the_budget():
+    from rag.onnx_embedder import token_batches
+
+    lengths = np.array([5, 256, 130, 12, 128, 131, 3])
+    batches = token_batches(lengths, max_rows=3, budget=300)
+    assert sorted(int(i) for b in batches for i in b) == list(range(len(lengths)))  # every row once
+    assert [lengths[b].tolist() for b in batches] == [[256], [131, 130], [128, 12], [5, 3]]  # longest first
+    assert all(len(b) * lengths[b[0]] <= 300 or len(b) == 1 for b in batches)
+    assert [len(b) for b in token_batches(np.array([4] * 7), max_rows=3)] == [3, 3, 1]  # short texts: max_rows caps
 
 
 def test_a_configured_folder_holding_another_quantization_is_refused(clean_rag_env, tmp_path):
