@@ -151,8 +151,9 @@ class Answer(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     sources: list[ScoredPassage] = Field(default_factory=list)  # closest sources, shown even on abstain
     raw_generation: str | None = None  # the model's text before verification
-    # "extractive" when no generated sentence survived verification; "quoted" when the evidence states the kind of
-    # answer asked for and was quoted without generating; "extractive: why" when no generator could be loaded.
+    # "extractive" when no generated sentence survived verification; "quoted" when generate mode quoted without
+    # calling the model (the evidence states the kind of answer asked for, or the model's drafts were measured to
+    # fail: rag/drafting.py); "extractive: why" when no generator could be loaded.
     fallback: str | None = None
     confidence: float | None = None  # the answer decision's probability that the evidence answers the question
     as_of: str | None = None  # the date the question was asked from (YYYY-MM-DD)
