@@ -3,10 +3,11 @@
 A drafted answer whose sentences fail verification is thrown away and the evidence quoted instead, so the
 seconds spent writing it bought nothing, and a draft that survives can still drop the fact the quoted sentence
 held. `rag eval --mode generate --record-generation` measures, for the configured model, the share of its
-drafts that survived on a question set and records it (`generation.json` in the index directory; the package
-ships the record of its default model). Generate mode then quotes at once, without calling the model, when the
-model's recorded survival is below `RAG_GENERATION_MIN_SURVIVAL`. A model never measured drafts: nothing says
-its drafts are worse than quoting.
+drafts that survived on a question set, and how many of its drafted answers were right against quoting the same
+questions; it records both (`generation.json` in the index directory; the package ships the record of its
+default model). Generate mode then quotes at once, without calling the model, when the model's recorded survival
+is below `RAG_GENERATION_MIN_SURVIVAL`, or its drafted answers were right less often than the quotes. A model
+never measured drafts: nothing says its drafts are worse than quoting.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class GenerationRecord(BaseModel):
     model: str  # generator_id()
     survival: float = Field(ge=0.0, le=1.0)  # share of drafted answers whose own sentences survived verification
     drafted: int = Field(ge=0)  # answers the model drafted in that run
+    # Of the drafted answers to questions with a known answer: how many were right, and how many quoting the same
+    # questions got right. None in a record written before they were measured.
+    compared: int | None = Field(None, ge=0)
+    drafted_right: int | None = Field(None, ge=0)
+    quoted_right: int | None = Field(None, ge=0)
     questions: str  # the question file it was measured on
     measured: str  # ISO date
 
@@ -82,12 +88,22 @@ def save_record(index_dir: Path, record: GenerationRecord) -> Path:
 
 
 def draft_policy(settings: Settings) -> DraftPolicy:
+    """Draft unless the model's record shows its drafts fail verification too often, or, where measured, that its
+    drafted answers were right less often than quoting the same questions (0 = RAG_GENERATION_MIN_SURVIVAL off)."""
     model = generator_id(settings)
     record = load_records(settings.index_dir).get(model) if model else None
-    if record is None or record.survival >= settings.generation_min_survival:
+    if record is None or settings.generation_min_survival <= 0:
         return DraftPolicy(draft=True)
-    return DraftPolicy(
-        draft=False,
-        reason=(f"its drafts survived verification in {record.survival:.0%} of {record.drafted} answers ({record.questions}), "
-                f"below RAG_GENERATION_MIN_SURVIVAL={settings.generation_min_survival:.0%}"),
-    )
+    if record.survival < settings.generation_min_survival:
+        return DraftPolicy(
+            draft=False,
+            reason=(f"its drafts survived verification in {record.survival:.0%} of {record.drafted} answers ({record.questions}), "
+                    f"below RAG_GENERATION_MIN_SURVIVAL={settings.generation_min_survival:.0%}"),
+        )
+    if record.compared and record.drafted_right is not None and record.quoted_right is not None and record.drafted_right < record.quoted_right:
+        return DraftPolicy(
+            draft=False,
+            reason=(f"its drafted answers were right in {record.drafted_right} of {record.compared} questions ({record.questions}) "
+                    f"where quoting was right in {record.quoted_right}"),
+        )
+    return DraftPolicy(draft=True)

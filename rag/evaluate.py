@@ -297,8 +297,10 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def record_drafts(settings: Settings, records: list[QuestionRecord], questions_path: Path) -> Path:
-    """Write how often the configured model's drafts survived verification in this run (rag/drafting.py)."""
+def record_drafts(settings: Settings, pipeline: Pipeline, questions: list[EvalQuestion], records: list[QuestionRecord], questions_path: Path) -> Path:
+    """Write how often the configured model's drafts survived verification in this run, and how many of its
+    drafted answers were right against quoting the same questions (asked again extractively: no model, ~0.2 s
+    each). rag/drafting.py reads both."""
     model = generator_id(settings)
     if model is None:
         raise ModelMissingError("cannot tell which generator drafted these answers, so there is nothing to record it under")
@@ -306,8 +308,14 @@ def record_drafts(settings: Settings, records: list[QuestionRecord], questions_p
     if not drafted:
         raise BadInputError("the model drafted no answer in this run (all quoted or refused): there is no survival to record")
     survived = sum(r.fallback is None for r in drafted)
-    record = GenerationRecord(model=model, survival=round(survived / len(drafted), 4), drafted=len(drafted), questions=f"{Path(questions_path).parent.name}/{Path(questions_path).name}",
-                              measured=date.today().isoformat())
+    # Right or wrong is known only where the question has an answer; the rest still count for survival.
+    judged = {r.id: r for r in drafted if not r.verdict.should_abstain}
+    again = run_questions(pipeline, [q for q in questions if q.id in judged], mode="extractive")
+    record = GenerationRecord(
+        model=model, survival=round(survived / len(drafted), 4), drafted=len(drafted),
+        compared=len(judged), drafted_right=sum(bool(r.verdict.correct) for r in judged.values()), quoted_right=sum(bool(r.verdict.correct) for r in again),
+        questions=f"{Path(questions_path).parent.name}/{Path(questions_path).name}", measured=date.today().isoformat(),
+    )
     return save_record(settings.index_dir, record)
 
 
@@ -372,7 +380,7 @@ def run_eval(
             "regressed": [c.figure for c in comparisons if c.regressed],
         }
     if record_generation:
-        report["run"]["generation_record"] = str(record_drafts(settings, records, questions_path))
+        report["run"]["generation_record"] = str(record_drafts(settings, pipeline, questions, records, questions_path))
     markdown = render_markdown(report)
     write_report(report, markdown, out_dir)
     return EvalOutcome(report=report, markdown=markdown, out_dir=out_dir, tolerance=tol, comparisons=comparisons)

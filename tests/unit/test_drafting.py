@@ -45,6 +45,16 @@ def test_a_model_whose_drafts_mostly_fail_quotes_and_says_why(gguf):
     assert draft_policy(gguf.model_copy(update={"generation_min_survival": 0.0})).draft
 
 
+def test_a_model_whose_drafts_survive_but_are_right_less_often_than_quotes_quotes(gguf):
+    rec = record("gguf:tiny.gguf:100", 0.61).model_copy(update={"compared": 18, "drafted_right": 16, "quoted_right": 18})
+    save_record(gguf.index_dir, rec)
+    policy = draft_policy(gguf)
+    assert not policy.draft and "right in 16 of 18 questions" in policy.reason and "quoting was right in 18" in policy.reason
+    save_record(gguf.index_dir, rec.model_copy(update={"drafted_right": 18}))
+    assert draft_policy(gguf).draft  # as good as quoting: the model may reword
+    assert draft_policy(gguf.model_copy(update={"generation_min_survival": 0.0})).draft
+
+
 def test_the_index_record_overrides_the_packaged_one_and_a_rerun_replaces_its_own(gguf):
     save_record(gguf.index_dir, record("gguf:tiny.gguf:100", 0.4))
     save_record(gguf.index_dir, record("gguf:tiny.gguf:100", 0.8))
@@ -102,6 +112,9 @@ def test_eval_records_the_share_of_drafts_that_survived(tmp_path, gguf, hashing_
     assert len(gen.calls) == 2
     saved = load_records(gguf.index_dir)["gguf:tiny.gguf:100"]
     assert saved.drafted == 2 and saved.survival == 0.5 and saved.questions.endswith("/q.jsonl")
+    # Both asked again by quoting, to compare: the drafted run's final answers (a quote where the draft failed).
+    assert (saved.compared, saved.drafted_right, saved.quoted_right) == (2, 2, 2)
+    assert len(gen.calls) == 2  # the comparison run called no model
     assert outcome.report["run"]["generation_record"] == str(gguf.index_dir / RECORD_FILE)
     with pytest.raises(BadInputError, match="--mode generate"):
         run_eval(gguf, questions, out_dir=tmp_path / "out2", mode="extractive", pipeline=pipeline, record_generation=True)
