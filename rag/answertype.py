@@ -13,7 +13,7 @@ from typing import Literal
 
 AnswerType = Literal["person", "date", "place", "number", "amount"]
 
-_MONTHS = "january february march april may june july august september october november december".split()
+MONTHS = "january february march april may june july august september october november december".split()
 _MONTH_ABBR = "jan feb mar apr jun jul aug sep sept oct nov dec".split()
 _WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
 _NUMBER_WORDS = frozenset(
@@ -40,9 +40,9 @@ _DIGITS = re.compile(r"\d")
 _MONEY = re.compile(r"[$€£¥]\s?(?P<money>\d[\d,.]*\d|\d)|(?P<share>\d[\d,.]*\d|\d)\s?(?:%|percent\b)", re.I)
 _CAP_WORD = re.compile(r"\b[A-Z][a-zA-Z’'\-]+")
 _WORD = re.compile(r"[A-Za-z’'\-]+|\d[\d,.]*")
-_DATE_WORDS = frozenset(_MONTHS + _MONTH_ABBR + _WEEKDAYS + "yesterday today tonight weekend".split())
+_DATE_WORDS = frozenset(MONTHS + _MONTH_ABBR + _WEEKDAYS + "yesterday today tonight weekend".split())
 # Capitalised words that are not names: sentence openers and calendar words.
-_NOT_NAMES = frozenset(w.capitalize() for w in _MONTHS + _WEEKDAYS) | frozenset(
+_NOT_NAMES = frozenset(w.capitalize() for w in MONTHS + _WEEKDAYS) | frozenset(
     "The A An In On At It He She They We I This That These Those But And Or If When While After Before As For With By "
     "From To Of According Mr Mrs Ms Dr However Meanwhile There Here His Her Their Our Its Last Next Earlier Later".split()
 )

@@ -212,10 +212,9 @@ def decide(model: DecisionModel, evidence: Evidence, scored: list[ScoredPassage]
     answer = p >= cut
     if answer and (late := predates_question(evidence.question, scored)):
         return Decision(probability=p, answer=False, features=values, reason=late)
-    if answer and values["type_known"] and not values["type_top3"] and question_type(evidence.question) in COUNTED:
+    if answer and not values["type_top3"] and (kind := question_type(evidence.question)) in COUNTED:
         # How many / how much with no number among the best sentences: digits and number words are found reliably
         # (names and dates are not), and on the fitting rows 5 of the 6 such questions the model answered were wrong.
-        kind = question_type(evidence.question)
         return Decision(probability=p, answer=False, features=values, reason=f"no {kind} that answers the question appears in the closest passages")
     return Decision(probability=p, answer=answer, features=values, reason=None if answer else explain(values, evidence, p, cut))
 

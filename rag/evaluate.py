@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rag.drafting import DraftPolicy, GenerationRecord, generator_id, save_record
 from rag.errors import BadInputError, GeneratorError, ModelMissingError, RagError
-from rag.scoring import CitationCheck, Comparison, QuestionRecord, Retrieved, Verdict, compare, describe_regressions, lexical_support, missing_groups, normalise
+from rag.scoring import CitationCheck, Comparison, QuestionRecord, Retrieved, Verdict, compare, describe_regressions, drafted, lexical_support, missing_groups, normalise
 from rag.types import Answer, ChatTurn, Mode
 
 if TYPE_CHECKING:
@@ -304,15 +304,15 @@ def record_drafts(settings: Settings, pipeline: Pipeline, questions: list[EvalQu
     model = generator_id(settings)
     if model is None:
         raise ModelMissingError("cannot tell which generator drafted these answers, so there is nothing to record it under")
-    drafted = [r for r in records if r.timings.prompt_tokens > 0 and not r.abstained and r.error is None]
-    if not drafted:
+    answers = drafted(records)
+    if not answers:
         raise BadInputError("the model drafted no answer in this run (all quoted or refused): there is no survival to record")
-    survived = sum(r.fallback is None for r in drafted)
+    survived = sum(r.fallback is None for r in answers)
     # Right or wrong is known only where the question has an answer; the rest still count for survival.
-    judged = {r.id: r for r in drafted if not r.verdict.should_abstain}
+    judged = {r.id: r for r in answers if not r.verdict.should_abstain}
     again = run_questions(pipeline, [q for q in questions if q.id in judged], mode="extractive")
     record = GenerationRecord(
-        model=model, survival=round(survived / len(drafted), 4), drafted=len(drafted),
+        model=model, survival=round(survived / len(answers), 4), drafted=len(answers),
         compared=len(judged), drafted_right=sum(bool(r.verdict.correct) for r in judged.values()), quoted_right=sum(bool(r.verdict.correct) for r in again),
         questions=f"{Path(questions_path).parent.name}/{Path(questions_path).name}", measured=date.today().isoformat(),
     )

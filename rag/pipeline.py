@@ -158,14 +158,10 @@ class Pipeline:
             return self._finish(self._abstain(answer, verdict.reason or "evidence too weak"), started)
         if mode == "extractive" or is_timeline(standalone):
             return self._finish(self._extract(answer, evidence), started)
-        if self.settings.quote_typed_answers and states_typed_answer(evidence):
-            # "Who/when/where/how many" with a sentence that states that kind of answer: the sentence is the
-            # answer, and a small model rewording it only adds ways to be wrong (docs/calibration.md).
-            answer.fallback = "quoted"
-            return self._finish(self._extract(answer, evidence), started)
-        if not self.drafts.draft:
-            # This model's drafts were measured to fail verification more often than not: quoting now gives the
-            # same answer the fallback would, without the seconds of generation (rag/drafting.py).
+        # Quote at once, without the seconds of generation, when this model's drafts were measured to lose to
+        # quoting (rag/drafting.py), or when the question asks who/when/where/how many and a sentence states that
+        # kind of answer: the sentence is the answer, and a small model rewording it only adds ways to be wrong.
+        if not self.drafts.draft or (self.settings.quote_typed_answers and states_typed_answer(evidence)):
             answer.fallback = "quoted"
             return self._finish(self._extract(answer, evidence), started)
         return self._finish(self._generate(answer, evidence, verdict, started, on_token, should_stop), started)

@@ -178,6 +178,11 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def drafted(records: Sequence[QuestionRecord]) -> list[QuestionRecord]:
+    """The answers the model drafted (it was prompted and did not refuse); fallback None: the draft survived."""
+    return [r for r in records if r.error is None and r.timings.prompt_tokens > 0 and not r.abstained]
+
+
 def figures(records: Sequence[QuestionRecord], k: int) -> dict[str, Any]:
     """Every figure of a set of judged questions; SUMMARY_KEYS among them, the rest for `details`."""
     answerable = [r for r in records if not r.verdict.should_abstain]
@@ -235,7 +240,7 @@ def figures(records: Sequence[QuestionRecord], k: int) -> dict[str, Any]:
         ),
         # Of the answers the model drafted, the share whose own sentences survived verification (the rest were
         # replaced by quotes): what generation time bought.
-        "generation_survival": _share(r.fallback is None for r in generated if not r.abstained),
+        "generation_survival": _share(r.fallback is None for r in drafted(records)),
     }
     return {key: _round(v) if isinstance(v, float) else v for key, v in out.items()}
 

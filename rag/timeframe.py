@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from rag.answertype import MONTHS
 from rag.errors import BadInputError
 
 # (pattern, days back from the as-of date the phrase covers); the first match wins.
@@ -27,11 +28,10 @@ _RECENT = re.compile(
 )
 
 
-_MONTH_NAMES = "january february march april may june july august september october november december".split()
 # "in July 2024", "the 2025 summit", "in March of 2024": a period the question names outright.
 # The word before it must make it the event's own time: "postponed until 2031", "since 2014" or "by 2030" do not.
 _NAMED_PERIOD = re.compile(
-    r"\b(?:in|during|throughout|at|on|of|the|its|their|a|an|this|that)\s+(?:(?P<month>" + "|".join(_MONTH_NAMES) + r")\s+(?:of\s+)?)?(?P<year>(?:19|20)\d\d)\b",
+    r"\b(?:in|during|throughout|at|on|of|the|its|their|a|an|this|that)\s+(?:(?P<month>" + "|".join(MONTHS) + r")\s+(?:of\s+)?)?(?P<year>(?:19|20)\d\d)\b",
     re.I,
 )
 # Words that put the question's event ahead of its articles ("what will NATO decide in July 2024?"): answerable
@@ -79,7 +79,7 @@ def asked_period_start(question: str) -> date | None:
     it names none or looks ahead. If every article retrieved was published before that day, none can report it."""
     if _FORWARD.search(question):
         return None
-    starts = [date(int(m.group("year")), _MONTH_NAMES.index(m.group("month").lower()) + 1 if m.group("month") else 1, 1)
+    starts = [date(int(m.group("year")), MONTHS.index(m.group("month").lower()) + 1 if m.group("month") else 1, 1)
               for m in _NAMED_PERIOD.finditer(question)]
     return min(starts, default=None)
 
