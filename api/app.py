@@ -29,7 +29,7 @@ from api.routes import ask, documents, feeds, health, openai_compat, search, web
 from rag import __version__
 from rag.errors import RagError
 from rag.pipeline import Pipeline
-from rag.settings import Settings
+from rag.settings import SERVE_MODEL_SLOTS, Settings
 
 log = logging.getLogger("newsrag.api")
 
@@ -50,7 +50,7 @@ def load_pipeline(settings: Settings) -> Pipeline:
 def model_queue(settings: Settings, metrics: Metrics) -> GenerationQueue:
     limits = {k: v for k in MODEL_CLASSES if (v := settings.admission_limits.get(k)) is not None}
     deadlines = {k: settings.admission_deadlines_s[k] for k in MODEL_CLASSES}
-    return GenerationQueue(settings.queue_max, settings.queue_timeout_s, limits=limits, deadlines_s=deadlines, observer=metrics)
+    return GenerationQueue(settings.queue_max, settings.queue_timeout_s, limits=limits, deadlines_s=deadlines, observer=metrics, slots=settings.model_slots or 1)
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     if settings.query_threads is None:
         # Requests embed while llama.cpp generates for another: one thread each, not competing OpenMP teams.
         settings = settings.model_copy(update={"query_threads": 1})
+    if settings.model_slots is None:
+        # Readers arrive at once here: answers are decoded together rather than each waiting for the last.
+        settings = settings.model_copy(update={"model_slots": SERVE_MODEL_SLOTS})
     metrics = Metrics()
     runtime = Runtime(settings=settings, metrics=metrics, queue=model_queue(settings, metrics), admission=Admission(settings, metrics))
     if pipeline is not None:

