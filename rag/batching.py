@@ -185,14 +185,18 @@ class BatchedLlama:
                     for seq in [*self._running, *self._waiting]:
                         seq.out.put(GeneratorError("the generator was closed"))
                     return
+                starting = []
                 while self._waiting and self._free_slots:
                     first = next((s for s in self._waiting if s.priority), self._waiting[0])
                     self._waiting.remove(first)
-                    self._start(first)
+                    starting.append(first)
             try:
+                for seq in starting:
+                    self._start(seq)
                 self._step()
             except Exception as exc:  # noqa: BLE001 - every answer in the batch fails the same way; the loop goes on
-                for seq in list(self._running):
+                # A caller blocks on its answer's pieces until an end arrives: each one must get its error.
+                for seq in [*self._running, *(s for s in starting if s not in self._running)]:
                     self._finish(seq, GeneratorError(f"llama.cpp decoding failed: {exc}"))
 
     def _start(self, seq: _Sequence) -> None:
@@ -216,15 +220,17 @@ class BatchedLlama:
         L = self._L
         if seq in self._running:
             self._running.remove(seq)
-        L.llama_memory_seq_rm(self._memory, seq.slot, -1, -1)
         if seq.sampler is not None:
             L.llama_sampler_free(seq.sampler)
             seq.sampler = None
         if end is _DONE and seq.held:
             seq.out.put(seq.held)
         seq.out.put(end)
-        with self._wake:
-            self._free_slots.append(seq.slot)
+        if seq.slot >= 0:  # a start that failed before taking a slot has none to give back
+            L.llama_memory_seq_rm(self._memory, seq.slot, -1, -1)
+            with self._wake:
+                self._free_slots.append(seq.slot)
+            seq.slot = -1
 
     def _step(self) -> None:
         """One llama_decode: a token for each answer being written, then prompt tokens while room is left."""

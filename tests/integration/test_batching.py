@@ -113,3 +113,21 @@ def test_a_priority_prompt_is_read_first_and_the_backlog_counts_what_is_ahead(ba
             assert engine.backlog_s(coming=2) == pytest.approx(2 * engine._avg_prompt / engine._prefill_rate)
     finally:
         engine.close()
+
+
+def test_a_failure_in_the_decoding_loop_reaches_every_waiting_caller_and_the_loop_goes_on(batched, monkeypatch):
+    from rag.batching import BatchedLlama
+    from rag.errors import GeneratorError
+
+    engine = BatchedLlama(batched._llm._model.model, slots=2, n_ctx=512, n_batch=64, n_threads=1)
+    try:
+        prompt = batched.tokenize(FACTS[1])
+        real_start = engine._start
+        monkeypatch.setattr(engine, "_start", lambda seq: (_ for _ in ()).throw(RuntimeError("no sampler")))
+        with pytest.raises(GeneratorError, match="no sampler"):
+            list(engine.submit(prompt, max_tokens=4, temperature=0.0, stops=[]))
+        monkeypatch.setattr(engine, "_start", real_start)
+        assert sorted(engine._free_slots) == [0, 1]  # the failed start took no slot for good
+        assert "".join(engine.submit(prompt, max_tokens=4, temperature=0.0, stops=[])).strip()
+    finally:
+        engine.close()
