@@ -19,7 +19,7 @@ import numpy as np
 
 from rag.answertype import AnswerType, has_answer_type, question_type
 from rag.errors import BadInputError
-from rag.evidence import IdfFn, coverage, meta_text, names_in, numbers_in, question_terms
+from rag.evidence import IdfFn, coverage, meta_text, names_in, numbers_in, question_terms, standing
 from rag.lexical import content_terms
 from rag.timeframe import TimeFrame, age_days, as_date, asked_period_start
 from rag.types import Evidence, ScoredPassage
@@ -145,7 +145,7 @@ def features(evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame |
     # select_evidence already looked the question's names and numbers up in these passages and their metadata.
     wanted = numbers_in(question) | names_in(question)
     out["missing_names"] = len(evidence.missing_terms) / len(wanted) if wanted else 0.0
-    sentences = sorted(evidence.sentences, key=lambda s: -s.relevance)
+    sentences = sorted(evidence.sentences, key=lambda s: -standing(s))
     if not sentences or not scored:
         out["missing_names"] = 1.0 if wanted else 0.0
         return out

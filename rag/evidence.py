@@ -14,6 +14,7 @@ from rag.embedder import Embedder
 from rag.lexical import content_terms, stem, tokenize
 from rag.sentences import split_sentences
 from rag.settings import Settings
+from rag.timeframe import TimeFrame, time_fit
 from rag.types import ArticleMeta, Evidence, EvidenceSentence, ScoredPassage
 
 # Words that shape a question but are not what it is about.
@@ -27,6 +28,8 @@ _IGNORED = frozenset(stem(w) for w in QUESTION_WORDS | META_WORDS)
 # The weight of embedding similarity against term coverage, in a sentence's relevance to a question and in a
 # claim's support by a source (rag/citations.py); the rest is coverage.
 DENSE_SHARE = 0.5
+# What a sentence from an article outside the question's time keeps of its relevance at the least (`standing`).
+TIME_FLOOR = 0.5
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][\w’'-]+)")
 TokenCounter = Callable[[str], int]
@@ -193,6 +196,22 @@ def _sentences_of(scored: list[ScoredPassage]) -> list[EvidenceSentence]:
             seen.add(key)
             out.append(EvidenceSentence(text=p.text[start:end], doc_id=p.doc_id, passage_id=p.passage_id, start=p.start + start, end=p.start + end))
     return out
+
+
+def standing(sentence: EvidenceSentence) -> float:
+    """Its relevance, discounted when its article lies outside the time the question names ("this week"): the
+    order in which the decision and the extractive answer consider sentences. A closer match from six weeks
+    earlier must not outrank the week's own report of the event."""
+    return sentence.relevance * (TIME_FLOOR + (1 - TIME_FLOOR) * sentence.timely)
+
+
+def date_sentences(sentences: list[EvidenceSentence], scored: list[ScoredPassage], frame: TimeFrame | None) -> None:
+    """Set each sentence's `timely` from its article's date and the question's time (rag/timeframe.py)."""
+    if frame is None or not frame.has_cue:
+        return
+    dates = {sp.passage.passage_id: sp.passage.meta.date for sp in scored}
+    for sentence in sentences:
+        sentence.timely = time_fit(dates.get(sentence.passage_id), frame)
 
 
 def _near_duplicate(a: set[str], b: set[str], threshold: float) -> bool:

@@ -15,7 +15,7 @@ from rag.decision import Decision, DecisionModel, decide, load_model
 from rag.drafting import DraftPolicy, draft_policy
 from rag.embedder import Embedder
 from rag.errors import BadInputError, ModelMissingError, TooLargeError, VectorStoreError
-from rag.evidence import coverage, question_terms, select_evidence
+from rag.evidence import coverage, date_sentences, question_terms, select_evidence, standing
 from rag.generator import Generator
 from rag.index import Index
 from rag.lexical import content_terms
@@ -176,6 +176,7 @@ class Pipeline:
         count = self.generator.count_tokens if self.generator is not None and mode == "generate" else None
         idf = retriever.index.lexical.idf
         evidence = select_evidence(standalone, scored, self.embedder, self.settings, **({"count_tokens": count} if count else {}), query_vector=query_vector, idf=idf)
+        date_sentences(evidence.sentences, scored, frame)
         self.read(evidence)
         return Gathered(scored=scored, evidence=evidence, decision=self.decide(evidence, scored, frame, idf))
 
@@ -184,7 +185,7 @@ class Pipeline:
         if self.reader is None or not evidence.sentences:
             return
         titles = {sp.passage.passage_id: sp.passage.meta.title for sp in evidence.sources}
-        best = sorted(evidence.sentences, key=lambda s: -s.relevance)[: self.settings.reader_sentences]
+        best = sorted(evidence.sentences, key=lambda s: -standing(s))[: self.settings.reader_sentences]
         scores = self.reader.score(evidence.question, [reader_input(titles.get(s.passage_id), s.text) for s in best])
         for sentence, p in zip(best, scores):
             sentence.reader = p
@@ -328,7 +329,7 @@ def check_request(settings: Settings, question: str, *, mode: str | None = None,
 
 def ranking_key(sentence: EvidenceSentence, kind, question: str, reader_weight: float = 0.0) -> float:
     read = reader_weight * sentence.reader if sentence.reader is not None else 0.0
-    return sentence.relevance + read + (TYPE_BONUS if kind and has_answer_type(sentence.text, kind, question) else 0.0)
+    return standing(sentence) + read + (TYPE_BONUS if kind and has_answer_type(sentence.text, kind, question) else 0.0)
 
 
 def extract_sentences(evidence: Evidence, limit: int) -> list[EvidenceSentence]:

@@ -98,3 +98,18 @@ def age_days(article_date: str | None, as_of: date) -> int | None:
     """Days from the article's date to the as-of date (negative: published after it); None when undated."""
     day = as_date(article_date)
     return None if day is None else (as_of - day).days
+
+
+def time_fit(article_date: str | None, frame: TimeFrame | None) -> float:
+    """1 for an article inside the time the question names (or any article when it names none, or an undated
+    one), else the share of its age the asked span covers: a week-old question about "this week" gives an article
+    six weeks old 1/6. An article published after the as-of date cannot be what the question meant: 0."""
+    if frame is None or not frame.has_cue:
+        return 1.0
+    age = age_days(article_date, frame.as_of)
+    if age is None:
+        return 1.0
+    if age < 0:
+        return 0.0
+    span = (frame.as_of - frame.window[0]).days if frame.window else 31
+    return 1.0 if age <= span else span / age

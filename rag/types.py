@@ -74,6 +74,7 @@ class EvidenceSentence(BaseModel):
     dense: float = 0.0  # cosine of question and sentence
     coverage: float = 0.0  # idf-weighted share of the question's terms in the sentence and its neighbours
     reader: float | None = None  # P(it answers the question) by the reader (rag/reader.py), when one ran on it
+    timely: float = 1.0  # how well its article's date fits the time the question names ("this week"); 1 without one
 
 
 class Evidence(BaseModel):

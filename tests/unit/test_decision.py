@@ -118,6 +118,28 @@ def test_time_fit_measures_how_far_the_best_article_is_from_the_asked_time():
     assert inside["time_fit"] == 1.0 and outside["time_fit"] < 0.05
 
 
+def test_this_weeks_report_outranks_a_closer_match_from_weeks_before():
+    from rag.evidence import date_sentences
+    from rag.pipeline import extract_sentences
+    from rag.timeframe import time_fit
+
+    q = "Which major holiday did India celebrate this week?"
+    ev, scored = _evidence(q, [("old", "The holiday is a major celebration in India.", 0.63), ("new", "Millions celebrated 75 years of Indian independence.", 0.45)])
+    scored[0].passage.meta.date, scored[1].passage.meta.date = "2022-07-07", "2022-08-14"
+    frame = resolve(q, date(2022, 8, 18))
+    assert time_fit("2022-08-14", frame) == 1.0 and time_fit("2022-07-07", frame) == pytest.approx(7 / 42)
+    assert time_fit("2022-08-20", frame) == 0.0 and time_fit(None, frame) == 1.0
+    assert time_fit("2022-07-07", resolve("Which holiday did India celebrate?", date(2022, 8, 18))) == 1.0
+    date_sentences(ev.sentences, scored, frame)
+    assert [s.doc_id for s in extract_sentences(ev, 1)] == ["new"]
+    values = features(ev, scored, frame, None)
+    assert values["strength"] == pytest.approx(0.45) and values["time_fit"] == 1.0  # judged on the sentence it quotes
+    # Without a time in the question the closer match leads, as before.
+    plain, plain_scored = _evidence("Which major holiday did India celebrate?", [("old", "The holiday is a major celebration in India.", 0.63), ("new", "Millions celebrated 75 years of Indian independence.", 0.45)])
+    date_sentences(plain.sentences, plain_scored, resolve(plain.question, date(2022, 8, 18)))
+    assert [s.doc_id for s in extract_sentences(plain, 1)] == ["old"]
+
+
 def _model(weights: dict[str, float], bias: float = 0.0, threshold: float = 0.5) -> DecisionModel:
     names = FEATURES if any(f.startswith("reader_") for f in weights) else BASE_FEATURES
     return DecisionModel(weights=[weights.get(f, 0.0) for f in names], bias=bias, mean=[0.0] * len(names), scale=[1.0] * len(names), threshold=threshold, confident=0.9, features=names)
