@@ -181,6 +181,11 @@ class GenerationQueue:
         if isinstance(generator, GatedGenerator):
             return generator
         self._backlog = getattr(generator, "backlog_s", None)
+        # What the generator was built to run at once wins over the setting the queue was made with: a
+        # pipeline handed in ready-made (tests, benches) may have been built with other settings.
+        declared = getattr(generator, "slots", None)
+        if isinstance(declared, int) and declared >= 1:
+            self.slots = declared
         return GatedGenerator(generator, self)
 
     def _acquire(self) -> bool:

@@ -178,3 +178,12 @@ def test_the_expected_wait_counts_answers_ending_slots_at_a_time():
         pass
     for ticket in (first, second, third, fourth):
         ticket.release()
+
+
+def test_the_gate_takes_the_slot_count_the_generator_was_built_with():
+    queue, model = GenerationQueue(max_waiting=8, timeout_s=60, slots=2), Turnstile()
+    queue.gate(model)  # declares none: the setting stands
+    assert queue.slots == 2
+    model.slots = 3
+    queue.gate(model)
+    assert queue.slots == 3
