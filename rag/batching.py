@@ -1,13 +1,13 @@
 """Continuous batching for llama.cpp: several answers decoded together in one context.
 
 One llama.cpp context holds up to `slots` sequences, each with its own `n_ctx` of KV cache. A single decoding
-thread builds every step's batch from one new token of each running answer plus as much of the waiting
-prompts as `n_batch` leaves, so an answer that arrives while another is being written starts at the next step
+thread builds every step's batch from one new token of each running answer plus up to `STEP_PROMPT_TOKENS` of
+the prompts still to read, so an answer that arrives while another is being written starts at the next step
 instead of waiting for the whole of it. On a CPU a small model's step is bound by reading its weights, so
 four sequences decode ~3x the tokens per second of one; but a RAG answer reads ~270 prompt tokens to write ~55,
 and reading does not get cheaper together, so the gain is mostly in when answers start (bench/batching.py
-measures it against llama-cpp-python's own one-at-a-time completion). Prompts are read `STEP_PROMPT_TOKENS` a
-step, priority ones (streamed asks) first, so a newcomer never waits long behind another's prompt.
+measures it against llama-cpp-python's own one-at-a-time completion). Priority prompts (streamed asks) are read
+first, so a newcomer waits at most one step behind another's prompt.
 
 Only llama.cpp's C API (as bound by llama-cpp-python) is used, so the sampling chain is llama.cpp's own: greedy at
 temperature 0, as `Llama.create_completion` is, and the same top-k/top-p/min-p/temperature chain above it.
@@ -34,8 +34,9 @@ TOP_K, TOP_P, MIN_P = 40, 0.95, 0.05
 _DONE = object()
 PREFILL_SAMPLE = 64  # a step with at least this many prompt tokens measures the reading rate
 # Prompt tokens read per step. A step's length is what a priority prompt that just arrived waits before its own
-# reading starts, and what every running answer waits for its next token: 128 tokens of the bundled model is
-# ~0.1 s on an idle core, where a 512-token step (n_batch) kept them waiting ~4x as long for ~5% more speed.
+# reading starts, and what every running answer waits for its next token. The bundled model read prompts at
+# ~155 tokens/s on one core here in steps of 64, 128, 256 or 512 alike, so 128 holds the others ~0.8 s where
+# a 512-token step (n_batch) held them ~3 s, at no cost in speed.
 STEP_PROMPT_TOKENS = 128
 
 
