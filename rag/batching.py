@@ -190,6 +190,7 @@ class BatchedLlama:
                 while self._waiting and self._free_slots:
                     first = next((s for s in self._waiting if s.priority), self._waiting[0])
                     self._waiting.remove(first)
+                    first.slot = self._free_slots.popleft()  # taken here: the loop's test must see it go
                     starting.append(first)
             try:
                 for seq in starting:
@@ -202,7 +203,6 @@ class BatchedLlama:
 
     def _start(self, seq: _Sequence) -> None:
         L = self._L
-        seq.slot = self._free_slots.popleft()
         self._avg_prompt = 0.8 * self._avg_prompt + 0.2 * len(seq.prompt) if self._avg_prompt else float(len(seq.prompt))
         L.llama_memory_seq_rm(self._memory, seq.slot, -1, -1)
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
@@ -227,7 +227,7 @@ class BatchedLlama:
         if end is _DONE and seq.held:
             seq.out.put(seq.held)
         seq.out.put(end)
-        if seq.slot >= 0:  # a start that failed before taking a slot has none to give back
+        if seq.slot >= 0:  # given back once, even if the answer ends twice (cancelled, then failed)
             L.llama_memory_seq_rm(self._memory, seq.slot, -1, -1)
             with self._wake:
                 self._free_slots.append(seq.slot)

@@ -78,6 +78,30 @@ def test_an_abandoned_answer_frees_its_slot(batched):
     assert "".join(batched.stream(chat(FACTS[2]), max_tokens=48, temperature=0.0)).strip()
 
 
+def test_more_answers_than_slots_wait_for_one_and_all_finish(batched):
+    from rag.batching import BatchedLlama
+
+    engine = BatchedLlama(batched._llm._model.model, slots=2, n_ctx=512, n_batch=64, n_threads=1)
+    try:
+        prompts = [batched.tokenize(fact) for fact in FACTS]  # four answers submitted at once to two slots
+        with engine._wake:
+            completions = [engine.submit(p, max_tokens=6, temperature=0.0, stops=[]) for p in prompts]
+        texts = [""] * len(completions)
+
+        def drain(i: int) -> None:
+            texts[i] = "".join(completions[i])
+
+        threads = [threading.Thread(target=drain, args=(i,)) for i in range(len(completions))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert all(texts) and all(c.tokens == 6 for c in completions)
+        assert sorted(engine._free_slots) == [0, 1] and engine.active == 0
+    finally:
+        engine.close()
+
+
 def test_held_back_keeps_only_what_could_begin_a_stop_string():
     assert _held_back("the answer is <|im", ["<|im_end|>"]) == 4
     assert _held_back("the answer is here", ["<|im_end|>"]) == 0
