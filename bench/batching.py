@@ -7,7 +7,8 @@ one loaded model:
             lock around the model serves them (KV prefix reuse as the library does it)
     ours    LlamaCppGenerator(slots=N).stream: each arrival starts at the next decoding step
 Reported per side: time from arrival to the first piece and to the end (p50 / p95), tokens per second over
-the whole run, and the ratios ours / raw. Also whether each answer's text equals raw's.
+the whole run, and the ratios ours / raw. Also whether each answer's text equals raw's, and the decoding step
+alone: written tokens per second with 1 and with --slots answers side by side.
 
     python bench/batching.py [--slots 4] [--requests 12] [--gap 0.5] [--limit N]
 """
@@ -65,6 +66,24 @@ def run_batched(generator: Any, jobs: list[dict[str, Any]], gap: float) -> list[
     return out
 
 
+def decode_rate(generator: Any, sequences: int, tokens: int = 120) -> float:
+    """Written tokens per second with `sequences` answers decoding side by side from a short prompt (no stops),
+    counted after every one has begun writing: the decoding step alone, without prompt reading."""
+    engine = generator._batched()
+    prompt = generator.tokenize(generator.format_prompt([{"role": "user", "content": "Write a long story about a lighthouse keeper."}])[0])
+    completions = [engine.submit(prompt, max_tokens=tokens, temperature=0.0, stops=[]) for _ in range(sequences)]
+    iterators = [iter(c) for c in completions]
+    threads = [threading.Thread(target=lambda it=it: [None for _ in it]) for it in iterators]
+    for t in threads:
+        t.start()
+    while min(c.tokens for c in completions) < 8 and all(t.is_alive() for t in threads):  # every answer writing
+        time.sleep(0.005)
+    start, done = time.perf_counter(), sum(c.tokens for c in completions)
+    for t in threads:
+        t.join()
+    return (sum(c.tokens for c in completions) - done) / (time.perf_counter() - start)
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     wall = max(r["end"] for r in rows)
     tokens = sum(r["tokens"] for r in rows)
@@ -112,7 +131,8 @@ def main() -> None:
         "".join(generator.stream(jobs[0]["messages"], max_tokens=4, temperature=0.0))
         raw, ours = run_raw(llm, jobs, args.gap), run_batched(generator, jobs, args.gap)
         same = sum(a["text"] == b["text"] for a, b in zip(raw, ours))
-        result = {"slots": args.slots, "requests": len(jobs), "gap_s": args.gap, "threads": args.threads, "prompt_tokens_mean": round(sum(j["prompt_tokens"] for j in jobs) / len(jobs)), "raw": summarise(raw), "ours": summarise(ours), "same_text": same, "peak_rss_mb": peak_rss_mb()}
+        decoding = {n: round(decode_rate(generator, n), 1) for n in sorted({1, args.slots})}
+        result = {"slots": args.slots, "requests": len(jobs), "gap_s": args.gap, "threads": args.threads, "prompt_tokens_mean": round(sum(j["prompt_tokens"] for j in jobs) / len(jobs)), "raw": summarise(raw), "ours": summarise(ours), "same_text": same, "decode_tokens_per_s": decoding, "peak_rss_mb": peak_rss_mb()}
         r, o = result["raw"], result["ours"]
         result["ratios"] = {
             "first_piece_p50": round(o["first_piece"]["p50_ms"] / r["first_piece"]["p50_ms"], 3),
@@ -124,6 +144,7 @@ def main() -> None:
             s = result[side]
             print(f"{side:>4}: first piece p50 {s['first_piece']['p50_ms']:.0f} / p95 {s['first_piece']['p95_ms']:.0f} ms; answer p50 {s['answer']['p50_ms']:.0f} / p95 {s['answer']['p95_ms']:.0f} ms; {s['tokens']} tokens in {s['wall_s']} s = {s['tokens_per_s']} tokens/s")
         print(f"ours / raw: {result['ratios']}; same text {same} of {len(jobs)}; {len(jobs)} requests every {args.gap} s, {args.slots} slots, {args.threads} thread(s); prompts {result['prompt_tokens_mean']} tokens on average")
+        print(f"decoding alone (short prompt, no prompt reading): {', '.join(f'{n} answer(s) {r} tokens/s' for n, r in decoding.items())}")
         if not args.no_json:
             print("wrote", write_json("batching", result))
     finally:

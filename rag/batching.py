@@ -3,8 +3,8 @@
 One llama.cpp context holds up to `slots` sequences, each with its own `n_ctx` of KV cache. A single decoding
 thread builds every step's batch from one new token of each running answer plus up to `STEP_PROMPT_TOKENS` of
 the prompts still to read, so an answer that arrives while another is being written starts at the next step
-instead of waiting for the whole of it. On a CPU a small model's step is bound by reading its weights, so
-four sequences decode ~3x the tokens per second of one; but a RAG answer reads ~270 prompt tokens to write ~55,
+instead of waiting for the whole of it. Decoding is cheaper together (two answers wrote 1.65x the tokens per
+second of one with the bundled model on one thread), but a RAG answer reads ~270 prompt tokens to write ~55,
 and reading does not get cheaper together, so the gain is mostly in when answers start (bench/batching.py
 measures it against llama-cpp-python's own one-at-a-time completion). Priority prompts (streamed asks) are read
 first, so a newcomer waits at most one step behind another's prompt.

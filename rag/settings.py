@@ -8,13 +8,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Per request class; see README "Serving under load" for how to size them. Limits of generate and stream count
-# requests in flight for the model (retrieving, in line, generating); RAG_QUEUE_MAX bounds them together.
-# RAG_MODEL_SLOTS under `rag serve`. Two: answers arriving every 0.5 s got their first piece in 0.66x the time
-# (p95 0.76x) and ended sooner (p95 0.81x) at the same tokens per second; four started them sooner still but
+# RAG_MODEL_SLOTS under `rag serve`. Two: answers arriving every 0.5 s got their first piece in 0.66-0.70x the
+# time (p95 0.76-0.83x) and ended sooner (p95 0.81-0.88x), all served in 0.85-0.90x; four started them sooner but
 # ended them later (p95 1.2x), since reading prompts, not writing answers, is most of the work (bench/README.md,
 # "Answers decoded together").
 SERVE_MODEL_SLOTS = 2
+
+# Per request class; see README "Serving under load" for how to size them. Limits of generate and stream count
+# requests in flight for the model (retrieving, in line, generating); RAG_QUEUE_MAX bounds them together.
 ADMISSION_LIMITS: dict[str, int | None] = {"search": None, "extractive": None, "upload": 1, "generate": 3, "stream": 3}
 ADMISSION_QUEUES: dict[str, int] = {"search": 16, "extractive": 4, "upload": 2}
 ADMISSION_DEADLINES_S: dict[str, float] = {"search": 1.0, "extractive": 3.0, "upload": 30.0, "generate": 4.0, "stream": 3.0}
