@@ -21,7 +21,7 @@ from rag.answertype import AnswerType, has_answer_type, question_type
 from rag.errors import BadInputError
 from rag.evidence import IdfFn, coverage, meta_text, names_in, numbers_in, question_terms, standing
 from rag.lexical import content_terms
-from rag.timeframe import TimeFrame, age_days, as_date, asked_period_start
+from rag.timeframe import TimeFrame, age_days, as_date, asked_period_start, time_fit
 from rag.types import Evidence, ScoredPassage
 
 MODEL_FILE = "decision.json"
@@ -178,10 +178,9 @@ def features(evidence: Evidence, scored: list[ScoredPassage], frame: TimeFrame |
         out["reader_at_best"] = best.reader if best.reader is not None else 0.0
     if frame and frame.has_cue:
         article = next((sp.passage.meta.date for sp in scored if sp.passage.passage_id == best.passage_id), None)
-        age = age_days(article, frame.as_of)
-        span = (frame.as_of - frame.window[0]).days if frame.window else 31
-        if age is not None and age >= 0:
-            out["time_fit"] = 1.0 if age <= span else span / age
+        # An undated article leaves the feature at 0, as the model was fitted; evidence ordering counts it as 1.
+        if age_days(article, frame.as_of) is not None:
+            out["time_fit"] = time_fit(article, frame)
     return out
 
 
