@@ -224,14 +224,16 @@ class BatchedLlama:
         if seq.sampler is not None:
             L.llama_sampler_free(seq.sampler)
             seq.sampler = None
-        if end is _DONE and seq.held:
-            seq.out.put(seq.held)
-        seq.out.put(end)
+        # The slot goes back before the caller hears the end, so a caller that asks again at once finds it
+        # free (CI caught the other order: an ended answer whose slot was still taken).
         if seq.slot >= 0:  # given back once, even if the answer ends twice (cancelled, then failed)
             L.llama_memory_seq_rm(self._memory, seq.slot, -1, -1)
             with self._wake:
                 self._free_slots.append(seq.slot)
             seq.slot = -1
+        if end is _DONE and seq.held:
+            seq.out.put(seq.held)
+        seq.out.put(end)
 
     def _step(self) -> None:
         """One llama_decode: a token for each answer being written, then prompt tokens while room is left."""
