@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rag.drafting import DraftPolicy, GenerationRecord, generator_id, save_record
 from rag.errors import BadInputError, GeneratorError, ModelMissingError, RagError
+from rag.provenance import record_holds
 from rag.scoring import CitationCheck, Comparison, QuestionRecord, Retrieved, Verdict, compare, describe_regressions, drafted, lexical_support, missing_groups, normalise
 from rag.types import Answer, ChatTurn, Mode
 
@@ -228,9 +229,14 @@ def check_citations(answer: Answer, supports: SupportCheck) -> list[CitationChec
         for number in sentence.citations:
             c = by_number.get(number)
             # A marker with no citation behind it fails both checks.
-            replays = [(supports(sentence.text, q.text), q.text) for q in (c.all_quotes() if c else []) if q.text]
+            # An attribution's lead comes from the article's record, not its words: checked against that record,
+            # and the quoted rest against the quotes.
+            said = sentence.text.removeprefix(sentence.record).strip().strip("“”") if sentence.record else sentence.text
+            record_ok = not sentence.record or (c is not None and record_holds(sentence.record, c))
+            replays = [(supports(said, q.text), q.text) for q in (c.all_quotes() if c else []) if q.text]
             (ok, score), quote = max(replays, key=lambda r: r[0]) if replays else ((False, 0.0), "")
-            lex_ok, lex_score = lexical_support(sentence.text, quote)
+            lex_ok, lex_score = lexical_support(said, quote)
+            ok, lex_ok = ok and record_ok, lex_ok and record_ok
             checks.append(
                 CitationCheck(
                     number=number, doc_id=c.doc_id if c else "", passage_id=c.passage_id if c else "", sentence=sentence.text,

@@ -20,12 +20,13 @@ from rag.generator import Generator
 from rag.index import Index
 from rag.lexical import content_terms
 from rag.prompts import PromptSet
+from rag.provenance import ProvenanceAsk, attribute, headline_article, parse_provenance
 from rag.reader import Reader, load_reader, reader_input
 from rag.retriever import Retriever, parse_date
 from rag.rewrite import rewrite_followup
 from rag.settings import Settings
 from rag.timeframe import as_date, parse_as_of, resolve
-from rag.types import Answer, AnswerSentence, ChatTurn, Evidence, EvidenceSentence, Mode, ScoredPassage, Timings
+from rag.types import Answer, AnswerSentence, ChatTurn, Citation, Evidence, EvidenceSentence, Mode, ScoredPassage, Timings
 
 TokenSink = Callable[[str], None]
 StopCheck = Callable[[], bool]
@@ -148,12 +149,22 @@ class Pipeline:
         # A model whose drafts were measured not to survive is not asked to reword the question either.
         rewriter = self.generator if self.settings.rewrite_with_model and self.drafts.draft else None
         standalone = rewrite_followup(question, history, generator=rewriter, prompts=self.prompts)
-        found = self.gather(standalone, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs)
+        # "Which outlet reported X?": X is retrieved and judged; the answer is the reporting article's metadata.
+        asked = parse_provenance(standalone)
+        found = self.gather(asked.claim if asked else standalone, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs)
+        attributed = self._attribute(found, asked) if asked else None
+        if asked and found.decision.answer and attributed is None:  # no such metadata on record: the text must say
+            found = self.gather(standalone, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs)
         evidence, verdict = found.evidence, found.decision
         timings = Timings(retrieval_s=time.perf_counter() - started)
         answer = Answer(question=question, standalone_question=standalone, text="", mode=mode, sources=found.scored, timings=timings, fallback=fallback,
                         confidence=round(verdict.probability, 4), as_of=as_of_d.isoformat())
 
+        if attributed is not None:
+            answer.sentences, answer.citations = attributed
+            answer.text = render_answer(answer.sentences)
+            answer.fallback = "quoted" if mode == "generate" else None
+            return self._finish(answer, started)
         if not verdict.answer:
             return self._finish(self._abstain(answer, verdict.reason or "evidence too weak"), started)
         if mode == "extractive" or is_timeline(standalone):
@@ -214,6 +225,15 @@ class Pipeline:
         answer.citations = builder.citations
         answer.text = render_answer(answer.sentences)
         return answer
+
+    def _attribute(self, found: Gathered, asked: ProvenanceAsk) -> tuple[list[AnswerSentence], list[Citation]] | None:
+        """Attribute the claim when the decision stands by it, or when one retrieved headline states it."""
+        evidence, kind = found.evidence, question_type(found.evidence.question)
+        key = lambda s: ranking_key(s, kind, evidence.question, evidence.reader_weight)  # noqa: E731
+        if found.decision.answer:
+            return attribute(evidence, asked, key)
+        doc = headline_article(asked.claim, found.scored, self.retriever.index.lexical.idf)
+        return attribute(evidence, asked, key, only_doc=doc) if doc else None
 
     def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:
         # The best few sentences only, in the order the sources are numbered: a small model copies from them.

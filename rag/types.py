@@ -126,6 +126,9 @@ class AnswerSentence(BaseModel):
     citations: list[int] = Field(default_factory=list)  # citation numbers
     supported: bool = True
     support: float = 0.0
+    # The part of `text` taken from the cited article's record, not its words ("Reuters reported it on 19 March
+    # 2024:", rag/provenance.py): checked against the citation's metadata, the rest against its quote.
+    record: str | None = None
 
 
 class Timings(BaseModel):
