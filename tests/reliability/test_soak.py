@@ -24,6 +24,11 @@ from tests.servers import free_port, wait_until_ready
 
 CLIENTS = 32
 SOAK_S = 180 if FULL else 20
+# On a loaded machine most requests are refused as busy, and 20 s may end before every kind of request has
+# succeeded (a CI run once saw no delete get through). The soak then goes on, up to this long, until each has.
+SOAK_MAX_S = SOAK_S * 3
+# What the soak must have done for its checks to mean anything: (action, status) -> at least this many.
+FLOORS = {("upload", 201): 5, ("delete", 200): 1, ("ask-generate", 200): 1, ("ask-generate", 503): 1, ("ask-extractive", 200): 20}
 QUESTIONS = [
     "What was decided about the NATO-Ukraine Council?",
     "Who is the NATO Secretary General quoted in these reports?",
@@ -91,6 +96,9 @@ class Tally:
     statuses: Counter = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)
     kept: set[str] = field(default_factory=set)  # uploaded and not deleted
+
+    def floors_met(self) -> bool:
+        return all(self.statuses[key] >= n for key, n in FLOORS.items())
     deleted: set[str] = field(default_factory=set)
     tokens: dict[str, str] = field(default_factory=dict)  # doc id -> a word only it contains
 
@@ -115,13 +123,13 @@ class Caller:
         return self.tally.check(action, response, *allowed)
 
 
-async def client(n: int, http: httpx.AsyncClient, tally: Tally, deadline: float) -> None:
+async def client(n: int, http: httpx.AsyncClient, tally: Tally, deadline: float, last: float) -> None:
     rng = random.Random(n)
     me = Caller(tally)
     mine: list[str] = []
     count = 0
     first = True
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline or (time.monotonic() < last and not tally.floors_met()):
         # Admission refuses on arrival (api/admission.py); a client retrying at once would mostly measure its own
         # spinning, so each honours its last Retry-After, capped to keep the soak's pace, as real clients do.
         if me.retry_after:
@@ -131,7 +139,9 @@ async def client(n: int, http: httpx.AsyncClient, tally: Tally, deadline: float)
         # third must get 503 busy, the only 5xx allowed.
         opening, first = first and n < 3, False
         roll = 0.0 if opening else rng.random()
-        if opening or (roll < 0.03 and time.monotonic() < deadline - SOAK_S / 2):  # late ones only drag the drain out
+        # Late generated answers only drag the drain out, unless none has got through yet.
+        early = time.monotonic() < deadline - SOAK_S / 2 or not tally.statuses[("ask-generate", 200)]
+        if opening or (roll < 0.03 and early):
             me.check("ask-generate", await http.post("/v1/ask", json={"question": rng.choice(QUESTIONS)}), 200)
         elif roll < 0.43:
             r = await http.post("/v1/ask", json={"question": rng.choice(QUESTIONS), "mode": "extractive"})
@@ -169,7 +179,8 @@ async def soak(url: str, seconds: float) -> Tally:
     limits = httpx.Limits(max_connections=CLIENTS + 4, max_keepalive_connections=CLIENTS + 4)
     async with httpx.AsyncClient(base_url=url, timeout=180, limits=limits) as http:
         deadline = time.monotonic() + seconds
-        await asyncio.gather(*(client(n, http, tally, deadline) for n in range(CLIENTS)))
+        last = deadline + SOAK_MAX_S - seconds
+        await asyncio.gather(*(client(n, http, tally, deadline, last) for n in range(CLIENTS)))
     return tally
 
 
@@ -181,9 +192,7 @@ def test_soak_mixed_load_keeps_documents_and_index_consistent(server):
     summary = dict(sorted(Counter({f"{a} {s}": c for (a, s), c in tally.statuses.items()}).items()))
     print(f"soak {SOAK_S}s + {drain:.0f}s to finish requests in flight, {CLIENTS} clients: {summary}")  # shown with -rP: what the load actually was
     assert not tally.unexpected, f"{tally.unexpected[:10]}\n{summary}"
-    assert tally.statuses[("upload", 201)] >= 5 and tally.statuses[("delete", 200)] >= 1, summary
-    assert tally.statuses[("ask-generate", 200)] >= 1 and tally.statuses[("ask-generate", 503)] >= 1, summary
-    assert tally.statuses[("ask-extractive", 200)] >= 20, summary
+    assert tally.floors_met(), summary
 
     listing = httpx.get(f"{server.url}/v1/documents").json()
     listed = [d["doc_id"] for d in listing["documents"]]
