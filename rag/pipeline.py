@@ -20,7 +20,7 @@ from rag.generator import Generator
 from rag.index import Index
 from rag.lexical import content_terms
 from rag.prompts import PromptSet
-from rag.provenance import ProvenanceAsk, attribute, headline_article, parse_provenance
+from rag.provenance import ProvenanceAsk, attribute, headline_article, outlet_scope, parse_provenance
 from rag.reader import Reader, load_reader, reader_input
 from rag.retriever import Retriever, parse_date
 from rag.rewrite import rewrite_followup
@@ -58,6 +58,7 @@ class Pipeline:
         self.verifier = CitationVerifier(embedder, settings)
         self.generator_problem: str | None = None  # why generate mode falls back to extractive, if it does
         self.drafts = DraftPolicy(draft=True)  # from_settings reads the model's measured record (rag/drafting.py)
+        self._outlets_of: tuple[object, set[str]] = (None, set())
         self.use_index(index)
 
     @classmethod
@@ -151,7 +152,12 @@ class Pipeline:
         standalone = rewrite_followup(question, history, generator=rewriter, prompts=self.prompts)
         # "Which outlet reported X?": X is retrieved and judged; the answer is the reporting article's metadata.
         asked = parse_provenance(standalone)
-        found = self.gather(asked.claim if asked else standalone, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs)
+        # "..., according to Euractiv?": asked without the phrase, of that outlet's articles only.
+        scope = None if asked else outlet_scope(standalone, self._outlets())
+        if scope:
+            exclude_docs = exclude_docs | {d.doc_id for d in self.index.manifest.documents.values() if d.source != scope[1]}
+        query = asked.claim if asked else scope[0] if scope else standalone
+        found = self.gather(query, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs)
         attributed = self._attribute(found, asked) if asked else None
         if asked and found.decision.answer and attributed is None:  # no such metadata on record: the text must say
             found = self.gather(standalone, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs)
@@ -166,7 +172,8 @@ class Pipeline:
             answer.fallback = "quoted" if mode == "generate" else None
             return self._finish(answer, started)
         if not verdict.answer:
-            return self._finish(self._abstain(answer, verdict.reason or "evidence too weak"), started)
+            within = f" (only {scope[1]}{'’' if scope[1].endswith('s') else '’s'} articles were searched, as the question asks)" if scope else ""
+            return self._finish(self._abstain(answer, (verdict.reason or "evidence too weak") + within), started)
         if mode == "extractive" or is_timeline(standalone):
             return self._finish(self._extract(answer, evidence), started)
         # Quote at once, without the seconds of generation, when this model's drafts were measured to lose to
@@ -225,6 +232,13 @@ class Pipeline:
         answer.citations = builder.citations
         answer.text = render_answer(answer.sentences)
         return answer
+
+    def _outlets(self) -> set[str]:
+        """The outlets of the indexed articles, once per manifest (a commit, or a replica's reload, brings a new one)."""
+        manifest = self.index.manifest
+        if self._outlets_of[0] is not manifest:
+            self._outlets_of = (manifest, {d.source for d in manifest.documents.values() if d.source})
+        return self._outlets_of[1]
 
     def _attribute(self, found: Gathered, asked: ProvenanceAsk) -> tuple[list[AnswerSentence], list[Citation]] | None:
         """Attribute the claim when the decision stands by it, or when one retrieved headline states it."""

@@ -22,6 +22,14 @@ from rag.timeframe import as_date
 from rag.types import AnswerSentence, ArticleMeta, Citation, Evidence, EvidenceSentence, ScoredPassage, StoryCopy
 
 Field = Literal["source", "date", "title"]
+# Phrases that scope a question to one outlet's reporting: removed from the question, which is then asked of that
+# outlet's articles only. Not "before the Euractiv report": there the report is a point in time, not a scope.
+_SCOPE_TEMPLATES = [
+    r",?\s*(?i:according to)\s+(?i:(?:the\s+)?(?:sources?|officials?|diplomats?|people)\s+(?:cited|quoted)\s+by\s+|(?:an?\s+|the\s+)?reports?\s+(?:by|in|from)\s+)?{outlet}\b",
+    r",?\s*(?i:(?:as\s+)?reported\s+by)\s+{outlet}\b",
+    r"\s*\b(?i:in|from)\s+(?i:the\s+|an?\s+)?{outlet}(?:'s|’s)?\s+(?i:article|report|story|piece|coverage)\b",
+]
+_OUTLET_VERB = r"^(?i:(?P<wh>what|how))\s+(?i:did|does|do)\s+{outlet}\s+(?i:report|say|write)\b"
 SentenceKey = Callable[[EvidenceSentence], float]
 
 # Not "agency" or "network" alone: "which agency reported the inflation figure?" asks for a statistics office the
@@ -179,3 +187,24 @@ def record_holds(record: str, citation: Citation) -> bool:
     have = {w.strip(".").lower() for w in _STATED.findall(known)}
     stated = {w.strip(".").lower() for w in _STATED.findall(record)} - {"the"}
     return stated <= have
+
+
+def outlet_scope(question: str, outlets: set[str]) -> tuple[str, str] | None:
+    """("What was Ukraine preparing for?", "Euractiv") for "What was Ukraine preparing for, according to the sources
+    cited by Euractiv?": the question without its outlet phrase, and the outlet named, when it is one of `outlets`
+    (the sources of indexed articles). The outlet is matched as written in the record, so "according to the
+    independent auditors" is not The Independent."""
+    named = [o for o in outlets if o and o.lower().removeprefix("the ") in question.lower()]
+    for outlet in sorted(named, key=len, reverse=True):
+        name = re.escape(outlet.removeprefix("The ").removeprefix("the "))
+        pattern = rf"(?:(?i:the)\s+)?{name}"
+        if m := re.search(_OUTLET_VERB.format(outlet=pattern), question):
+            rest = question[m.end():].strip()
+            return f"{m.group('wh')} was reported {rest}".strip(), outlet
+        for template in _SCOPE_TEMPLATES:
+            if m := re.search(template.format(outlet=pattern), question):
+                rest = (question[: m.start()] + question[m.end():]).strip()
+                rest = re.sub(r"\s+([?.!,])", r"\1", re.sub(r"^[,\s]+", "", rest))
+                if len(rest) >= 8:
+                    return rest[0].upper() + rest[1:], outlet
+    return None

@@ -7,7 +7,7 @@ import pytest
 from rag.indexing import index_paths
 from rag.pipeline import Pipeline
 from rag.evaluate import check_citations
-from rag.provenance import attribution, credits, parse_provenance, record_holds
+from rag.provenance import attribution, credits, outlet_scope, parse_provenance, record_holds
 from rag.types import ArticleMeta, Citation, StoryCopy
 from tests.fakes import ScriptedGenerator, strength_rule
 
@@ -133,3 +133,35 @@ def test_a_headline_that_states_the_claim_names_its_article_even_when_no_sentenc
     assert answer.citations[0].title == headline
     vague = pipeline.ask("When was the article about Ukraine published?", mode="extractive")  # too few words to name one
     assert vague.abstained
+
+
+OUTLETS = {"Euractiv", "The Independent", "Reuters", "European Pravda", "AP"}
+
+
+@pytest.mark.parametrize(
+    ("question", "scoped"),
+    [
+        ("What was Ukraine preparing for, according to the sources cited by Euractiv?", ("What was Ukraine preparing for?", "Euractiv")),
+        ("According to Reuters, what is Ukraine working to secure?", ("What is Ukraine working to secure?", "Reuters")),
+        ("Which part of Ukraine has been annexed, according to The Independent?", ("Which part of Ukraine has been annexed?", "The Independent")),
+        ("What did Stoltenberg say in the European Pravda article?", ("What did Stoltenberg say?", "European Pravda")),
+        ("What did Reuters report about the Washington summit?", ("What was reported about the Washington summit?", "Reuters")),
+        # The report as a point in time, an outlet not indexed, a word that is also an outlet's name:
+        ("How many months before the Euractiv report had Ukraine made its bid to join NATO?", None),
+        ("According to Bloomberg, what does Estonia plan?", None),
+        ("What did the auditors find, according to the independent commission?", None),
+        ("What happened at the APEC summit?", None),
+    ],
+)
+def test_a_question_scoped_to_an_indexed_outlet_loses_the_phrase(question, scoped):
+    assert outlet_scope(question, OUTLETS) == scoped
+
+
+def test_a_scoped_question_is_asked_of_that_outlets_articles_only(build, corpus_copy):
+    pipeline, _ = build([corpus_copy])
+    answer = pipeline.ask("According to The Independent, what is the NATO-Ukraine Commission set to become?", mode="extractive")
+    assert not answer.abstained and {c.doc_id for c in answer.citations} == {"001_d33884d0ecc97606"}
+    assert {sp.passage.doc_id for sp in answer.sources} == {"001_d33884d0ecc97606"}
+    elsewhere = pipeline.ask("According to Reuters, what did Stoltenberg call the most urgent task?", mode="extractive")
+    assert all(sp.passage.doc_id == "002_e0b0d12e770a7305" for sp in elsewhere.sources)
+    assert elsewhere.abstained and "only Reuters’ articles were searched" in (elsewhere.abstain_reason or ""), elsewhere.abstain_reason
