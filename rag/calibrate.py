@@ -42,7 +42,7 @@ class Row:
 
 def collect(pipeline, questions: Sequence[EvalQuestion], *, source: str, leave_gold_out: bool = True, on_progress: Callable[[int, int], None] | None = None) -> list[Row]:
     """Feature rows for every question as asked, and again without its gold articles when it has any."""
-    from rag.pipeline import extract_sentences
+    from rag.quoting import extract_sentences
 
     rows: list[Row] = []
     for done, q in enumerate(questions, start=1):

@@ -120,7 +120,7 @@ def test_time_fit_measures_how_far_the_best_article_is_from_the_asked_time():
 
 def test_this_weeks_report_outranks_a_closer_match_from_weeks_before():
     from rag.evidence import date_sentences
-    from rag.pipeline import extract_sentences
+    from rag.quoting import extract_sentences
     from rag.timeframe import time_fit
 
     q = "Which major holiday did India celebrate this week?"

@@ -147,7 +147,7 @@ def test_model_refusal_stands_when_the_evidence_is_not_strong_enough_to_overrule
 
 def test_extractive_picker_compares_stemmed_terms_on_both_sides():
     # #17.8: question terms were stemmed ("ukrain"), sentence tokens not ("ukraine"): coverage 0, sentence skipped.
-    from rag.pipeline import extract_sentences
+    from rag.quoting import extract_sentences
     from rag.types import Evidence, EvidenceSentence
 
     def sentence(text: str, relevance: float, start: int) -> EvidenceSentence:
@@ -241,7 +241,7 @@ def test_a_generated_answer_ends_with_the_best_quote_unless_it_already_rests_on_
 
 
 def test_how_did_it_develop_gets_one_dated_sentence_per_article_oldest_first():
-    from rag.pipeline import is_timeline, timeline_sentences
+    from rag.quoting import is_timeline, timeline_sentences
     from rag.types import Evidence, EvidenceSentence
 
     def sentence(doc: str, text: str, relevance: float) -> EvidenceSentence:
