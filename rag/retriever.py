@@ -227,6 +227,12 @@ class Retriever:
                 kept.append(sp)
                 if len(kept) == top_k:
                     break
+        if len(kept) < top_k:
+            # Too few articles to fill the top k (a question scoped to one outlet, a narrow date filter): the
+            # cap would only leave places empty, and one article's 4th passage may hold the answer.
+            chosen = {id(sp) for sp in kept}
+            extra = {id(sp) for sp in [sp for sp in ranked if id(sp) not in chosen][: top_k - len(kept)]}
+            kept = [sp for sp in ranked if id(sp) in chosen or id(sp) in extra]
         for rank, sp in enumerate(kept, start=1):
             sp.rank = rank
         return kept

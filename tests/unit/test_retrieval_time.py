@@ -65,6 +65,10 @@ def test_one_long_article_does_not_crowd_out_the_others(tmp_path, settings, hash
     capped = Retriever(index, hashing_embedder, settings.model_copy(update={"max_passages_per_article": 2})).search(query, top_k=3)
     assert [sp.passage.doc_id for sp in capped].count("long") == 2 and "short" in {sp.passage.doc_id for sp in capped}
     assert [sp.rank for sp in capped] == [1, 2, 3]
+    # With no other article to take the places (a question scoped to one outlet), the cap leaves none empty.
+    alone = Retriever(index, hashing_embedder, settings.model_copy(update={"max_passages_per_article": 2})).search(query, top_k=3, exclude_docs=frozenset({"short"}))
+    assert [sp.passage.doc_id for sp in alone] == ["long"] * 3 and [sp.rank for sp in alone] == [1, 2, 3]
+    assert [sp.passage.passage_id for sp in alone] == [sp.passage.passage_id for sp in uncapped]
 
 
 @pytest.fixture
