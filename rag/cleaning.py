@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rag.outlets import known_outlet
 from rag.textdates import DATE, DATE_LABEL, PARTIAL_DATE, TIME, WEEKDAY, iso_date, parse_date
 from rag.types import ArticleMeta
 
@@ -93,7 +94,9 @@ _NAME = rf"{_CAP}(?:\s+(?:of\s+)?{_CAP}){{0,3}}"
 _FROM_PUBLISHER = re.compile(rf"\bfrom\s+((?:The\s+)?{_NAME})\s*[.!]?$")
 _SUPPORT_PUBLISHER = re.compile(rf"\bSupport\s+((?:The\s+)?{_NAME})")
 _AFFILIATION = re.compile(rf"\b(?:editor|writer|reporter|correspondent|columnist|contributor|director|fellow)\s+(?:of|at|for)\s+(?:the\s+)?({_NAME})")
-_WRITES = re.compile(rf"^({_NAME})\s+(?:writes|reports)\b")  # an aggregator crediting its source
+# An aggregator crediting its source: "Euractiv writes about this, citing sources". Not "Arkansas reports first
+# coronavirus case" or "Charles Finch writes the Lenox mysteries", which made RealTime QA outlets of both.
+_WRITES = re.compile(rf"^({_NAME})\s+(?:writes|reports|wrote|reported)(?:\s+about\s+(?:this|it))?,?\s+(?:citing|quoting)\b|^({_NAME})\s+(?:writes|reports)\s+about\s+(?:this|it)\b")
 _BIO = re.compile(r"^About\s+(?:the\s+authors?|(?P<names>[A-Z][\w.'’-]+(?:\s+(?:[A-Z][\w.'’-]+|and|&))*))$")
 _NOT_PUBLISHER = frozenset({"us", "our", "the", "this", "we", "independent journalism"})  # "Support Us"
 
@@ -392,7 +395,8 @@ def clean_text(raw: str, *, known_title: str | None = None, unwrap: bool = True)
             break
     for u in kept:
         if m := _WRITES.match(u.text):
-            hints.add("source", 6, m.group(1))
+            hints.add("source", 6, m.group(1) or m.group(2))
+    hints.add("source", 2, known_outlet(hints.best("url")))  # after datelines and agencies, before promo guesses
     meta = ArticleMeta(
         title=title, source=hints.best("source"), date=hints.best("date"),
         url=hints.best("url"), author=hints.best("author"),

@@ -10,6 +10,7 @@ from pathlib import Path, PurePath
 
 from rag.cleaning import CleanResult, clean_text, parse_date
 from rag.errors import BadInputError, TooLargeError, UnsupportedFileError
+from rag.outlets import outlet_from_url
 from rag.types import Article, ArticleMeta
 
 __all__ = [
@@ -78,6 +79,8 @@ def article_from_bytes(
         result = clean_text(raw)
     if not result.text.strip():
         raise BadInputError(f"{name} is empty: no article text left after removing boilerplate")
+    if result.meta.source is None:
+        result.meta.source = outlet_from_url(result.meta.url)
     return Article(
         doc_id=doc_id, path=path, text=result.text, meta=result.meta,
         content_hash=hashlib.sha256(data).hexdigest(), removed_lines=result.removed_lines,
