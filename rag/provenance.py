@@ -22,6 +22,7 @@ from rag.timeframe import as_date
 from rag.types import AnswerSentence, ArticleMeta, Citation, Evidence, EvidenceSentence, ScoredPassage, StoryCopy
 
 Field = Literal["source", "date", "title"]
+SentenceKey = Callable[[EvidenceSentence], float]
 # Phrases that scope a question to one outlet's reporting: removed from the question, which is then asked of that
 # outlet's articles only. Not "before the Euractiv report": there the report is a point in time, not a scope.
 _SCOPE_TEMPLATES = [
@@ -30,7 +31,6 @@ _SCOPE_TEMPLATES = [
     r"\s*\b(?i:in|from)\s+(?i:the\s+|an?\s+)?{outlet}(?:'s|’s)?\s+(?i:article|report|story|piece|coverage)\b",
 ]
 _OUTLET_VERB = r"^(?i:(?P<wh>what|how))\s+(?i:did|does|do)\s+{outlet}\s+(?i:report|say|write)\b"
-SentenceKey = Callable[[EvidenceSentence], float]
 
 # Not "agency" or "network" alone: "which agency reported the inflation figure?" asks for a statistics office the
 # text names, not for the article's publisher.
@@ -111,16 +111,14 @@ def _day(value: str | None) -> str | None:
     return f"{d.day} {d:%B} {d.year}" if d else None
 
 
-def attribution(ask: ProvenanceAsk, meta: ArticleMeta | None, sentence: str, copies: Sequence[StoryCopy] = ()) -> str:
-    """One answer line: the article's record that was asked for, a colon, then the quoted sentence stating the
-    claim. `copies`: other outlets' copies of the same story, folded into this article at indexing."""
-    lead = record_lead(ask, meta, sentence, copies)
-    return f"{lead} “{sentence.strip()}”"
+def attribution(ask: ProvenanceAsk, meta: ArticleMeta | None, sentence: str, copies: Sequence[StoryCopy] = ()) -> tuple[str, str]:
+    """One answer line and its lead: the article's record that was asked for and a colon (the lead), then the
+    quoted sentence stating the claim. `copies`: other outlets' copies of the story, folded into this article."""
+    lead = _lead(ask, meta or ArticleMeta(), sentence, copies)
+    return f"{lead} “{sentence.strip()}”", lead
 
 
-def record_lead(ask: ProvenanceAsk, meta: ArticleMeta | None, sentence: str, copies: Sequence[StoryCopy] = ()) -> str:
-    """What an attribution line says from the article's record, up to and including its colon."""
-    meta = meta or ArticleMeta()
+def _lead(ask: ProvenanceAsk, meta: ArticleMeta, sentence: str, copies: Sequence[StoryCopy]) -> str:
     day, outlet = _day(meta.date), meta.source
     if ask.field == "date":
         if day is None:
@@ -139,6 +137,7 @@ def record_lead(ask: ProvenanceAsk, meta: ArticleMeta | None, sentence: str, cop
     credited = [o for o in credits(sentence) if o.lower() != outlet.lower()]
     citing = f", citing {' and '.join(credited)}" if credited else ""
     return f"{outlet} reported it{f' on {day}' if day else ''}{also}{citing}:"
+
 
 def headline_article(claim: str, scored: list[ScoredPassage], idf: IdfFn | None) -> str | None:
     """The one retrieved article whose headline holds nearly all of the claim's terms ("the article about NATO
@@ -168,9 +167,8 @@ def attribute(evidence: Evidence, ask: ProvenanceAsk, key: SentenceKey, only_doc
     copies = {sp.passage.passage_id: sp.also_in for sp in evidence.sources}
     lines = []
     for s in picked:
-        lead = record_lead(ask, metas.get(s.passage_id), s.text, copies.get(s.passage_id, []))
-        number = builder.cite(s, s.relevance)
-        lines.append(AnswerSentence(text=f"{lead} “{s.text.strip()}”", citations=[number], supported=True, support=s.relevance, record=lead))
+        text, lead = attribution(ask, metas.get(s.passage_id), s.text, copies.get(s.passage_id, []))
+        lines.append(AnswerSentence(text=text, citations=[builder.cite(s, s.relevance)], supported=True, support=s.relevance, record=lead))
     return lines, builder.citations
 
 

@@ -59,13 +59,14 @@ def test_credits_names_the_outlets_a_sentence_cites():
 def test_attribution_says_what_is_on_record_and_what_is_not():
     asked = parse_provenance(UPGRADE)
     meta = ArticleMeta(source="Libertarian Institute", date="2023-05-08", title="Upgrade")
-    line = attribution(asked, meta, "The upgrade is planned, Bloomberg reported.")
+    line, lead = attribution(asked, meta, "The upgrade is planned, Bloomberg reported.")
     assert line == "Libertarian Institute reported it on 8 May 2023, citing Bloomberg: “The upgrade is planned, Bloomberg reported.”"
-    assert attribution(asked, ArticleMeta(title="Upgrade"), "X.").startswith("The outlet is not on record; the article “Upgrade” reports it")
+    assert lead == "Libertarian Institute reported it on 8 May 2023, citing Bloomberg:"
+    assert attribution(asked, ArticleMeta(title="Upgrade"), "X.")[0].startswith("The outlet is not on record; the article “Upgrade” reports it")
     copies = [StoryCopy(doc_id="b", source="AP", date="2023-05-09"), StoryCopy(doc_id="c", source="Libertarian Institute")]
-    assert attribution(asked, meta, "X.", copies).startswith("Libertarian Institute reported it on 8 May 2023 (also carried by AP on 9 May 2023): “X.”")
+    assert attribution(asked, meta, "X.", copies)[0].startswith("Libertarian Institute reported it on 8 May 2023 (also carried by AP on 9 May 2023): “X.”")
     when = parse_provenance("When was the article about the upgrade published?")
-    assert attribution(when, ArticleMeta(source="Reuters"), "X.").startswith("The article that reports it carries no date (Reuters)")
+    assert attribution(when, ArticleMeta(source="Reuters"), "X.")[0].startswith("The article that reports it carries no date (Reuters)")
 
 
 @pytest.fixture
