@@ -148,7 +148,10 @@ class Pipeline:
         # "Which outlet reported X?": X is retrieved and judged; the answer is the reporting article's metadata.
         asked = parse_provenance(standalone)
         # "..., according to Euractiv?": asked without the phrase, of that outlet's articles only.
-        scope = None if asked else outlet_scope(standalone, self._outlets())
+        named = self._outlet_named(asked.outlet) if asked and asked.outlet else None
+        if asked and asked.outlet and not named:
+            asked = None  # "when did NATO publish its report on X": a publisher that is no indexed outlet, asked of the text
+        scope = (asked.claim, named) if named else None if asked else outlet_scope(standalone, self._outlets())
         if scope:
             exclude_docs = exclude_docs | {d.doc_id for d in self.index.manifest.documents.values() if d.source != scope[1]}
         query = asked.claim if asked else scope[0] if scope else standalone
@@ -234,6 +237,11 @@ class Pipeline:
         if self._outlets_of[0] is not manifest:
             self._outlets_of = (manifest, {d.source for d in manifest.documents.values() if d.source})
         return self._outlets_of[1]
+
+    def _outlet_named(self, name: str) -> str | None:
+        """The indexed outlet a question names ("the Libertarian Institute"), as recorded."""
+        wanted = name.lower().removeprefix("the ")
+        return next((o for o in self._outlets() if o.lower().removeprefix("the ") == wanted), None)
 
     def _attribute(self, found: Gathered, asked: ProvenanceAsk) -> tuple[list[AnswerSentence], list[Citation]] | None:
         """Attribute the claim when the decision stands by it, or when one retrieved headline states it."""

@@ -54,6 +54,7 @@ _PATTERNS: list[tuple[Field, re.Pattern[str]]] = [
     ("date", re.compile(rf"^when (?:was|were) (?:the |this |that |an? )?{_PIECE}s? (?:about|on|that|saying|reporting) (?P<claim>.+?) {_PUBLISHED}$", re.I)),
     ("date", re.compile(rf"^(?:on )?(?:what|which) (?:date|day) (?:was|were) (?:the |this |that |an? )?{_PIECE}s? (?:about|on|that|saying|reporting) (?P<claim>.+?) {_PUBLISHED}$", re.I)),
     ("date", re.compile(r"^when was it (?:first )?(?:reported|written) that (?P<claim>.+)$", re.I)),
+    ("date", re.compile(rf"^when did (?:the )?(?P<outlet>\S+(?: \S+){{0,3}}?) (?:publish|run|post|write|release|put out) (?:its|their|the|an?) {_PIECE}s? (?:about|on|that|saying) (?P<claim>.+)$", re.I)),
     ("title", re.compile(rf"^what (?:is|was|were) the (?:title|headline)s? of the {_PIECE}s? (?:about|on|that|saying|reporting) (?P<claim>.+)$", re.I)),
     ("title", re.compile(rf"^(?:which|what) {_PIECE}s? (?:reported|reports|said|says|mentioned|mentions|covered|covers|described|describes) {_LEAD}(?P<claim>.+)$", re.I)),
 ]
@@ -74,13 +75,15 @@ class ProvenanceAsk:
 
     field: Field
     claim: str
+    outlet: str | None = None  # "when did Reuters publish its story on X": the claim is looked for in its articles
 
 
 def parse_provenance(question: str) -> ProvenanceAsk | None:
     text = re.sub(r"\s+", " ", question).strip().rstrip("?.! ").strip()
     for field, pattern in _PATTERNS:
         if (m := pattern.match(text)) and len(claim := m.group("claim").strip(" ,")) >= 8:
-            return ProvenanceAsk(field=field, claim=claim[0].upper() + claim[1:] + "?")
+            outlet = m.groupdict().get("outlet")
+            return ProvenanceAsk(field=field, claim=claim[0].upper() + claim[1:] + "?", outlet=outlet)
     return None
 
 

@@ -26,11 +26,13 @@ UPGRADE = "Which outlet reported that the NATO-Ukraine Commission is set to be u
         ("When was it reported that Kyiv wants a far-reaching step?", "date", "Kyiv wants a far-reaching step?"),
         ("What is the headline of the story about the Ukraine-NATO Council?", "title", "The Ukraine-NATO Council?"),
         ("Which article mentions the summer offensive?", "title", "The summer offensive?"),
+        ("When did the Libertarian Institute publish its piece on the NATO upgrade?", "date", "The NATO upgrade?"),
     ],
 )
 def test_questions_about_the_reporting_are_split_into_field_and_claim(question, field, claim):
     asked = parse_provenance(question)
     assert asked is not None and (asked.field, asked.claim) == (field, claim)
+    assert asked.outlet == ("Libertarian Institute" if "Libertarian" in question else None)
 
 
 @pytest.mark.parametrize(
@@ -166,3 +168,13 @@ def test_a_scoped_question_is_asked_of_that_outlets_articles_only(build, corpus_
     elsewhere = pipeline.ask("According to Reuters, what did Stoltenberg call the most urgent task?", mode="extractive")
     assert all(sp.passage.doc_id == "002_e0b0d12e770a7305" for sp in elsewhere.sources)
     assert elsewhere.abstained and "only Reuters’ articles were searched" in (elsewhere.abstain_reason or ""), elsewhere.abstain_reason
+
+
+def test_when_a_named_outlet_published_its_piece_is_looked_up_in_its_articles(build, corpus_copy):
+    pipeline, _ = build([corpus_copy])
+    answer = pipeline.ask("When did the Independent publish its story on the NATO-Ukraine Commission being upgraded to a council?", mode="extractive")
+    assert answer.text.startswith("The Independent published it on 15 June 2023: “"), answer.text
+    assert {sp.passage.doc_id for sp in answer.sources} == {"001_d33884d0ecc97606"}
+    # A publisher that is no indexed outlet: the question is about the text, not about our articles' dates.
+    other = pipeline.ask("When did NATO publish its report on the NATO-Ukraine Commission being upgraded to a council?", mode="extractive")
+    assert "published it on" not in other.text and len({sp.passage.doc_id for sp in other.sources}) > 1
