@@ -247,9 +247,13 @@ class Pipeline:
         """Attribute the claim when the decision stands by it, or when one retrieved headline states it."""
         evidence, kind = found.evidence, question_type(found.evidence.question)
         key = lambda s: ranking_key(s, kind, evidence.question, evidence.reader_weight)  # noqa: E731
-        if found.decision.answer:
-            return attribute(evidence, asked, key)
         doc = headline_article(asked.claim, found.scored, self.retriever.index.lexical.idf)
+        if found.decision.answer:
+            # "The article about X" is one article: the one headlined X, when there is one. An outlet that
+            # reported X may be one of several, so the headlined article only comes first.
+            if doc and asked.field != "source":
+                return attribute(evidence, asked, key, only_doc=doc) or attribute(evidence, asked, key)
+            return attribute(evidence, asked, key, first_doc=doc)
         return attribute(evidence, asked, key, only_doc=doc) if doc else None
 
     def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:

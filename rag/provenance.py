@@ -158,11 +158,18 @@ def headline_article(claim: str, scored: list[ScoredPassage], idf: IdfFn | None)
     return ranked[0][0]
 
 
-def attribute(evidence: Evidence, ask: ProvenanceAsk, key: SentenceKey, only_doc: str | None = None) -> tuple[list[AnswerSentence], list[Citation]] | None:
+def attribute(
+    evidence: Evidence, ask: ProvenanceAsk, key: SentenceKey, *, only_doc: str | None = None, first_doc: str | None = None
+) -> tuple[list[AnswerSentence], list[Citation]] | None:
     """The answer's lines, each citing the sentence it quotes. None when no sentence states the claim, or when
     no article stating it has the asked field on record: the question is then about what the text says (an
     encyclopedia page has no publisher, and "which newspaper published the Pentagon Papers?" is in its text)."""
     picked = reporting_sentences([s for s in evidence.sentences if only_doc in (None, s.doc_id)], key)
+    if first_doc and first_doc not in {s.doc_id for s in picked}:
+        # The headlined article's best sentence, even below the others': its headline is the match.
+        own = [s for s in evidence.sentences if s.doc_id == first_doc]
+        picked = ([max(own, key=key)] if own else []) + picked[: MAX_ARTICLES - 1 if own else MAX_ARTICLES]
+    picked.sort(key=lambda s: s.doc_id != first_doc)  # stable: the rest keep their order
     metas = {sp.passage.passage_id: sp.passage.meta for sp in evidence.sources}
     if not any(getattr(metas.get(s.passage_id) or ArticleMeta(), ask.field) for s in picked):
         return None

@@ -178,3 +178,22 @@ def test_when_a_named_outlet_published_its_piece_is_looked_up_in_its_articles(bu
     # A publisher that is no indexed outlet: the question is about the text, not about our articles' dates.
     other = pipeline.ask("When did NATO publish its report on the NATO-Ukraine Commission being upgraded to a council?", mode="extractive")
     assert "published it on" not in other.text and len({sp.passage.doc_id for sp in other.sources}) > 1
+
+
+def test_the_article_a_question_names_by_its_headline_answers_first_or_alone(build, tmp_path):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "named.txt").write_text(
+        "Allies weigh a council for Ukraine\nPublished 2023-06-10\nhttps://www.dailyone.com/2023/06/10/council/\n\n"
+        "Diplomats met on Monday in Brussels. They discussed many topics, a council among them, over a long lunch.\n"
+    )
+    (pages / "echo.txt").write_text(
+        "Summit notes from the week\nPublished 2023-06-12\nhttps://www.dailytwo.com/2023/06/12/notes/\n\n"
+        "Allies weigh a council for Ukraine, and allies weigh a council for Ukraine again at the summit in Vilnius.\n"
+    )
+    pipeline, _ = build([pages])
+    when = pipeline.ask("When was the article about Allies weigh a council for Ukraine published?", mode="extractive")
+    assert [c.doc_id for c in when.citations] == ["named"], when.text  # "the article": the one so headlined
+    assert when.text.startswith("dailyone.com published it on 10 June 2023: “")
+    outlets = pipeline.ask("Which outlet reported that Allies weigh a council for Ukraine?", mode="extractive")
+    assert [c.doc_id for c in outlets.citations][:1] == ["named"], outlets.text  # first, then others that say it
