@@ -145,13 +145,7 @@ class Pipeline:
         # A model whose drafts were measured not to survive is not asked to reword the question either.
         rewriter = self.generator if self.settings.rewrite_with_model and self.drafts.draft else None
         standalone = rewrite_followup(question, history, generator=rewriter, prompts=self.prompts)
-        # "Which outlet reported X?": X is retrieved and judged; the answer is the reporting article's metadata.
-        asked = parse_provenance(standalone)
-        # "..., according to Euractiv?": asked without the phrase, of that outlet's articles only.
-        named = self._outlet_named(asked.outlet) if asked and asked.outlet else None
-        if asked and asked.outlet and not named:
-            asked = None  # "when did NATO publish its report on X": a publisher that is no indexed outlet, asked of the text
-        scope = (asked.claim, named) if named else None if asked else outlet_scope(standalone, self._outlets())
+        asked, scope = self._route(standalone)
         if scope:
             exclude_docs = exclude_docs | {d.doc_id for d in self.index.manifest.documents.values() if d.source != scope[1]}
         query = asked.claim if asked else scope[0] if scope else standalone
@@ -230,6 +224,19 @@ class Pipeline:
         answer.citations = builder.citations
         answer.text = render_answer(answer.sentences)
         return answer
+
+    def _route(self, standalone: str) -> tuple[ProvenanceAsk | None, tuple[str, str] | None]:
+        """What a question asks of the reporting, and the outlet it is scoped to: "Which outlet reported X?" is
+        X retrieved and judged, answered from the reporting article's record; "..., according to Euractiv?" is
+        asked without the phrase, of that outlet's articles only (scope: the question to ask, the outlet)."""
+        asked = parse_provenance(standalone)
+        if asked is None:
+            return None, outlet_scope(standalone, self._outlets())
+        if asked.outlet is None:
+            return asked, None
+        named = self._outlet_named(asked.outlet)
+        # "When did NATO publish its report on X": a publisher that is no indexed outlet; the text must say.
+        return (asked, (asked.claim, named)) if named else (None, outlet_scope(standalone, self._outlets()))
 
     def _outlets(self) -> set[str]:
         """The outlets of the indexed articles, once per manifest (a commit, or a replica's reload, brings a new one)."""
