@@ -142,6 +142,14 @@ def _lead(ask: ProvenanceAsk, meta: ArticleMeta, sentence: str, copies: Sequence
     return f"{outlet} reported it{f' on {day}' if day else ''}{also}{citing}:"
 
 
+def _held(terms: set[str], headline: set[str]) -> set[str]:
+    """The claim's terms a headline holds, forms of one word counted as one: the stemmer leaves "debating" and
+    "debates" apart ("debati", "debat"), and a reader paraphrasing a headline changes just such endings. Five
+    letters in common are asked of both, so short words still need to be equal."""
+    stems = {h[:5] for h in headline if len(h) >= 5}
+    return {t for t in terms if t in headline or (len(t) >= 5 and t[:5] in stems)}
+
+
 def headline_article(claim: str, scored: list[ScoredPassage], idf: IdfFn | None) -> str | None:
     """The one retrieved article whose headline holds nearly all of the claim's terms ("the article about NATO
     debating ways to boost ties"): readers name an article by its headline, whose words its sentences may lack."""
@@ -151,7 +159,7 @@ def headline_article(claim: str, scored: list[ScoredPassage], idf: IdfFn | None)
     best: dict[str, float] = {}
     for sp in scored:
         if sp.passage.meta.title:
-            best[sp.passage.doc_id] = coverage(terms, content_terms(sp.passage.meta.title), idf)
+            best[sp.passage.doc_id] = coverage(terms, _held(terms, content_terms(sp.passage.meta.title)), idf)
     ranked = sorted(best.items(), key=lambda kv: -kv[1])
     if not ranked or ranked[0][1] < HEADLINE_MATCH or (len(ranked) > 1 and ranked[1][1] >= ranked[0][1]):
         return None
