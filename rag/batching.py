@@ -301,7 +301,6 @@ class BatchedLlama:
         return piece
 
     def _emit(self, seq: _Sequence, token: int) -> None:
-        L = self._L
         seq.produced += 1
         seq.last = token
         if token in self._eog:
