@@ -121,8 +121,9 @@ class AskResponse(BaseModel):
     abstained: bool
     abstain_reason: str | None = None
     fallback: str | None = Field(None, description='"extractive" when no generated sentence survived verification; "quoted" when generate mode quoted the '
-                                 'evidence without calling the model (the question asks who/when/where/how many and a sentence states it, or the '
-                                 "model's drafts were measured to fail verification: RAG_GENERATION_MIN_SURVIVAL)")
+                                 'evidence without calling the model (the question asks who/when/where/how many and a sentence states it, asks '
+                                 "which outlet reported something, when or under what headline, or the model's drafts were measured to fail "
+                                 "verification: RAG_GENERATION_MIN_SURVIVAL)")
     confidence: float | None = Field(None, description="the answer decision's probability that the evidence answers the question")
     as_of: str | None = Field(None, description="the date the question was answered as of")
     citations: list[CitationOut]

@@ -137,6 +137,13 @@ def test_ask_extractive_mode_and_unknown_fields_ignored(client):
     assert r.json()["mode"] == "extractive" and r.json()["citations"]
 
 
+def test_ask_about_the_reporting_names_the_outlet_without_calling_the_model(client):
+    question = "Which outlet reported that the NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council?"
+    body = client.post("/v1/ask", json={"question": question}).json()
+    assert body["answer"].startswith("The Independent reported it on 15 June 2023: “") and body["fallback"] == "quoted", body["answer"]
+    assert body["citations"][0]["source"] == "The Independent" and body["timings"]["completion_tokens"] == 0
+
+
 @pytest.mark.parametrize(
     ("payload", "status", "code"),
     [
