@@ -19,8 +19,8 @@ from rag.evidence import date_sentences, select_evidence, standing
 from rag.generator import Generator
 from rag.index import Index
 from rag.prompts import PromptSet
-from rag.quoting import extract_sentences, is_timeline, ranking_key, states_typed_answer, timeline_sentences
 from rag.provenance import ProvenanceAsk, attribute, headline_article, outlet_scope, parse_provenance
+from rag.quoting import extract_sentences, is_timeline, ranking_key, states_typed_answer, timeline_sentences
 from rag.reader import Reader, load_reader, reader_input
 from rag.retriever import Retriever, parse_date
 from rag.rewrite import rewrite_followup

@@ -231,8 +231,8 @@ class Retriever:
             # Too few articles to fill the top k (a question scoped to one outlet, a narrow date filter): the
             # cap would only leave places empty, and one article's 4th passage may hold the answer.
             chosen = {id(sp) for sp in kept}
-            extra = {id(sp) for sp in [sp for sp in ranked if id(sp) not in chosen][: top_k - len(kept)]}
-            kept = [sp for sp in ranked if id(sp) in chosen or id(sp) in extra]
+            chosen.update(id(sp) for sp in [sp for sp in ranked if id(sp) not in chosen][: top_k - len(kept)])
+            kept = [sp for sp in ranked if id(sp) in chosen]  # in rank order
         for rank, sp in enumerate(kept, start=1):
             sp.rank = rank
         return kept
