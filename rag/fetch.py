@@ -21,6 +21,7 @@ from rag.embedder import Embedder
 from rag.errors import BadInputError, FetchError, FetchTimeoutError, FetchTooLargeError, NotHtmlError, RagError
 from rag.index import Index, IndexLock, read_manifest
 from rag.indexing import IndexReport, SkippedFile, add_article, commit_articles, writes_index
+from rag.outlets import outlet_from_url
 from rag.settings import Settings
 from rag.types import Article
 
@@ -184,7 +185,8 @@ def article_from_page(page: Fetched, url: str, *, date: str | None = None) -> In
     article = article_from_bytes(doc_id, name, data, path=url)
     missing = {
         "url": None if article.meta.url else page.url,
-        "source": None if article.meta.source else urlsplit(page.url).hostname,
+        # Named as a file's URL line names it (rag/outlets.py), so a page with and without a canonical link agree.
+        "source": None if article.meta.source else outlet_from_url(page.url),
         "date": None if article.meta.date else date,
     }
     if any(missing.values()):

@@ -53,11 +53,15 @@ def registered_domain(host: str) -> str:
     return ".".join(labels[-keep:])
 
 
-def _domain(url: str | None) -> str | None:
+def _host(url: str | None) -> str | None:
     parts = urlsplit((url or "").strip())
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or "." not in host or host.replace(".", "").isdigit():
-        return None  # no web address, or an IP address, which names no outlet
+    return parts.hostname if parts.scheme in ("http", "https") and parts.hostname else None
+
+
+def _domain(url: str | None) -> str | None:
+    host = _host(url)
+    if host is None or "." not in host or host.replace(".", "").isdigit():
+        return None  # no web address, or an IP address or a local name, which have no registered domain
     return registered_domain(host)
 
 
@@ -69,6 +73,7 @@ def known_outlet(url: str | None) -> str | None:
 
 
 def outlet_from_url(url: str | None) -> str | None:
-    """The outlet a page's address names (its usual name, or its domain), or None for no usable web address."""
+    """The outlet a page's address names: its usual name, else its domain, else the host as written (an IP
+    address or a local name, as `rag index URL` has always shown it); None for no web address."""
     domain = _domain(url)
-    return KNOWN_OUTLETS.get(domain, domain) if domain else None
+    return KNOWN_OUTLETS.get(domain, domain) if domain else _host(url)

@@ -44,3 +44,14 @@ def test_feeds_parse_rss_and_atom_and_refuse_what_is_not_one():
     for body in (b"<html><body>hello</body></html>", b"", b"<rss version='2.0'><channel><title>x</title><item><link>http://h/1</link>"):
         with pytest.raises(FeedError):
             parse_feed(body, url="http://h/feed.xml")
+
+
+def test_a_page_names_its_outlet_from_its_address_with_or_without_a_canonical_link():
+    body = "<html><head><title>Pier vote</title>{}</head><body><article><p>The council voted on Tuesday to rebuild the old pier before the summer season.</p>" \
+           "<p>Work starts in May and is paid for by the harbour fund, the mayor said.</p></article></body></html>"
+    bare = Fetched(url="https://www.example-news.org/2024/05/pier", status=200, content_type="text/html", charset=None, data=body.format("").encode())
+    linked = Fetched(url=bare.url, status=200, content_type="text/html", charset=None,
+                     data=body.format('<link rel="canonical" href="https://www.example-news.org/2024/05/pier">').encode())
+    assert article_from_page(bare, bare.url)[0].meta.source == article_from_page(linked, bare.url)[0].meta.source == "example-news.org"
+    cnn = Fetched(url="https://edition.cnn.com/2024/05/pier", status=200, content_type="text/html", charset=None, data=body.format("").encode())
+    assert article_from_page(cnn, cnn.url)[0].meta.source == "CNN"
