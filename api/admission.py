@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, TypeVar
 
-from rag.errors import BusyError
-from rag.settings import Settings
+from rag.core.errors import BusyError
+from rag.core.settings import Settings
 
 T = TypeVar("T")
 
@@ -92,7 +92,10 @@ class Pass:
         if not turn.done():  # the lane stalled: the estimate was far off
             self._leave_line()
             lane.observer.refused(lane.name, "expired")
-            raise busy(f"no {lane.name} slot within {lane.limits.timeout_s:g}s (RAG_QUEUE_TIMEOUT_S); try again shortly", lane.retry_after_s())
+            raise busy(
+                f"no {lane.name} slot within {lane.limits.timeout_s:g}s (RAG_QUEUE_TIMEOUT_S); try again shortly",
+                lane.retry_after_s(),
+            )
         self._turn = None
         self._granted_at = time.monotonic()
         lane.observer.waited(lane.name, self._granted_at - self.arrived)
@@ -149,10 +152,17 @@ class Lane:
         position = len(self._waiters)
         if position >= self.limits.max_waiting:
             self.observer.refused(self.name, "full")
-            raise busy(f"{self.name} is busy: {position} request(s) already waiting (RAG_ADMISSION_QUEUES); try again shortly", self.retry_after_s())
+            raise busy(
+                f"{self.name} is busy: {position} request(s) already waiting (RAG_ADMISSION_QUEUES); try again shortly",
+                self.retry_after_s(),
+            )
         if self.estimated_wait_s(position) > self.limits.deadline_s:
             self.observer.refused(self.name, "deadline")
-            raise busy(f"{self.name} is busy: no slot expected within {self.limits.deadline_s:g}s (RAG_ADMISSION_DEADLINES_S); try again shortly", self.retry_after_s())
+            raise busy(
+                f"{self.name} is busy: no slot expected within {self.limits.deadline_s:g}s "
+                "(RAG_ADMISSION_DEADLINES_S); try again shortly",
+                self.retry_after_s(),
+            )
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(turn)
         return Pass(self, now, turn)
@@ -181,7 +191,9 @@ def lane_limits(settings: Settings, pool_size: int) -> dict[str, LaneLimits]:
     out = {}
     for klass in CPU_CLASSES:
         limit = settings.admission_limits.get(klass) or pool_size  # unset: as many as the pool has threads
-        out[klass] = LaneLimits(limit, settings.admission_queues[klass], settings.admission_deadlines_s[klass], settings.queue_timeout_s)
+        out[klass] = LaneLimits(
+            limit, settings.admission_queues[klass], settings.admission_deadlines_s[klass], settings.queue_timeout_s
+        )
     return out
 
 
@@ -219,14 +231,21 @@ class Admission:
     def pool(self) -> ThreadPoolExecutor:
         # Created on first use: an app that is built and never serves starts no threads.
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="rag-cpu", initializer=lower_priority, initargs=(self.nice,))
+            self._pool = ThreadPoolExecutor(
+                self.pool_size, thread_name_prefix="rag-cpu", initializer=lower_priority, initargs=(self.nice,)
+            )
         return self._pool
 
     async def run_model(self, fn: Callable[..., T], *args: object) -> T:
         """Run a request that the model queue admitted. Its threads sit one step below the event loop, so the loop
         (which answers refusals in milliseconds) goes first when the cores are short, and one step above the pool."""
         if self._model_pool is None:
-            self._model_pool = ThreadPoolExecutor(self.model_workers, thread_name_prefix="rag-model", initializer=lower_priority, initargs=(min(1, self.nice),))
+            self._model_pool = ThreadPoolExecutor(
+                self.model_workers,
+                thread_name_prefix="rag-model",
+                initializer=lower_priority,
+                initargs=(min(1, self.nice),),
+            )
         return await asyncio.get_running_loop().run_in_executor(self._model_pool, partial(fn, *args))
 
     def reserve(self, klass: str) -> Pass:

@@ -27,9 +27,9 @@ from api.metrics import Metrics, MetricsMiddleware
 from api.queue import GenerationQueue
 from api.routes import ask, documents, feeds, health, openai_compat, search, web
 from rag import __version__
-from rag.errors import RagError
-from rag.pipeline import Pipeline
-from rag.settings import SERVE_MODEL_SLOTS, Settings
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import RagError
+from rag.core.settings import SERVE_MODEL_SLOTS, Settings
 
 log = logging.getLogger("newsrag.api")
 
@@ -50,7 +50,14 @@ def load_pipeline(settings: Settings) -> Pipeline:
 def model_queue(settings: Settings, metrics: Metrics) -> GenerationQueue:
     limits = {k: v for k in MODEL_CLASSES if (v := settings.admission_limits.get(k)) is not None}
     deadlines = {k: settings.admission_deadlines_s[k] for k in MODEL_CLASSES}
-    return GenerationQueue(settings.queue_max, settings.queue_timeout_s, limits=limits, deadlines_s=deadlines, observer=metrics, slots=settings.model_slots or 1)
+    return GenerationQueue(
+        settings.queue_max,
+        settings.queue_timeout_s,
+        limits=limits,
+        deadlines_s=deadlines,
+        observer=metrics,
+        slots=settings.model_slots or 1,
+    )
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
@@ -62,7 +69,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         # Readers arrive at once here: answers are decoded together rather than each waiting for the last.
         settings = settings.model_copy(update={"model_slots": SERVE_MODEL_SLOTS})
     metrics = Metrics()
-    runtime = Runtime(settings=settings, metrics=metrics, queue=model_queue(settings, metrics), admission=Admission(settings, metrics))
+    runtime = Runtime(
+        settings=settings, metrics=metrics, queue=model_queue(settings, metrics), admission=Admission(settings, metrics)
+    )
     if pipeline is not None:
         runtime.attach(pipeline)
     metrics.bind(
@@ -72,10 +81,14 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         ready=lambda: runtime.ready,
     )
     for klass, lane in runtime.admission.lanes.items():
-        metrics.bind_admission(klass, depth=lambda lane=lane: lane.waiting, in_flight=lambda lane=lane: lane.running + lane.waiting)
+        metrics.bind_admission(
+            klass, depth=lambda lane=lane: lane.waiting, in_flight=lambda lane=lane: lane.running + lane.waiting
+        )
     metrics.bind_model(lambda: runtime.queue.busy_seconds)
     for klass in MODEL_CLASSES:
-        metrics.bind_admission(klass, depth=partial(runtime.queue.pending, klass), in_flight=partial(runtime.queue.admitted, klass))
+        metrics.bind_admission(
+            klass, depth=partial(runtime.queue.pending, klass), in_flight=partial(runtime.queue.admitted, klass)
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

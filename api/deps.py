@@ -12,19 +12,21 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
 
 from api.admission import Admission
 from api.errors import forbidden, unauthorized
 from api.metrics import Metrics
 from api.queue import GenerationQueue
-from rag.errors import IndexMissingError, ModelMissingError, RagError
-from rag.index import Index, current_generation_dir, load_index
-from rag.pipeline import Pipeline
-from rag.settings import Settings
-from rag.store import open_store
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import IndexMissingError, ModelMissingError, RagError
+from rag.core.settings import Settings
+from rag.storage.index import Index
+from rag.storage.manifest import current_generation_dir
+from rag.storage.segments import load_index
+from rag.storage.store import open_store
 
 
 @dataclass
@@ -79,9 +81,16 @@ class Runtime:
         elif not has_index(pipeline):
             with self._index_lock:
                 if not has_index(pipeline) and current_generation_dir(self.settings.index_dir) is not None:
-                    pipeline.use_index(load_index(self.settings, embedding_model=pipeline.embedder.name, dimension=pipeline.embedder.dimension))
+                    pipeline.use_index(
+                        load_index(
+                            self.settings, embedding_model=pipeline.embedder.name, dimension=pipeline.embedder.dimension
+                        )
+                    )
             if not has_index(pipeline):
-                raise IndexMissingError(f"no index at {self.settings.index_dir} yet: run `rag index PATH` or upload a document (POST /v1/documents)")
+                raise IndexMissingError(
+                    f"no index at {self.settings.index_dir} yet: run `rag index PATH` or upload a document (POST "
+                    "/v1/documents)"
+                )
         return pipeline
 
     def follow_store(self, pipeline: Pipeline) -> None:
@@ -143,7 +152,10 @@ async def get_writer_pipeline(runtime: RuntimeDep) -> Pipeline:
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 WriterPipelineDep = Annotated[Pipeline, Depends(get_writer_pipeline)]
 
-_bearer = HTTPBearer(auto_error=False, description="Needed on every route but /healthz, /v1/config and the web page when RAG_API_KEY is set")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="Needed on every route but /healthz, /v1/config and the web page when RAG_API_KEY is set",
+)
 
 
 def configured_key(settings: Settings) -> str:
@@ -152,7 +164,9 @@ def configured_key(settings: Settings) -> str:
     return key.get_secret_value() if isinstance(key, SecretStr) else (key or "")
 
 
-async def require_api_key(runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def require_api_key(
+    runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     key = configured_key(runtime.settings)
     if not key:
         return

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.errors import (
+from rag.core.errors import (
     BadInputError,
     BusyError,
     DocumentNotFoundError,
@@ -134,7 +134,7 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
 
 
 def error_body(status: int, code: str, message: str, *, openai: bool = False) -> dict:
-    kind = (OPENAI_TYPES.get(status, "server_error") if openai else code)
+    kind = OPENAI_TYPES.get(status, "server_error") if openai else code
     return {"error": {"type": kind, "code": code, "message": message, "param": None}}
 
 
@@ -142,7 +142,9 @@ def is_openai_path(path: str) -> bool:
     return path.startswith(OPENAI_PREFIXES)
 
 
-def error_response(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = error_body(status, code, message, openai=is_openai_path(request.url.path))
     return JSONResponse(body, status_code=status, headers=headers or None)
 
@@ -191,7 +193,9 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
         code = "too_large"
     else:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "bad_request" if status < 500 else "internal_error")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(
+            status, "bad_request" if status < 500 else "internal_error"
+        )
     return error_response(request, status, code, message, dict(exc.headers or {}))
 
 
@@ -219,7 +223,7 @@ class CatchAllMiddleware:
 
         try:
             await self.app(scope, receive, send_tracking)
-        except Exception as exc:  # noqa: BLE001 - the point of this middleware
+        except Exception as exc:
             if isinstance(exc, StarletteHTTPException) and not started:
                 response = await handle_http_exception(Request(scope, receive), exc)
                 await response(scope, receive, send)

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_body, is_openai_path
-from rag.settings import Settings
+from rag.core.settings import Settings
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -63,10 +63,19 @@ class RequestGuard:
         problem = None
         if host is not None and not self.host_allowed(host):
             name = split_host(host)[0] or host
-            problem = (421, "bad_host", f"this server does not answer to the host name {name!r}; if it is reached by that name, add it to RAG_ALLOWED_HOSTS")
+            problem = (
+                421,
+                "bad_host",
+                f"this server does not answer to the host name {name!r}; if it is reached by that name, add it to "
+                "RAG_ALLOWED_HOSTS",
+            )
         elif scope["method"] in UNSAFE_METHODS and not self.origin_allowed(headers, host):
             origin = headers.get("origin") or f"a {headers.get('sec-fetch-site')} page"
-            problem = (403, "forbidden_origin", f"refused a {scope['method']} from {origin}: not this server's own origin, and not in RAG_CORS_ORIGINS")
+            problem = (
+                403,
+                "forbidden_origin",
+                f"refused a {scope['method']} from {origin}: not this server's own origin, and not in RAG_CORS_ORIGINS",
+            )
         if problem is None:
             await self.app(scope, receive, send)
             return

@@ -1,6 +1,6 @@
 """Bounded admission to the model, and the gate that lets `slots` answers at it at once.
 
-The model writes at most RAG_MODEL_SLOTS answers at a time (decoded together, rag/batching.py), so piling
+The model writes at most RAG_MODEL_SLOTS answers at a time (decoded together, rag/models/llama_batching.py), so piling
 more requests up only makes every one of them slow. A request that needs the model (class "generate" or
 "stream") is admitted only when its class has fewer than its limit in flight, fewer than `max_waiting`
 requests are ahead of it for the model, and a slot is expected to be free for it within its class's deadline
@@ -21,8 +21,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from api.admission import AdmissionObserver, NullObserver
-from rag.errors import BusyError
-from rag.generator import Generator, Message, Usage
+from rag.core.errors import BusyError
+from rag.models.generator import Generator, Message, Usage
 
 StopCheck = Callable[[], bool]
 POLL_S = 0.05  # how often a waiting request checks whether its client went away
@@ -68,7 +68,16 @@ class Ticket:
 class GenerationQueue:
     """`slots` requests hold the model at once (RAG_MODEL_SLOTS: answers decoded together); the rest wait."""
 
-    def __init__(self, max_waiting: int, timeout_s: float, *, limits: dict[str, int] | None = None, deadlines_s: dict[str, float] | None = None, observer: AdmissionObserver | None = None, slots: int = 1):
+    def __init__(
+        self,
+        max_waiting: int,
+        timeout_s: float,
+        *,
+        limits: dict[str, int] | None = None,
+        deadlines_s: dict[str, float] | None = None,
+        observer: AdmissionObserver | None = None,
+        slots: int = 1,
+    ):
         self.max_waiting = max_waiting
         self.slots = slots
         self.timeout_s = timeout_s
@@ -90,7 +99,7 @@ class GenerationQueue:
         self._use_rate = 1.0  # share of admitted requests that use the model: abstentions and quotes do not
         self._local = threading.local()
         # Seconds of prompt reading ahead of a newcomer, from a generator that decodes answers together
-        # (rag/batching.py): with slots, a free one does not mean a quick first token.
+        # (rag/models/llama_batching.py): with slots, a free one does not mean a quick first token.
         self._backlog: Callable[[bool, float], float] | None = None
 
     # --- admission (event loop) -----------------------------------------------------------------------------
@@ -141,7 +150,11 @@ class GenerationQueue:
         # Those ahead take the free slots first; past them, a newcomer waits for enough answers to end, and
         # `slots` answers running side by side end one every avg/slots on average.
         queued, free = ahead * self._use_rate, self.slots - len(self._holds)
-        reading = self._backlog(klass in PRIORITY_CLASSES, min(queued, max(free, 0))) if self._backlog is not None and self.slots > 1 else 0.0
+        reading = (
+            self._backlog(klass in PRIORITY_CLASSES, min(queued, max(free, 0)))
+            if self._backlog is not None and self.slots > 1
+            else 0.0
+        )
         if queued < free:
             return reading
         releases = queued - free + 1
@@ -155,11 +168,20 @@ class GenerationQueue:
             # still retrieving, which will be in line by the time the model frees.
             # Retry-After: when a place is likely to free (the running answer ends), or when the expected wait will
             # have come down to the deadline. A longer hint only leaves the model idle while clients sleep.
-            if self._admitted >= self.max_waiting + 1 or self.admitted(klass) >= self.limits.get(klass, self.max_waiting + 1):
-                reason, why = "full", f"{self._admitted} request(s) already in flight (RAG_QUEUE_MAX, RAG_ADMISSION_LIMITS)"
+            if self._admitted >= self.max_waiting + 1 or self.admitted(klass) >= self.limits.get(
+                klass, self.max_waiting + 1
+            ):
+                reason, why = (
+                    "full",
+                    f"{self._admitted} request(s) already in flight (RAG_QUEUE_MAX, RAG_ADMISSION_LIMITS)",
+                )
                 retry = self._left_s()
             elif (wait := self.estimated_wait_s(klass)) > (deadline := self.deadlines_s.get(klass, math.inf)):
-                reason, why = "deadline", f"expected free in {wait:.1f}s, past the {klass} deadline of {deadline:g}s (RAG_ADMISSION_DEADLINES_S)"
+                reason, why = (
+                    "deadline",
+                    f"expected free in {wait:.1f}s, past the {klass} deadline of {deadline:g}s "
+                    "(RAG_ADMISSION_DEADLINES_S)",
+                )
                 retry = wait - deadline
             else:
                 self._admitted += 1
@@ -211,7 +233,10 @@ class GenerationQueue:
                     self._waiters.remove(waiter)
                     if gave_up:
                         return False
-                    raise BusyError(f"waited {self.timeout_s:.0f}s for the model (RAG_QUEUE_TIMEOUT_S); try again shortly", retry_after_s=self.retry_after_s())
+                    raise BusyError(
+                        f"waited {self.timeout_s:.0f}s for the model (RAG_QUEUE_TIMEOUT_S); try again shortly",
+                        retry_after_s=self.retry_after_s(),
+                    )
             break  # handed the model at the moment we gave up: it is ours, so use it or pass it on
         with self._state:
             self._took_model()
@@ -291,13 +316,23 @@ class GatedGenerator:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None = None,
+        priority: bool = False,
+    ) -> Iterator[str]:
         if not self.queue._acquire():
             return  # the client is gone; an empty reply ends the pipeline quickly
         started = time.monotonic()
         ticket: Ticket | None = getattr(self.queue._local, "ticket", None)
         priority = priority or (ticket is not None and ticket.klass in PRIORITY_CLASSES)
-        inner = self.inner.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop, priority=priority)
+        inner = self.inner.stream(
+            messages, max_tokens=max_tokens, temperature=temperature, stop=stop, priority=priority
+        )
         try:
             yield from inner
         finally:

@@ -20,8 +20,8 @@ from fastapi import Request
 from api.admission import Pass
 from api.deps import Runtime
 from api.queue import Ticket
-from rag.pipeline import Pipeline, TokenSink, check_request
-from rag.types import Answer, ChatTurn
+from rag.answer.pipeline import Pipeline, TokenSink, check_request
+from rag.core.types import Answer, ChatTurn
 
 EventKind = Literal["token", "answer", "error"]
 DISCONNECT_POLL_S = 0.25
@@ -41,7 +41,9 @@ class AskParams:
 def check_params(pipeline: Pipeline, p: AskParams) -> None:
     """The core's own checks, run before anything starts: once SSE headers are out an error is only an event.
     The same function the CLI calls, so a request the core refuses is refused here too (since after until)."""
-    check_request(pipeline.settings, p.question, mode=p.mode, top_k=p.top_k, since=p.since, until=p.until, as_of=p.as_of)
+    check_request(
+        pipeline.settings, p.question, mode=p.mode, top_k=p.top_k, since=p.since, until=p.until, as_of=p.as_of
+    )
 
 
 def needs_model(pipeline: Pipeline, p: AskParams) -> bool:
@@ -89,8 +91,15 @@ class AskJob:
         p = self.params
         try:
             return self.pipeline.ask(
-                p.question, mode=p.mode, top_k=p.top_k, since=p.since, until=p.until, as_of=p.as_of, history=p.history,  # type: ignore[arg-type]
-                on_token=on_token, should_stop=self.stop.is_set,
+                p.question,
+                mode=p.mode,
+                top_k=p.top_k,
+                since=p.since,
+                until=p.until,
+                as_of=p.as_of,
+                history=p.history,  # type: ignore[arg-type]
+                on_token=on_token,
+                should_stop=self.stop.is_set,
             )
         finally:
             queue.bind_thread(None)
@@ -135,7 +144,7 @@ class AskJob:
         def work() -> None:
             try:
                 post("answer", self._work(lambda piece: post("token", piece)))
-            except Exception as exc:  # noqa: BLE001 - handed to the stream, which reports it as an event
+            except Exception as exc:
                 post("error", exc)
 
         async def drive() -> None:
@@ -144,7 +153,7 @@ class AskJob:
                     await self.runtime.admission.run_reserved(self.place, work)
                 else:
                     await self.runtime.admission.run_model(work)
-            except Exception as exc:  # noqa: BLE001 - e.g. no slot by the deadline: an event, like any error
+            except Exception as exc:
                 post("error", exc)
 
         task = asyncio.ensure_future(drive())

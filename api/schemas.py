@@ -11,11 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.corpus import SUPPORTED_SUFFIXES
-from rag.feeds import FeedInfo, FeedResult
-from rag.index import DocumentRecord
-from rag.settings import Settings
-from rag.types import Answer, ChatTurn, Citation, ScoredPassage, StoryCopy, Timings
+from rag.core.settings import Settings
+from rag.core.types import Answer, ChatTurn, Citation, ScoredPassage, StoryCopy, Timings
+from rag.ingest.corpus import SUPPORTED_SUFFIXES
+from rag.ingest.feeds import FeedInfo, FeedResult
+from rag.storage.manifest import DocumentRecord
 
 ModeField = Literal["generate", "extractive"]
 SINCE_DOC = "only articles dated on/after YYYY-MM-DD; YYYY-MM or YYYY counts from the period's first day"
@@ -54,7 +54,11 @@ class AskRequest(ApiRequest):
     mode: ModeField | None = Field(None, description="generate (local model, verified) or extractive (quotes only)")
     since: str | None = Field(None, description=SINCE_DOC)
     until: str | None = Field(None, description=UNTIL_DOC)
-    as_of: str | None = Field(None, description="ask as of YYYY-MM-DD (default today): 'this week' means the week before it, later articles are left out")
+    as_of: str | None = Field(
+        None,
+        description="ask as of YYYY-MM-DD (default today): 'this week' means the week before it, later articles are "
+        "left out",
+    )
     history: list[ChatTurn] = Field(default_factory=list, description="earlier turns, oldest first, for follow-ups")
     stream: bool = Field(False, description="answer as Server-Sent Events: token..., then answer")
 
@@ -76,14 +80,27 @@ class CitationOut(BaseModel):
     quote: str = Field(description="the first quote of `quotes`, verbatim (kept for clients of the one-quote shape)")
     span: tuple[int, int] = Field(description="[start, end) of `quote` in the cleaned article text")
     support: float
-    quotes: list[QuoteOut] = Field(description="every sentence of this passage that the answer cites, in order of first use")
-    also_in: list[StoryCopy] = Field(default_factory=list, description="other outlets' copies of the same story (near-duplicates folded into this one)")
+    quotes: list[QuoteOut] = Field(
+        description="every sentence of this passage that the answer cites, in order of first use"
+    )
+    also_in: list[StoryCopy] = Field(
+        default_factory=list,
+        description="other outlets' copies of the same story (near-duplicates folded into this one)",
+    )
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
         return cls(
-            number=c.number, doc_id=c.doc_id, passage_id=c.passage_id, title=c.title, source=c.source, date=c.date, url=c.url,
-            quote=c.quote, span=(c.start, c.end), support=c.support,
+            number=c.number,
+            doc_id=c.doc_id,
+            passage_id=c.passage_id,
+            title=c.title,
+            source=c.source,
+            date=c.date,
+            url=c.url,
+            quote=c.quote,
+            span=(c.start, c.end),
+            support=c.support,
             quotes=[QuoteOut(text=q.text, span=(q.start, q.end), support=q.support) for q in c.all_quotes()],
             also_in=c.also_in,
         )
@@ -102,14 +119,27 @@ class PassageOut(BaseModel):
     bm25_score: float | None = None
     span: tuple[int, int]
     text: str
-    also_in: list[StoryCopy] = Field(default_factory=list, description="other outlets' copies of the same story, folded into this passage")
+    also_in: list[StoryCopy] = Field(
+        default_factory=list, description="other outlets' copies of the same story, folded into this passage"
+    )
 
     @classmethod
     def of(cls, sp: ScoredPassage) -> PassageOut:
         p = sp.passage
         return cls(
-            rank=sp.rank, doc_id=p.doc_id, passage_id=p.passage_id, title=p.meta.title, source=p.meta.source, date=p.meta.date, url=p.meta.url,
-            score=sp.score, dense_score=sp.dense_score, bm25_score=sp.bm25_score, span=(p.start, p.end), text=p.text, also_in=sp.also_in,
+            rank=sp.rank,
+            doc_id=p.doc_id,
+            passage_id=p.passage_id,
+            title=p.meta.title,
+            source=p.meta.source,
+            date=p.meta.date,
+            url=p.meta.url,
+            score=sp.score,
+            dense_score=sp.dense_score,
+            bm25_score=sp.bm25_score,
+            span=(p.start, p.end),
+            text=p.text,
+            also_in=sp.also_in,
         )
 
 
@@ -120,11 +150,17 @@ class AskResponse(BaseModel):
     mode: ModeField
     abstained: bool
     abstain_reason: str | None = None
-    fallback: str | None = Field(None, description='"extractive" when no generated sentence survived verification; "quoted" when generate mode quoted the '
-                                 'evidence without calling the model (the question asks who/when/where/how many and a sentence states it, asks '
-                                 "which outlet reported something, when or under what headline, or the model's drafts were measured to fail "
-                                 "verification: RAG_GENERATION_MIN_SURVIVAL)")
-    confidence: float | None = Field(None, description="the answer decision's probability that the evidence answers the question")
+    fallback: str | None = Field(
+        None,
+        description='"extractive" when no generated sentence survived verification; "quoted" when generate mode quoted '
+        "the "
+        "evidence without calling the model (the question asks who/when/where/how many and a sentence states it, asks "
+        "which outlet reported something, when or under what headline, or the model's drafts were measured to fail "
+        "verification: RAG_GENERATION_MIN_SURVIVAL)",
+    )
+    confidence: float | None = Field(
+        None, description="the answer decision's probability that the evidence answers the question"
+    )
     as_of: str | None = Field(None, description="the date the question was answered as of")
     citations: list[CitationOut]
     sources: list[PassageOut] = Field(description="the passages retrieved, shown even when abstaining")
@@ -133,9 +169,18 @@ class AskResponse(BaseModel):
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
         return cls(
-            question=a.question, standalone_question=a.standalone_question, answer=a.text, mode=a.mode, abstained=a.abstained,
-            abstain_reason=a.abstain_reason, fallback=a.fallback, confidence=a.confidence, as_of=a.as_of, citations=[CitationOut.of(c) for c in a.citations],
-            sources=[PassageOut.of(s) for s in a.sources], timings=a.timings,
+            question=a.question,
+            standalone_question=a.standalone_question,
+            answer=a.text,
+            mode=a.mode,
+            abstained=a.abstained,
+            abstain_reason=a.abstain_reason,
+            fallback=a.fallback,
+            confidence=a.confidence,
+            as_of=a.as_of,
+            citations=[CitationOut.of(c) for c in a.citations],
+            sources=[PassageOut.of(s) for s in a.sources],
+            timings=a.timings,
         )
 
 
@@ -222,9 +267,15 @@ class PageConfig(BaseModel):
     @classmethod
     def of(cls, s: Settings, *, auth_required: bool) -> PageConfig:
         return cls(
-            auth_required=auth_required, allow_uploads=s.allow_uploads, allow_deletes=s.allow_deletes,
-            upload_types=sorted(SUPPORTED_SUFFIXES), max_upload_bytes=s.max_upload_bytes, max_question_chars=s.max_question_chars,
-            top_k=s.top_k, max_top_k=s.max_top_k, mode=s.mode,
+            auth_required=auth_required,
+            allow_uploads=s.allow_uploads,
+            allow_deletes=s.allow_deletes,
+            upload_types=sorted(SUPPORTED_SUFFIXES),
+            max_upload_bytes=s.max_upload_bytes,
+            max_question_chars=s.max_question_chars,
+            top_k=s.top_k,
+            max_top_k=s.max_top_k,
+            mode=s.mode,
         )
 
 
@@ -283,7 +334,11 @@ class CompletionUsage(BaseModel):
 
     @classmethod
     def of(cls, t: Timings) -> CompletionUsage:
-        return cls(prompt_tokens=t.prompt_tokens, completion_tokens=t.completion_tokens, total_tokens=t.prompt_tokens + t.completion_tokens)
+        return cls(
+            prompt_tokens=t.prompt_tokens,
+            completion_tokens=t.completion_tokens,
+            total_tokens=t.prompt_tokens + t.completion_tokens,
+        )
 
 
 class ChatCompletion(BaseModel):
@@ -293,7 +348,9 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: CompletionUsage
-    citations: list[CitationOut] = Field(description="verified citations; the [n] in the content refer to these numbers")
+    citations: list[CitationOut] = Field(
+        description="verified citations; the [n] in the content refer to these numbers"
+    )
     abstained: bool
     timings: Timings
 
@@ -333,7 +390,8 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-# --- URLs and feeds (rag/fetch.py, rag/feeds.py) ----------------------------------------------------------
+# --- URLs and feeds (rag/ingest/fetch.py, rag/ingest/feeds.py)
+# ----------------------------------------------------------
 
 
 class UrlRequest(ApiRequest):

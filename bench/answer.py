@@ -91,20 +91,27 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, nargs="*", default=DEFAULT_QUESTIONS)
     parser.add_argument("--limit", type=int, default=None, help="first N questions (default: all)")
     parser.add_argument("--corpus", type=Path, default=ROOT / "data/corpus")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens (default RAG_MAX_NEW_TOKENS); TTFT does not depend on it")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="cap on generated tokens (default RAG_MAX_NEW_TOKENS); TTFT does not depend on it",
+    )
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args()
 
     print_header("answer")
-    from rag.embedder import build_embedder
-    from rag.indexing import index_paths
-    from rag.pipeline import Pipeline
-    from rag.settings import Settings
+    from rag.answer.pipeline import Pipeline
+    from rag.core.settings import Settings
+    from rag.ingest.indexing import index_paths
+    from rag.models.embedding import build_embedder
 
     rows = load_questions(args.questions)[: args.limit]
     work = Path(tempfile.mkdtemp(prefix="newsrag-bench-answer-"))
     try:
-        settings = Settings(index_dir=work / "index", **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
+        settings = Settings(
+            index_dir=work / "index", **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {})
+        )
         index_paths(settings, build_embedder(settings), [args.corpus])
         pipeline = Pipeline.from_settings(settings)
         generator = pipeline.generator
@@ -130,7 +137,7 @@ def main() -> None:
             budget = generator.completion_budget(generator.count_tokens(prompt), settings.max_new_tokens)
             state = llm.save_state()
             # Alternate which side goes first; each starts from the same saved KV cache.
-            for side in (("ours", "raw") if i % 2 == 0 else ("raw", "ours")):
+            for side in ("ours", "raw") if i % 2 == 0 else ("raw", "ours"):
                 llm.load_state(state)
                 if side == "ours":
                     answer = pipeline.ask(row["question"], mode="generate")
@@ -162,15 +169,17 @@ def main() -> None:
                 }
             )
             print(
-                f"  {row.get('id', '?'):>6} prompt {t.prompt_tokens:4d} tok (shared {shared:3d})  ours ttft {ttft * 1000:6.0f} ms "
-                f"(retrieval {t.retrieval_s * 1000:4.0f})  raw ttft {raw['ttft_s'] * 1000:6.0f} ms  fresh {fresh['ttft_s'] * 1000:6.0f} ms  "
+                f"  {row.get('id', '?'):>6} prompt {t.prompt_tokens:4d} tok (shared {shared:3d})  ours ttft "
+                f"{ttft * 1000:6.0f} ms "
+                f"(retrieval {t.retrieval_s * 1000:4.0f})  raw ttft {raw['ttft_s'] * 1000:6.0f} ms  fresh "
+                f"{fresh['ttft_s'] * 1000:6.0f} ms  "
                 f"total ours {t.total_s:5.2f}s raw {raw['total_s']:5.2f}s  {t.completion_tokens} tok",
                 flush=True,
             )
         if not results:
             raise SystemExit("every question abstained: nothing was generated to time")
 
-        med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
+        med = lambda key: statistics.median(r[key] for r in results)
         # As Timings.tokens_per_s counts them: completion tokens over the whole generation call, prefill included.
         tps_raw = [r["raw_tokens"] / r["raw_total_s"] for r in results]
         tps_ours = [r["ours_tokens_per_s"] for r in results if r["ours_tokens_per_s"]]
@@ -181,7 +190,9 @@ def main() -> None:
             "abstained_before_generation": abstained,
             "prompt_tokens_max": max(r["prompt_tokens"] for r in results),
             "prompt_tokens_mean": round(statistics.mean(r["prompt_tokens"] for r in results), 1),
-            "shared_prefix_tokens_mean": round(statistics.mean(r["shared_prefix_tokens"] for r in results[1:]), 1) if len(results) > 1 else 0,
+            "shared_prefix_tokens_mean": round(statistics.mean(r["shared_prefix_tokens"] for r in results[1:]), 1)
+            if len(results) > 1
+            else 0,
             "ours_ttft": summary_ms([r["ours_ttft_s"] for r in results]),
             "ours_generation_ttft": summary_ms([r["ours_generation_ttft_s"] for r in results]),
             "ours_retrieval": summary_ms([r["ours_retrieval_s"] for r in results]),
@@ -190,7 +201,9 @@ def main() -> None:
             "ours_total": summary_ms([r["ours_total_s"] for r in results]),
             "raw_total": summary_ms([r["raw_total_s"] for r in results]),
             "ratio_ttft": round(med("ours_ttft_s") / med("raw_ttft_s"), 3),
-            "ratio_ttft_median_of_pairs": round(statistics.median(r["ours_ttft_s"] / r["raw_ttft_s"] for r in results), 3),
+            "ratio_ttft_median_of_pairs": round(
+                statistics.median(r["ours_ttft_s"] / r["raw_ttft_s"] for r in results), 3
+            ),
             "ratio_generation_ttft": round(med("ours_generation_ttft_s") / med("raw_ttft_s"), 3),
             "ratio_total": round(med("ours_total_s") / med("raw_total_s"), 3),
             "kv_reuse_saving": round(1 - med("raw_ttft_s") / med("fresh_ttft_s"), 3),
@@ -200,17 +213,35 @@ def main() -> None:
         summary["target_ttft_met"] = summary["ratio_ttft"] <= 1.15
         summary["target_prompt_met"] = summary["prompt_tokens_max"] <= 900
         print(f"{len(results)} generated, {abstained} abstained before generation, of {len(rows)} questions")
-        print(f"prompt tokens: mean {summary['prompt_tokens_mean']}, max {summary['prompt_tokens_max']} (target <= 900: {'met' if summary['target_prompt_met'] else 'NOT met'}); shared prefix with the previous prompt: mean {summary['shared_prefix_tokens_mean']} tokens")
         print(
-            f"TTFT p50: ours {summary['ours_ttft']['p50_ms']:.0f} ms (retrieval+evidence {summary['ours_retrieval']['p50_ms']:.0f} ms), raw {summary['raw_ttft']['p50_ms']:.0f} ms -> "
-            f"{summary['ratio_ttft']:.3f}x (target <= 1.15: {'met' if summary['target_ttft_met'] else 'NOT met'}); median of per-question ratios {summary['ratio_ttft_median_of_pairs']:.3f}x; "
+            f"prompt tokens: mean {summary['prompt_tokens_mean']}, max {summary['prompt_tokens_max']} (target <= 900: "
+            f"{'met' if summary['target_prompt_met'] else 'NOT met'}); shared prefix with the previous prompt: mean "
+            f"{summary['shared_prefix_tokens_mean']} tokens"
+        )
+        print(
+            f"TTFT p50: ours {summary['ours_ttft']['p50_ms']:.0f} ms (retrieval+evidence "
+            f"{summary['ours_retrieval']['p50_ms']:.0f} ms), raw {summary['raw_ttft']['p50_ms']:.0f} ms -> "
+            f"{summary['ratio_ttft']:.3f}x (target <= 1.15: {'met' if summary['target_ttft_met'] else 'NOT met'}); "
+            f"median of per-question ratios {summary['ratio_ttft_median_of_pairs']:.3f}x; "
             f"generation part alone {summary['ratio_generation_ttft']:.3f}x"
         )
-        print(f"total p50: ours {summary['ours_total']['p50_ms']:.0f} ms, raw {summary['raw_total']['p50_ms']:.0f} ms -> {summary['ratio_total']:.3f}x")
-        print(f"KV-cache prefix reuse: TTFT p50 {summary['raw_ttft']['p50_ms']:.0f} ms reused vs {summary['fresh_ttft']['p50_ms']:.0f} ms after reset -> saves {summary['kv_reuse_saving'] * 100:.0f}%")
-        print(f"tokens/s: ours median {summary['tokens_per_s_ours_median']}, raw {summary['tokens_per_s_raw_median']}; peak RSS {peak_rss_mb()} MB")
+        print(
+            f"total p50: ours {summary['ours_total']['p50_ms']:.0f} ms, raw {summary['raw_total']['p50_ms']:.0f} ms -> "
+            f"{summary['ratio_total']:.3f}x"
+        )
+        print(
+            f"KV-cache prefix reuse: TTFT p50 {summary['raw_ttft']['p50_ms']:.0f} ms reused vs "
+            f"{summary['fresh_ttft']['p50_ms']:.0f} ms after reset -> saves {summary['kv_reuse_saving'] * 100:.0f}%"
+        )
+        print(
+            f"tokens/s: ours median {summary['tokens_per_s_ours_median']}, raw {summary['tokens_per_s_raw_median']}; "
+            f"peak RSS {peak_rss_mb()} MB"
+        )
         if not args.no_json:
-            print("wrote", write_json("answer", {"summary": summary, "per_question": results, "peak_rss_mb": peak_rss_mb()}))
+            print(
+                "wrote",
+                write_json("answer", {"summary": summary, "per_question": results, "peak_rss_mb": peak_rss_mb()}),
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

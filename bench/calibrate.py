@@ -1,7 +1,7 @@
 """Calibrate the two trust thresholds on data and print the trade-off curves.
 
 1. Abstention (RAG_ABSTAIN_THRESHOLD): for each question, the evidence strength the pipeline computes
-   (rag.evidence.select_evidence) and whether a named number/name is missing. Questions whose reference is
+   (rag.answer.evidence.select_evidence) and whether a named number/name is missing. Questions whose reference is
    "unanswerable" should abstain. Prints precision/recall of abstaining and the share of answerable
    questions kept, per threshold, on SQuAD 2.0 dev (a calibration sample disjoint from the eval sample)
    and on the NATO question set.
@@ -27,15 +27,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.citations import CitationVerifier, facts_grounded  # noqa: E402
-from rag.evidence import select_evidence  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
-from rag.sentences import split_sentences  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from rag.squad import load_squad, question_row, sample, doc_id_for  # noqa: E402
+from rag.answer.evidence import select_evidence  # noqa: E402
+from rag.answer.pipeline import Pipeline  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
+from rag.evaluate.squad import doc_id_for, load_squad, question_row, sample  # noqa: E402
+from rag.text.sentences import split_sentences  # noqa: E402
+from rag.verify.citations import CitationVerifier, facts_grounded  # noqa: E402
 
 MIN_KEPT = 0.8
-WH = re.compile(r"^(what|which|who|whom|whose|when|where|how many|how much|how|why)\b(\s+(is|was|are|were|did|does|do|has|had))?\s*", re.I)
+WH = re.compile(
+    r"^(what|which|who|whom|whose|when|where|how many|how much|how|why)\b"
+    r"(\s+(is|was|are|were|did|does|do|has|had))?\s*",
+    re.I,
+)
 
 
 def strengths(pipeline: Pipeline, questions: list[dict]) -> list[tuple[bool, float, bool]]:
@@ -43,7 +47,9 @@ def strengths(pipeline: Pipeline, questions: list[dict]) -> list[tuple[bool, flo
     out = []
     for q in questions:
         scored = pipeline.retriever.search(q["question"])
-        ev = select_evidence(q["question"], scored, pipeline.embedder, pipeline.settings, idf=pipeline.index.lexical.idf)
+        ev = select_evidence(
+            q["question"], scored, pipeline.embedder, pipeline.settings, idf=pipeline.index.lexical.idf
+        )
         out.append((not q["must_include"], ev.strength, bool(ev.missing_terms)))
     return out
 
@@ -61,8 +67,15 @@ def abstain_curve(rows: list[tuple[bool, float, bool]], thresholds: list[float])
         precision = tp / (tp + fp) if tp + fp else None
         recall = tp / (tp + fn) if tp + fn else None
         kept = tn / (tn + fp) if tn + fp else None
-        curve.append({"threshold": t, "abstain_precision": precision, "abstain_recall": recall, "answerable_kept": kept,
-                      "balanced_accuracy": ((recall or 0) + (kept or 0)) / 2})
+        curve.append(
+            {
+                "threshold": t,
+                "abstain_precision": precision,
+                "abstain_recall": recall,
+                "answerable_kept": kept,
+                "balanced_accuracy": ((recall or 0) + (kept or 0)) / 2,
+            }
+        )
     return curve
 
 
@@ -101,19 +114,25 @@ def support_pairs(squad: list[dict], limit: int, seed: int) -> list[tuple[str, s
     return pairs[:limit]
 
 
-def support_curve(verifier: CitationVerifier, pairs: list[tuple[str, str, bool]], thresholds: list[float]) -> list[dict]:
-    from rag.types import EvidenceSentence
+def support_curve(
+    verifier: CitationVerifier, pairs: list[tuple[str, str, bool]], thresholds: list[float]
+) -> list[dict]:
+    from rag.core.types import EvidenceSentence
 
     scored = []
     for claim, source, label in pairs:
-        ranked = verifier.best_support([claim], [EvidenceSentence(text=source, doc_id="", passage_id="", start=0, end=0)])[0]
+        ranked = verifier.best_support(
+            [claim], [EvidenceSentence(text=source, doc_id="", passage_id="", start=0, end=0)]
+        )[0]
         scored.append((ranked[0][1], facts_grounded(claim, source), label))
     curve = []
     for t in thresholds:
         tp = sum(1 for s, g, y in scored if s >= t and g and y)
         fp = sum(1 for s, g, y in scored if s >= t and g and not y)
         pos = sum(1 for _, _, y in scored if y)
-        curve.append({"threshold": t, "precision": tp / (tp + fp) if tp + fp else None, "recall": tp / pos if pos else None})
+        curve.append(
+            {"threshold": t, "precision": tp / (tp + fp) if tp + fp else None, "recall": tp / pos if pos else None}
+        )
     return curve
 
 
@@ -127,7 +146,9 @@ def main() -> None:
     ap.add_argument("--squad-index", type=Path, required=True)
     ap.add_argument("--nato-index", type=Path, required=True)
     ap.add_argument("--nato-questions", type=Path, default=ROOT / "data/questions/nato_questions.jsonl")
-    ap.add_argument("--exclude", type=Path, default=ROOT / "build/squad/questions.jsonl", help="eval sample kept out of calibration")
+    ap.add_argument(
+        "--exclude", type=Path, default=ROOT / "build/squad/questions.jsonl", help="eval sample kept out of calibration"
+    )
     ap.add_argument("--limit", type=int, default=600)
     ap.add_argument("--pairs", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=7)
@@ -136,11 +157,20 @@ def main() -> None:
     args = ap.parse_args()
 
     squad = load_squad(args.squad)
-    excluded = {json.loads(l)["id"] for l in args.exclude.read_text().splitlines() if l.strip()} if args.exclude.is_file() else set()
-    rows = [r for a in squad for i, p in enumerate(a["paragraphs"]) for qa in p["qas"]
-            if (r := question_row(qa, doc_id_for(a["title"], i), a["title"])) and r["id"] not in excluded]
+    excluded = (
+        {json.loads(line)["id"] for line in args.exclude.read_text().splitlines() if line.strip()}
+        if args.exclude.is_file()
+        else set()
+    )
+    rows = [
+        r
+        for a in squad
+        for i, p in enumerate(a["paragraphs"])
+        for qa in p["qas"]
+        if (r := question_row(qa, doc_id_for(a["title"], i), a["title"])) and r["id"] not in excluded
+    ]
     calib = sample(rows, limit=args.limit, seed=args.seed, unanswerable_share=0.5)
-    nato = [json.loads(l) for l in args.nato_questions.read_text().splitlines() if l.strip()]
+    nato = [json.loads(line) for line in args.nato_questions.read_text().splitlines() if line.strip()]
     nato = [q for q in nato if not q.get("history")]  # follow-ups are judged after rewriting, not here
 
     thresholds = [round(0.25 + 0.025 * i, 3) for i in range(17)]
@@ -149,19 +179,31 @@ def main() -> None:
     for name, index_dir, questions in (("squad", args.squad_index, calib), ("nato", args.nato_index, nato)):
         pipeline = Pipeline.from_settings(base.model_copy(update={"index_dir": index_dir}), with_generator=False)
         results[name] = abstain_curve(strengths(pipeline, questions), thresholds)
-        print(f"\nAbstention on {name} ({len(questions)} questions, {sum(1 for q in questions if not q['must_include'])} unanswerable)")
+        print(
+            f"\nAbstention on {name} ({len(questions)} questions, {sum(1 for q in questions if not q['must_include'])} "
+            "unanswerable)"
+        )
         print("threshold  abstain_P  abstain_R  answerable_kept  balanced_acc")
         for row in results[name]:
-            print(f"  {row['threshold']:.3f}    {fmt(row['abstain_precision'])}      {fmt(row['abstain_recall'])}      {fmt(row['answerable_kept'])}          {fmt(row['balanced_accuracy'])}")
+            print(
+                f"  {row['threshold']:.3f}    {fmt(row['abstain_precision'])}      {fmt(row['abstain_recall'])}      "
+                f"{fmt(row['answerable_kept'])}          {fmt(row['balanced_accuracy'])}"
+            )
 
     # Operating point: best mean balanced accuracy over both sets (so neither the news domain nor the larger
     # external set alone decides), among thresholds that keep at least MIN_KEPT of the answerable questions
     # on each set: a tool that refuses more than one answerable question in five is not usable, and the
     # curve is flat enough past that point to buy little. Ties go to the lower threshold (refuse less).
-    combined = [(t, (a["balanced_accuracy"] + b["balanced_accuracy"]) / 2) for t, a, b in zip(thresholds, results["squad"], results["nato"])
-                if min(a["answerable_kept"] or 0, b["answerable_kept"] or 0) >= MIN_KEPT]
+    combined = [
+        (t, (a["balanced_accuracy"] + b["balanced_accuracy"]) / 2)
+        for t, a, b in zip(thresholds, results["squad"], results["nato"])
+        if min(a["answerable_kept"] or 0, b["answerable_kept"] or 0) >= MIN_KEPT
+    ]
     best_t = max(combined, key=lambda tb: (round(tb[1], 3), -tb[0]))[0]
-    print(f"\nchosen abstain_threshold = {best_t} (best mean balanced accuracy over SQuAD and NATO keeping >= {MIN_KEPT} of answerable)")
+    print(
+        f"\nchosen abstain_threshold = {best_t} (best mean balanced accuracy over SQuAD and NATO keeping >= {MIN_KEPT} "
+        "of answerable)"
+    )
 
     verifier = CitationVerifier(pipeline.embedder, base)
     pairs = support_pairs(squad, args.pairs, args.seed)
@@ -171,7 +213,11 @@ def main() -> None:
     print("threshold  precision  recall")
     for row in results["support"]:
         print(f"  {row['threshold']:.3f}    {fmt(row['precision'])}     {fmt(row['recall'])}")
-    ok = [r["threshold"] for r in results["support"] if r["precision"] is not None and r["precision"] >= args.support_precision]
+    ok = [
+        r["threshold"]
+        for r in results["support"]
+        if r["precision"] is not None and r["precision"] >= args.support_precision
+    ]
     support_t = min(ok) if ok else None
     print(f"\nchosen support_threshold = {support_t} (lowest with precision >= {args.support_precision})")
     results["chosen"] = {"abstain_threshold": best_t, "support_threshold": support_t}

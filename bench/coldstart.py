@@ -1,6 +1,6 @@
 """Cold start: a fresh `rag ask` process to its first token, stage by stage, against the raw libraries.
 
-    ours   a child process doing what `rag ask` does (rag.cli, Settings, Pipeline.from_settings, ask with a
+    ours   a child process doing what `rag ask` does (rag.cli.main, Settings, Pipeline.from_settings, ask with a
            token callback), stamping each stage against the moment the parent spawned it
     raw    a child process that only imports sentence-transformers and llama-cpp-python, loads both models,
            embeds the question and streams the same prompt ours built: the floor any RAG start-up pays
@@ -43,11 +43,11 @@ def child_ours(prompt_out: Path) -> dict[str, float]:
     def mark(name: str) -> None:
         stages[name] = _since_spawn()
 
-    from rag.cli import app  # noqa: F401  (typer, rich: what the command line pays before anything runs)
+    from rag.cli.main import app  # noqa: F401  (typer, rich: what the command line pays before anything runs)
 
-    mark("import rag.cli")
-    from rag.pipeline import Pipeline
-    from rag.settings import Settings
+    mark("import rag.cli.main")
+    from rag.answer.pipeline import Pipeline
+    from rag.core.settings import Settings
 
     settings = Settings()
     mark("import pipeline + settings")
@@ -55,10 +55,10 @@ def child_ours(prompt_out: Path) -> dict[str, float]:
     import torch  # noqa: F401
 
     mark("import torch + sentence-transformers")
-    from rag.embedder import build_embedder
-    from rag.generator import build_generator
-    from rag.index import load_index
-    from rag.prompts import PromptSet
+    from rag.models.embedding import build_embedder
+    from rag.models.generator import build_generator
+    from rag.models.prompts import PromptSet
+    from rag.storage.segments import load_index
 
     embedder = build_embedder(settings)
     mark("load embedder")
@@ -75,7 +75,9 @@ def child_ours(prompt_out: Path) -> dict[str, float]:
     captured: list[Any] = []
     pipeline.build_messages = lambda ev: captured.append(build(ev)) or captured[-1]  # type: ignore[method-assign]
     first: list[float] = []
-    answer = pipeline.ask(QUESTION, mode="generate", on_token=lambda _: first.append(_since_spawn()) if not first else None)
+    answer = pipeline.ask(
+        QUESTION, mode="generate", on_token=lambda _: first.append(_since_spawn()) if not first else None
+    )
     stages["first token"] = first[0] if first else _since_spawn()
     stages["retrieval (in ask)"] = answer.timings.retrieval_s
     mark("answer verified")
@@ -92,8 +94,8 @@ def child_raw(prompt_in: Path) -> dict[str, float]:
 
     stages["import sentence-transformers"] = _since_spawn()
     sys.path.insert(0, str(ROOT))
-    from rag.embedder import default_embedding_model_path  # finds the folder only; no model code
-    from rag.generator import default_gguf_path
+    from rag.models.generator import default_gguf_path
+    from rag.models.model_files import default_embedding_model_path  # finds the folder only; no model code
 
     model = SentenceTransformer(str(default_embedding_model_path()), device="cpu", local_files_only=True)
     model.encode([QUESTION], normalize_embeddings=True)
@@ -122,20 +124,36 @@ def lazy_import_check(command: list[str], env: dict[str, str]) -> dict[str, Any]
     """Run the CLI in a child and report which heavy modules it imported by the time it exited."""
     probe = (
         "import atexit, sys, json\n"
-        "atexit.register(lambda: sys.stderr.write('\\nMODULES ' + json.dumps({m: m in sys.modules for m in ('torch', 'sentence_transformers', 'llama_cpp', 'faiss', 'bm25s')}) + '\\n'))\n"
+        "atexit.register(lambda: sys.stderr.write('\\nMODULES ' + "
+        "json.dumps({m: m in sys.modules for m in ('torch', 'sentence_transformers', 'llama_cpp', 'faiss', 'bm25s')}) "
+        "+ '\\n'))\n"
         f"sys.argv = ['rag'] + {command!r}\n"
-        "from rag.cli import main\n"
+        "from rag.cli.main import main\n"
         "main()\n"
     )
     elapsed, proc = spawn([sys.executable, "-c", probe], env)
     line = [x for x in proc.stderr.splitlines() if x.startswith("MODULES ")]
     loaded = json.loads(line[-1][8:]) if line else {}
-    return {"command": "rag " + " ".join(command), "wall_s": round(elapsed, 3), "exit": proc.returncode, "loaded": loaded}
+    return {
+        "command": "rag " + " ".join(command),
+        "wall_s": round(elapsed, 3),
+        "exit": proc.returncode,
+        "loaded": loaded,
+    }
 
 
 def importtime_top(command: list[str], env: dict[str, str], top: int = 8) -> list[tuple[str, float]]:
     """Cumulative import time of top-level packages under `python -X importtime` (seconds)."""
-    _, proc = spawn([sys.executable, "-X", "importtime", "-c", f"import sys; sys.argv=['rag']+{command!r}; from rag.cli import main; main()"], env)
+    _, proc = spawn(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            f"import sys; sys.argv=['rag']+{command!r}; from rag.cli.main import main; main()",
+        ],
+        env,
+    )
     totals: dict[str, float] = {}
     for line in proc.stderr.splitlines():
         parts = line[len("import time:") :].split("|") if line.startswith("import time:") else []
@@ -158,22 +176,33 @@ def parent(args: argparse.Namespace) -> None:
     try:
         env = {**os.environ, "RAG_INDEX_DIR": str(work / "index"), "PYTHONPATH": str(ROOT)}
         rag = str(Path(sys.executable).parent / "rag")
-        subprocess.run([rag, "index", str(ROOT / "data/corpus")], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [rag, "index", str(ROOT / "data/corpus")], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600
+        )
         prompt_file = work / "prompt.json"
         best: dict[str, dict[str, float]] = {}
         for round_no in range(args.rounds):
             for side in ("ours", "raw"):
-                elapsed, proc = spawn([sys.executable, str(HERE), "--child", side, "--prompt-file", str(prompt_file)], env)
+                elapsed, proc = spawn(
+                    [sys.executable, str(HERE), "--child", side, "--prompt-file", str(prompt_file)], env
+                )
                 if proc.returncode != 0:
                     raise SystemExit(f"{side} child failed:\n{proc.stderr[-3000:]}")
                 stages = json.loads(proc.stdout.strip().splitlines()[-1])
-                print(f"  round {round_no + 1} {side:<4} first token at {stages['first token']:.2f}s (process {elapsed:.2f}s)", flush=True)
+                print(
+                    f"  round {round_no + 1} {side:<4} first token at {stages['first token']:.2f}s (process "
+                    f"{elapsed:.2f}s)",
+                    flush=True,
+                )
                 if side not in best or stages["first token"] < best[side]["first token"]:
                     best[side] = stages
             elapsed, proc = spawn([rag, "ask", QUESTION, "--json"], env)
             best.setdefault("cli", {"wall_s": float("inf")})
             best["cli"]["wall_s"] = min(best["cli"]["wall_s"], elapsed)
-            print(f"  round {round_no + 1} `rag ask --json` exited after {elapsed:.2f}s (exit {proc.returncode})", flush=True)
+            print(
+                f"  round {round_no + 1} `rag ask --json` exited after {elapsed:.2f}s (exit {proc.returncode})",
+                flush=True,
+            )
 
         ratio = best["ours"]["first token"] / best["raw"]["first token"]
         for side in ("ours", "raw"):
@@ -185,18 +214,37 @@ def parent(args: argparse.Namespace) -> None:
                     continue
                 print(f"    {name:<40} at {at:6.2f}  (+{at - prev:5.2f})")
                 prev = at
-        print(f"cold first token: ours {best['ours']['first token']:.2f}s, raw {best['raw']['first token']:.2f}s -> {ratio:.3f}x; `rag ask --json` wall {best['cli']['wall_s']:.2f}s")
+        print(
+            f"cold first token: ours {best['ours']['first token']:.2f}s, raw {best['raw']['first token']:.2f}s -> "
+            f"{ratio:.3f}x; `rag ask --json` wall {best['cli']['wall_s']:.2f}s"
+        )
 
         checks = [lazy_import_check(c, env) for c in (["--help"], ["info"], ["search", "NATO council"])]
-        rules = {"rag --help": ("torch", "llama_cpp"), "rag info": ("torch", "llama_cpp"), "rag search NATO council": ("llama_cpp",)}
+        rules = {
+            "rag --help": ("torch", "llama_cpp"),
+            "rag info": ("torch", "llama_cpp"),
+            "rag search NATO council": ("llama_cpp",),
+        }
         for c in checks:
             bad = [m for m in rules[c["command"]] if c["loaded"].get(m)]
             c["ok"] = not bad and c["exit"] == 0
-            print(f"{c['command']:<26} {c['wall_s']:5.2f}s exit {c['exit']}  loaded: {', '.join(m for m, v in c['loaded'].items() if v) or 'none of the heavy ones'}  -> {'ok' if c['ok'] else 'LEAK: ' + ', '.join(bad) if bad else 'FAILED'}")
+            print(
+                f"{c['command']:<26} {c['wall_s']:5.2f}s exit {c['exit']}  loaded: "
+                f"{', '.join(m for m, v in c['loaded'].items() if v) or 'none of the heavy ones'}  -> "
+                f"{'ok' if c['ok'] else 'LEAK: ' + ', '.join(bad) if bad else 'FAILED'}"
+            )
         top = importtime_top(["info"], env)
         print("import time of `rag info` by package: " + ", ".join(f"{n} {s * 1000:.0f} ms" for n, s in top))
         if not args.no_json:
-            result = {"question": QUESTION, "ours": best["ours"], "raw": best["raw"], "cli_ask_wall_s": best["cli"]["wall_s"], "ratio_first_token": round(ratio, 3), "lazy_imports": checks, "info_import_top_s": top}
+            result = {
+                "question": QUESTION,
+                "ours": best["ours"],
+                "raw": best["raw"],
+                "cli_ask_wall_s": best["cli"]["wall_s"],
+                "ratio_first_token": round(ratio, 3),
+                "lazy_imports": checks,
+                "info_import_top_s": top,
+            }
             print("wrote", write_json("coldstart", result))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,8 @@ def timed() -> Iterator[dict[str, float]]:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """rag.scoring's percentile, NaN for no values rather than an exception mid-report."""
-    from rag.scoring import percentile as rank_percentile  # here, not at the top: keeps bench start-up light
+    """rag.evaluate.scoring's percentile, NaN for no values rather than an exception mid-report."""
+    from rag.evaluate.scoring import percentile as rank_percentile  # here, not at the top: keeps bench start-up light
 
     value = rank_percentile(values, q)
     return float("nan") if value is None else value
@@ -116,7 +116,7 @@ def cpu_model() -> str:
 
 def git_commit() -> str:
     """Short commit, with "+dirty" when the tree has changes: figures from uncommitted code say so."""
-    from rag.report import git_state
+    from rag.evaluate.report import git_state
 
     state = git_state(ROOT)
     if not state["git_commit"]:
@@ -138,7 +138,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_avg": load_average(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
     }
 
@@ -158,7 +158,12 @@ def write_json(name: str, data: dict[str, Any], out_dir: Path | None = None) -> 
     folder = out_dir or OUT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    payload = {"benchmark": name, "machine": machine_info(), "command": " ".join([".venv/bin/python", _relative(sys.argv[0]), *sys.argv[1:]]), **data}
+    payload = {
+        "benchmark": name,
+        "machine": machine_info(),
+        "command": " ".join([".venv/bin/python", _relative(sys.argv[0]), *sys.argv[1:]]),
+        **data,
+    }
     path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
     return path
 
@@ -183,7 +188,11 @@ def squad_paragraphs(path: Path = SQUAD_DEV) -> list[tuple[str, str]]:
     if not path.is_file():
         raise SystemExit(f"SQuAD 2.0 dev not found at {path}; pass --squad PATH")
     data = json.loads(path.read_text(encoding="utf-8"))
-    return [(article["title"].replace("_", " "), para["context"]) for article in data["data"] for para in article["paragraphs"]]
+    return [
+        (article["title"].replace("_", " "), para["context"])
+        for article in data["data"]
+        for para in article["paragraphs"]
+    ]
 
 
 def load_questions(paths: Sequence[Path]) -> list[dict[str, Any]]:

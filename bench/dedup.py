@@ -21,20 +21,20 @@ from pathlib import Path
 
 from common import ROOT, print_header, write_json
 
-import rag.indexing as indexing
-from rag.corpus import article_from_bytes
-from rag.dedup import Signatures, fold
-from rag.settings import Settings
+import rag.ingest.indexing as indexing
+from rag.core.settings import Settings
+from rag.ingest.corpus import article_from_bytes
+from rag.text.syndication import Signatures, fold
 
 RTQA = ROOT.parent / "shared" / "benchmarks" / "realtimeqa-2022-summer" / "corpus"
 
 
 def build_embedder(kind: str, settings: Settings):
     if kind == "hashing":
-        from rag.embedder import HashingEmbedder
+        from tests.fakes import HashingEmbedder
 
         return HashingEmbedder(384)
-    from rag.embedder import build_embedder as real
+    from rag.models.embedding import build_embedder as real
 
     return real(settings)
 
@@ -63,8 +63,16 @@ def index_once(corpus: Path, embedder, fold_on: bool) -> dict:
         for doc_id, record in index.manifest.documents.items():
             groups.setdefault(record.group or doc_id, []).append(doc_id)
         multi = {g: sorted(m) for g, m in groups.items() if len(m) > 1}
-        return {"fold": fold_on, "total_s": round(total, 2), "fold_s": round(spent["fold_s"], 3), "documents": len(index.manifest.documents),
-                "passages": report.total_passages, "groups": len(multi), "articles_in_groups": sum(map(len, multi.values())), "members": multi}
+        return {
+            "fold": fold_on,
+            "total_s": round(total, 2),
+            "fold_s": round(spent["fold_s"], 3),
+            "documents": len(index.manifest.documents),
+            "passages": report.total_passages,
+            "groups": len(multi),
+            "articles_in_groups": sum(map(len, multi.values())),
+            "members": multi,
+        }
 
 
 def upload_cost(texts: dict[str, str], dates: dict[str, str | None], repeats: int = 5) -> float:
@@ -87,7 +95,9 @@ def synthetic_archive(texts: dict[str, str], size: int) -> dict[str, str]:
     rng = random.Random(5)
     sentences = [s for t in texts.values() for s in t.split(". ") if len(s.split()) > 6]
     lengths = [max(1, len(t.split(". "))) for t in texts.values()]
-    return {f"syn_{i:06d}": ". ".join(rng.sample(sentences, min(len(sentences), rng.choice(lengths)))) for i in range(size)}
+    return {
+        f"syn_{i:06d}": ". ".join(rng.sample(sentences, min(len(sentences), rng.choice(lengths)))) for i in range(size)
+    }
 
 
 def main() -> None:
@@ -108,15 +118,21 @@ def main() -> None:
             shutil.copy(path, corpus / path.name)
         runs = []
         for r in range(args.rounds):
-            for fold_on in ((True, False) if r % 2 == 0 else (False, True)):
+            for fold_on in (True, False) if r % 2 == 0 else (False, True):
                 runs.append(index_once(corpus, embedder, fold_on))
                 run = runs[-1]
-                print(f"fold {'on ' if fold_on else 'off'}: {run['total_s']:.1f} s for {run['documents']} articles, {run['passages']} passages;"
-                      f" folding {run['fold_s']:.2f} s; {run['groups']} groups of {run['articles_in_groups']} articles", flush=True)
+                print(
+                    f"fold {'on ' if fold_on else 'off'}: {run['total_s']:.1f} s for {run['documents']} articles, "
+                    f"{run['passages']} passages;"
+                    f" folding {run['fold_s']:.2f} s; {run['groups']} groups of {run['articles_in_groups']} articles",
+                    flush=True,
+                )
     on = [r for r in runs if r["fold"]]
     for group, members in sorted(on[0]["members"].items()):
         print(f"  {group}: {', '.join(members)}")
-    articles = {p.stem: article_from_bytes(p.stem, p.name, p.read_bytes(), max_bytes=10**8) for p in sorted(RTQA.glob("*.txt"))}
+    articles = {
+        p.stem: article_from_bytes(p.stem, p.name, p.read_bytes(), max_bytes=10**8) for p in sorted(RTQA.glob("*.txt"))
+    }
     texts = {d: a.text for d, a in articles.items()}
     dates = {d: a.meta.date for d, a in articles.items()}
     uploads = {len(texts): round(upload_cost(texts, dates), 3)}
@@ -124,8 +140,15 @@ def main() -> None:
         uploads[args.scale] = round(upload_cost(synthetic_archive(texts, args.scale), {}), 3)
     for size, seconds in uploads.items():
         print(f"one upload joining {size} articles: folding {seconds * 1000:.0f} ms")
-    path = write_json("dedup", {"embedder": args.embedder, "runs": [{k: v for k, v in r.items() if k != "members"} for r in runs],
-                                "groups": on[0]["members"], "upload_fold_s": uploads})
+    path = write_json(
+        "dedup",
+        {
+            "embedder": args.embedder,
+            "runs": [{k: v for k, v in r.items() if k != "members"} for r in runs],
+            "groups": on[0]["members"],
+            "upload_fold_s": uploads,
+        },
+    )
     print(f"wrote {path}")
 
 

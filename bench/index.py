@@ -5,8 +5,8 @@ they give 1,984 passages, so the benchmark chunks at 100 words (2,200 passages) 
 are timed on the same passages:
 
     raw     SentenceTransformer.encode(texts, batch_size, normalize_embeddings=True) on the passage texts
-    embed   rag.batches.embed_passages: what our indexing runs for the vectors
-    index   rag.indexing.index_paths on the files: read, clean, chunk, embed, FAISS + BM25, commit a segment
+    embed   rag.ingest.batches.embed_passages: what our indexing runs for the vectors
+    index   rag.ingest.indexing.index_paths on the files: read, clean, chunk, embed, FAISS + BM25, commit a segment
 
 The files are split into slices (4 by default) that `rag index` adds one after another to one index, as a
 growing archive is indexed; each slice is timed on all three sides back to back, in rotating order. On these
@@ -22,7 +22,8 @@ backend over the SQuAD 2.0 dev paragraphs (`rag squad`'s export, default chunkin
 hit@5 on an N-question sample, dense and hybrid (bench/retrieval.py's scoring).
 
     python bench/index.py [--rounds 2] [--slices 4] [--limit 600] [--chunk-size 100]
-    python bench/index.py --backend onnx [--quantization int8] --limit 300 --rounds 1 --query-rounds 200 --squad-questions 500
+    python bench/index.py --backend onnx [--quantization int8] --limit 300 --rounds 1 --query-rounds 200
+    --squad-questions 500
 
 `--commit-one N` (issue #15) times instead committing one article into a synthetic index of N passages, the
 whole-generation write before segments against the segment commit (bench/commit_one.py says how):
@@ -40,18 +41,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import SQUAD_DEV, load_average, peak_rss_mb, print_header, reset_peak_rss, rss_mb, squad_paragraphs, summary_ms, write_json
+from common import (
+    SQUAD_DEV,
+    load_average,
+    peak_rss_mb,
+    print_header,
+    reset_peak_rss,
+    rss_mb,
+    squad_paragraphs,
+    summary_ms,
+    write_json,
+)
 
 
 def write_corpus(folder: Path, paragraphs: list[tuple[str, str]], offset: int = 0) -> None:
     # A title line of its own, like a news headline; the paragraph number keeps one-word titles a headline.
     for i, (title, context) in enumerate(paragraphs, start=offset):
-        (folder / f"squad_{i:04d}.txt").write_text(f"{title}, paragraph {i}\n\n{' '.join(context.split())}\n", encoding="utf-8")
+        (folder / f"squad_{i:04d}.txt").write_text(
+            f"{title}, paragraph {i}\n\n{' '.join(context.split())}\n", encoding="utf-8"
+        )
 
 
 def passages_of(folder: Path, chunk_size: int, chunk_overlap: int) -> list:
-    from rag.chunking import chunk_article
-    from rag.corpus import iter_article_paths, load_article
+    from rag.ingest.corpus import iter_article_paths, load_article
+    from rag.text.chunking import chunk_article
 
     out = []
     for path in iter_article_paths([folder]):
@@ -88,7 +101,7 @@ class StageTimer:
 def query_latency(sides: dict[str, Any], questions: list[str], rounds: int) -> dict[str, dict[str, float]]:
     """p50 of embedding one question, each backend in turn on the same question, so both meet the same load."""
     seconds: dict[str, list[float]] = {name: [] for name in sides}
-    for name, emb in sides.items():
+    for emb in sides.values():
         emb.embed(questions[:2])  # warm-up: first-call allocations and, for ONNX, the query session
     for i in range(rounds):
         for name, emb in sides.items():
@@ -98,16 +111,18 @@ def query_latency(sides: dict[str, Any], questions: list[str], rounds: int) -> d
     return {name: summary_ms(values) for name, values in seconds.items()}
 
 
-def squad_retrieval(squad: Path, work: Path, base: Any, sides: dict[str, Any], questions: int, seed: int) -> dict[str, dict[str, float]]:
+def squad_retrieval(
+    squad: Path, work: Path, base: Any, sides: dict[str, Any], questions: int, seed: int
+) -> dict[str, dict[str, float]]:
     """hit@5 on SQuAD 2.0 of an index built by each backend, each searched with its own embedder."""
     import json
 
     from retrieval import evaluate
 
-    from rag.indexing import index_paths
-    from rag.pipeline import Pipeline
-    from rag.prompts import PromptSet
-    from rag.squad import export_squad
+    from rag.answer.pipeline import Pipeline
+    from rag.evaluate.squad import export_squad
+    from rag.ingest.indexing import index_paths
+    from rag.models.prompts import PromptSet
 
     # Answerable questions only: an unanswerable one has no gold passage, so it says nothing about hit@5.
     exported = export_squad(squad, work / "squad", limit=questions, seed=seed, unanswerable_share=0.0)
@@ -116,16 +131,34 @@ def squad_retrieval(squad: Path, work: Path, base: Any, sides: dict[str, Any], q
     out: dict[str, dict[str, float]] = {}
     for name, emb in sides.items():
         # The default chunking, as `rag index` would build this corpus (the throughput part uses --chunk-size).
-        settings = base.model_copy(update={"index_dir": work / f"squad-index-{name}", "chunk_size": type(base).model_fields["chunk_size"].default})
+        settings = base.model_copy(
+            update={
+                "index_dir": work / f"squad-index-{name}",
+                "chunk_size": type(base).model_fields["chunk_size"].default,
+            }
+        )
         start = time.perf_counter()
         index, _ = index_paths(settings, emb, [exported.corpus_dir])
         built = time.perf_counter() - start
         pipeline = Pipeline(settings, index, emb, None, PromptSet.load())
         for method in ("dense", "hybrid"):
             r = evaluate(pipeline, sample, method, 20)
-            out[f"{name} {method}"] = {"questions": r["n"], "hit_at_5": round(r["hit_at_5"], 4), "hit_at_1": round(r["hit_at_1"], 4), "mrr": round(r["mrr"], 4)}
-        out[f"{name} build"] = {"passages": len(index.passages), "seconds": round(built, 1), "passages_per_s": round(len(index.passages) / built, 2)}
-        print(f"  {name}: {len(index.passages)} passages indexed in {built:.0f}s; " + "; ".join(f"{m} hit@5 {out[f'{name} {m}']['hit_at_5']:.3f}" for m in ("dense", "hybrid")), flush=True)
+            out[f"{name} {method}"] = {
+                "questions": r["n"],
+                "hit_at_5": round(r["hit_at_5"], 4),
+                "hit_at_1": round(r["hit_at_1"], 4),
+                "mrr": round(r["mrr"], 4),
+            }
+        out[f"{name} build"] = {
+            "passages": len(index.passages),
+            "seconds": round(built, 1),
+            "passages_per_s": round(len(index.passages) / built, 2),
+        }
+        print(
+            f"  {name}: {len(index.passages)} passages indexed in {built:.0f}s; "
+            + "; ".join(f"{m} hit@5 {out[f'{name} {m}']['hit_at_5']:.3f}" for m in ("dense", "hybrid")),
+            flush=True,
+        )
     return out
 
 
@@ -135,14 +168,36 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N paragraphs (quick runs)")
     parser.add_argument("--chunk-size", type=int, default=100, help="words per passage (default 100 -> 2,200 passages)")
     parser.add_argument("--rounds", type=int, default=2, help="full passes over the slices, each into a fresh index")
-    parser.add_argument("--slices", type=int, default=4, help="files indexed as this many successive `rag index` batches")
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="embedder of the embed and index sides (raw is always PyTorch)")
+    parser.add_argument(
+        "--slices", type=int, default=4, help="files indexed as this many successive `rag index` batches"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="embedder of the embed and index sides (raw is always PyTorch)",
+    )
     parser.add_argument("--quantization", choices=["none", "int8"], default="none", help="with --backend onnx")
-    parser.add_argument("--query-rounds", type=int, default=0, help="single-question embeddings timed per backend (0: skip)")
-    parser.add_argument("--squad-questions", type=int, default=0, help="SQuAD questions for the hit@5 comparison (0: skip)")
+    parser.add_argument(
+        "--query-rounds", type=int, default=0, help="single-question embeddings timed per backend (0: skip)"
+    )
+    parser.add_argument(
+        "--squad-questions", type=int, default=0, help="SQuAD questions for the hit@5 comparison (0: skip)"
+    )
     parser.add_argument("--seed", type=int, default=13, help="seed of the SQuAD question sample")
-    parser.add_argument("--query-threads", type=int, default=None, help="RAG_QUERY_THREADS for the query timing (default: all; `rag serve` uses 1)")
-    parser.add_argument("--commit-one", type=int, default=0, metavar="N", help="time committing one article into N synthetic passages, then exit")
+    parser.add_argument(
+        "--query-threads",
+        type=int,
+        default=None,
+        help="RAG_QUERY_THREADS for the query timing (default: all; `rag serve` uses 1)",
+    )
+    parser.add_argument(
+        "--commit-one",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time committing one article into N synthetic passages, then exit",
+    )
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args()
 
@@ -156,15 +211,19 @@ def main() -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print("median: " + ", ".join(f"{k} {v:.3f}s" for k, v in result["median_s"].items()))
-        print(f"one-article commit under 1 s: {'met' if result['target_met'] else 'NOT met'}; load_average {load_average()}")
+        print(
+            f"one-article commit under 1 s: {'met' if result['target_met'] else 'NOT met'}; load_average "
+            f"{load_average()}"
+        )
         if not args.no_json:
             print("wrote", write_json("index_commit", result | {"load_average_end": load_average()}))
         return
     import torch
 
-    from rag import batches, indexing, segments
-    from rag.embedder import build_embedder
-    from rag.settings import Settings
+    from rag.core.settings import Settings
+    from rag.ingest import batches, indexing
+    from rag.models.embedding import build_embedder
+    from rag.storage import segments
 
     work = Path(tempfile.mkdtemp(prefix="newsrag-bench-index-"))
     try:
@@ -176,18 +235,33 @@ def main() -> None:
             folder.mkdir()
             write_corpus(folder, paragraphs[k : k + size], offset=k)
             folders.append(folder)
-        base = Settings(chunk_size=args.chunk_size, index_dir=work / "index-0", embedding_backend=args.backend, embedding_quantization=args.quantization, query_threads=args.query_threads)
+        base = Settings(
+            chunk_size=args.chunk_size,
+            index_dir=work / "index-0",
+            embedding_backend=args.backend,
+            embedding_quantization=args.quantization,
+            query_threads=args.query_threads,
+        )
         embedder = build_embedder(base)
-        reference = embedder if args.backend == "torch" else build_embedder(base.model_copy(update={"embedding_backend": "torch", "embedding_quantization": "none"}))
+        reference = (
+            embedder
+            if args.backend == "torch"
+            else build_embedder(
+                base.model_copy(update={"embedding_backend": "torch", "embedding_quantization": "none"})
+            )
+        )
         model = reference._model  # the raw side runs on the same weights and thread settings
         slices = [passages_of(folder, base.chunk_size, base.chunk_overlap) for folder in folders]
         texts = [[batches.passage_text_for_embedding(p) for p in ps] for ps in slices]
         n = sum(len(ps) for ps in slices)
         flat = [t for ts in texts for t in ts]
-        tokens = [len(ids) for ids in model.tokenizer(flat, truncation=True, max_length=model.max_seq_length)["input_ids"]]
+        tokens = [
+            len(ids) for ids in model.tokenizer(flat, truncation=True, max_length=model.max_seq_length)["input_ids"]
+        ]
         print(
             f"{len(paragraphs)} paragraphs -> {n} passages at chunk size {base.chunk_size} in {len(slices)} slices; "
-            f"mean {sum(tokens) / n:.0f} tokens (max {max(tokens)}), batch size {embedder.batch_size}; backend {args.backend} {args.quantization}",
+            f"mean {sum(tokens) / n:.0f} tokens (max {max(tokens)}), batch size {embedder.batch_size}; backend "
+            f"{args.backend} {args.quantization}",
             flush=True,
         )
         embedder.embed(flat[:32])  # warm-up, outside every timing
@@ -216,7 +290,13 @@ def main() -> None:
                     start = time.perf_counter()
                     if name == "raw":
                         torch.set_num_threads(reference.threads)  # the library as configured, whatever ours last set
-                        model.encode(ts, batch_size=embedder.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                        model.encode(
+                            ts,
+                            batch_size=embedder.batch_size,
+                            normalize_embeddings=True,
+                            convert_to_numpy=True,
+                            show_progress_bar=False,
+                        )
                     elif name == "embed":
                         batches.embed_passages(embedder, ps)
                     else:
@@ -230,7 +310,10 @@ def main() -> None:
                         finally:
                             timer.restore()
                         if report.passages_embedded != len(ps):
-                            raise SystemExit(f"index_paths embedded {report.passages_embedded} passages of slice {k}, expected {len(ps)}")
+                            raise SystemExit(
+                                f"index_paths embedded {report.passages_embedded} passages of slice {k}, expected "
+                                f"{len(ps)}"
+                            )
                     elapsed[name] = time.perf_counter() - start
                     total[name] += elapsed[name]
                     peaks[name] = max(peaks.get(name, 0.0), peak_rss_mb() - baseline)
@@ -259,7 +342,11 @@ def main() -> None:
             "passages_per_s": {k: round(v, 2) for k, v in rate.items()},
             "ratio_embed_vs_raw": round(rate["embed"] / rate["raw"], 3),
             "ratio_index_vs_raw": round(rate["index"] / rate["raw"], 3),
-            "ratio_index_vs_raw_per_slice": {"min": round(min(pair_ratios), 3), "median": round(statistics.median(pair_ratios), 3), "max": round(max(pair_ratios), 3)},
+            "ratio_index_vs_raw_per_slice": {
+                "min": round(min(pair_ratios), 3),
+                "median": round(statistics.median(pair_ratios), 3),
+                "max": round(max(pair_ratios), 3),
+            },
             "index_stages_s": {k: round(v, 3) for k, v in stages.items()},
             "peak_rss_over_baseline_mb": peaks,
             "peak_rss_mb": peak_rss_mb(),
@@ -271,12 +358,16 @@ def main() -> None:
         print(f"raw encode   {rate['raw']:7.1f} passages/s")
         print(f"embed        {rate['embed']:7.1f} passages/s  {result['ratio_embed_vs_raw']:.3f}x raw")
         print(
-            f"index_paths  {rate['index']:7.1f} passages/s  {result['ratio_index_vs_raw']:.3f}x raw  (target >= {target}: {'met' if result['target_met'] else 'NOT met'}); "
-            f"per slice min {min(pair_ratios):.3f} median {statistics.median(pair_ratios):.3f} max {max(pair_ratios):.3f}"
+            f"index_paths  {rate['index']:7.1f} passages/s  {result['ratio_index_vs_raw']:.3f}x raw  (target >= "
+            f"{target}: {'met' if result['target_met'] else 'NOT met'}); "
+            f"per slice min {min(pair_ratios):.3f} median {statistics.median(pair_ratios):.3f} max "
+            f"{max(pair_ratios):.3f}"
         )
         print("index_paths stages per round: " + ", ".join(f"{k} {v:.2f}s" for k, v in stages.items()))
         print("peak RSS over baseline (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
-        sides = {"torch": reference} | ({} if args.backend == "torch" else {f"{args.backend}-{args.quantization}": embedder})
+        sides = {"torch": reference} | (
+            {} if args.backend == "torch" else {f"{args.backend}-{args.quantization}": embedder}
+        )
         if args.query_rounds and len(sides) > 1:
             import json
 
@@ -285,7 +376,10 @@ def main() -> None:
             query = result["query_embedding"] = query_latency(sides, questions, args.query_rounds)
             ours = query[f"{args.backend}-{args.quantization}"]["p50_ms"]
             result["query_p50_speedup"] = round(query["torch"]["p50_ms"] / ours, 3)
-            print(f"query embedding p50: torch {query['torch']['p50_ms']:.2f} ms, {args.backend} {args.quantization} {ours:.2f} ms = {result['query_p50_speedup']:.2f}x (target >= 2)")
+            print(
+                f"query embedding p50: torch {query['torch']['p50_ms']:.2f} ms, {args.backend} {args.quantization} "
+                f"{ours:.2f} ms = {result['query_p50_speedup']:.2f}x (target >= 2)"
+            )
         if args.squad_questions:
             # Every ONNX build against torch in one run (they share the torch index, the slowest to build).
             if args.backend == "onnx":

@@ -1,7 +1,8 @@
 """What the reader costs a question: `Pipeline.read` (the best 8 evidence sentences) against the raw
 transformers forward pass on the same pairs, same run, alternating; plus its load time and resident memory.
 
-    .venv/bin/python bench/reader.py [--index build/eval-index] [--questions data/questions/nato_questions.jsonl] [--rounds 3]
+    .venv/bin/python bench/reader.py [--index build/eval-index] [--questions data/questions/nato_questions.jsonl]
+    [--rounds 3]
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.evaluate import load_questions  # noqa: E402
-from rag.reader import reader_input  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
+from rag.evaluate.harness import load_questions  # noqa: E402
+from rag.models.reader import reader_input  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -33,7 +34,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
-    from rag.pipeline import Pipeline
+    from rag.answer.pipeline import Pipeline
 
     settings = Settings(_env_file=None, index_dir=args.index)
     before = rss_mb()
@@ -41,7 +42,10 @@ def main() -> None:
     pipeline = Pipeline.from_settings(settings, with_generator=False)
     if pipeline.reader is None:
         sys.exit("no reader: run `make reader` first")
-    print(f"pipeline with reader loaded in {time.perf_counter() - started:.2f} s; peak RSS {before:.0f} -> {rss_mb():.0f} MB")
+    print(
+        f"pipeline with reader loaded in {time.perf_counter() - started:.2f} s; peak RSS {before:.0f} -> "
+        f"{rss_mb():.0f} MB"
+    )
     reader = pipeline.reader
     torch, tokenizer, model = reader._load()
 
@@ -61,12 +65,22 @@ def main() -> None:
             texts = [reader_input(titles.get(s.passage_id), s.text) for s in best]
             t = time.perf_counter()
             with torch.inference_mode():
-                enc = tokenizer([evidence.question] * len(texts), texts, truncation="only_second", max_length=128, padding=True, return_tensors="pt")
+                enc = tokenizer(
+                    [evidence.question] * len(texts),
+                    texts,
+                    truncation="only_second",
+                    max_length=128,
+                    padding=True,
+                    return_tensors="pt",
+                )
                 torch.sigmoid(model(**enc).logits.squeeze(-1)).tolist()
             raw.append(time.perf_counter() - t)
-    p50 = lambda xs: statistics.median(xs) * 1000  # noqa: E731
-    p95 = lambda xs: sorted(xs)[int(0.95 * (len(xs) - 1))] * 1000  # noqa: E731
-    print(f"{len(cases)} questions x {args.rounds} rounds, {settings.reader_sentences} sentences each, {torch.get_num_threads()} torch threads")
+    p50 = lambda xs: statistics.median(xs) * 1000
+    p95 = lambda xs: sorted(xs)[int(0.95 * (len(xs) - 1))] * 1000
+    print(
+        f"{len(cases)} questions x {args.rounds} rounds, {settings.reader_sentences} sentences each, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     print(f"Pipeline.read      p50 {p50(ours):6.1f} ms  p95 {p95(ours):6.1f} ms")
     print(f"raw forward pass   p50 {p50(raw):6.1f} ms  p95 {p95(raw):6.1f} ms")
     print(f"ratio ours/raw (p50) {p50(ours) / p50(raw):.2f}")

@@ -3,10 +3,11 @@
 Usage:
     .venv/bin/python bench/retrieval.py --index build/eval-index --questions data/questions/nato_questions.jsonl
     .venv/bin/python bench/retrieval.py --index build/squad-index --questions build/squad/questions.jsonl
-    .venv/bin/python bench/retrieval.py --index build/rtqa-index --questions ../shared/benchmarks/realtimeqa-2022-summer/questions.jsonl --as-of --split
+    .venv/bin/python bench/retrieval.py --index build/rtqa-index --questions
+    ../shared/benchmarks/realtimeqa-2022-summer/questions.jsonl --as-of --split
 
 `--as-of` asks each question as of its `question_date`/`as_of` (time words resolved, later articles left out);
-`--split` also reports the two fixed halves (rag.calibrate.split) so a change is kept only when both agree.
+`--split` also reports the two fixed halves (rag.evaluate.calibrate.split) so a change is kept only when both agree.
 hit@k counts documents among the first k *passages*, as `rag eval` does with top_k = k.
 """
 
@@ -20,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.calibrate import split  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from rag.timeframe import parse_as_of, resolve  # noqa: E402
+from rag.answer.pipeline import Pipeline  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
+from rag.evaluate.calibrate import split  # noqa: E402
+from rag.text.timeframe import parse_as_of, resolve  # noqa: E402
 
 METHODS = ("dense", "bm25", "hybrid")
 
@@ -46,7 +47,8 @@ def evaluate(pipeline: Pipeline, questions: list[dict], method: str, depth: int,
         if as_of and (q.get("as_of") or q.get("question_date")):
             frame = resolve(q["question"], parse_as_of(q.get("as_of") or q.get("question_date"))[0])
         results = pipeline.retriever.search(q["question"], top_k=depth, method=method, frame=frame)
-        # A folded copy of a gold article (rag/dedup.py) counts as the gold article: the reader is shown that story.
+        # A folded copy of a gold article (rag/text/syndication.py) counts as the gold article: the reader is shown that
+        # story.
         docs = [next((c.doc_id for c in r.also_in if c.doc_id in q["gold_docs"]), r.passage.doc_id) for r in results]
         ranks.append(first_gold_rank(docs, set(q["gold_docs"])))
         passage_ranks.append(next((i for i, d in enumerate(docs, start=1) if d in set(q["gold_docs"])), None))
@@ -69,9 +71,14 @@ def main() -> None:
     ap.add_argument("--bm25-weights", type=str, default="", help="comma-separated BM25 weights to sweep for hybrid")
     ap.add_argument("--as-of", action="store_true", help="ask as of each question's question_date / as_of")
     ap.add_argument("--split", action="store_true", help="also report the two fixed halves")
-    ap.add_argument("--set", action="append", default=[], help="a setting to change, NAME=VALUE (repeatable), e.g. recency_weight=1.0")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="a setting to change, NAME=VALUE (repeatable), e.g. recency_weight=1.0",
+    )
     args = ap.parse_args()
-    questions = [json.loads(l) for l in args.questions.read_text().splitlines() if l.strip()]
+    questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
     questions = [q for q in questions if q.get("gold_docs") and not q.get("history")]
     overrides = dict(kv.split("=", 1) for kv in args.set)
     pipeline = Pipeline.from_settings(Settings(_env_file=None, index_dir=args.index, **overrides), with_generator=False)
@@ -79,13 +86,19 @@ def main() -> None:
     if args.split:
         a, b = split([q["id"] for q in questions])
         halves |= {"half A": [q for q in questions if q["id"] in a], "half B": [q for q in questions if q["id"] in b]}
-    print(f"{args.questions.name}: {len(questions)} answerable questions, {len(pipeline.index.passages)} passages; as-of {'on' if args.as_of else 'off'}; {overrides or 'default settings'}")
+    print(
+        f"{args.questions.name}: {len(questions)} answerable questions, {len(pipeline.index.passages)} passages; as-of "
+        f"{'on' if args.as_of else 'off'}; {overrides or 'default settings'}"
+    )
     print("| method | questions | hit@1 | hit@5 | MRR | doc hit@5 (depth) |\n|---|---|---|---|---|---|")
     rows = {}
     for m in METHODS:
         for name, qs in halves.items():
             r = rows[f"{m} {name}"] = evaluate(pipeline, qs, m, args.depth, args.as_of)
-            print(f"| {m} | {name} | {r['hit_at_1']:.3f} | {r['hit_at_5']:.3f} | {r['mrr']:.3f} | {r['doc_hit_at_5']:.3f} |")
+            print(
+                f"| {m} | {name} | {r['hit_at_1']:.3f} | {r['hit_at_5']:.3f} | {r['mrr']:.3f} | "
+                f"{r['doc_hit_at_5']:.3f} |"
+            )
     for w in [float(x) for x in args.bm25_weights.split(",") if x]:
         pipeline.settings = pipeline.settings.model_copy(update={"bm25_weight": w})
         pipeline.use_index(pipeline.index)

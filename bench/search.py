@@ -3,7 +3,8 @@
 Synthetic 384-d unit vectors stand in for MiniLM embeddings. They are clustered (a Gaussian around one of
 `n / 100` random centres) because real sentence embeddings are: uniform random vectors on the sphere are the
 worst case for graph search and would understate HNSW recall at a given efSearch. `--data uniform` measures
-that worst case, `--data lowrank` (32 latent dimensions) a middle ground. Queries are dataset vectors plus noise, as a question lies near, not on, its passage.
+that worst case, `--data lowrank` (32 latent dimensions) a middle ground. Queries are dataset vectors plus noise, as a
+question lies near, not on, its passage.
 
     python bench/search.py                       # 10k, 50k, 100k; end-to-end at 100k
     python bench/search.py --full                # adds 1M (flat 1.5 GB, HNSW build takes minutes)
@@ -71,18 +72,31 @@ def time_queries(calls: dict[str, Any], queries: Sequence[Any]) -> dict[str, dic
             w, c = clock(calls[name], q)
             wall[name].append(w)
             cpu[name].append(c)
-    return {name: {**summary_ms(wall[name]), "cpu_p50_ms": round(percentile(cpu[name], 50) * 1000, 3)} for name in calls}
+    return {
+        name: {**summary_ms(wall[name]), "cpu_p50_ms": round(percentile(cpu[name], 50) * 1000, 3)} for name in calls
+    }
 
 
-def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kind: str, *, m: int, efs: list[int], nlist: int, nprobe: int, keep: bool = False) -> tuple[list[dict[str, Any]], Any]:
+def bench_store(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    kind: str,
+    *,
+    m: int,
+    efs: list[int],
+    nlist: int,
+    nprobe: int,
+    keep: bool = False,
+) -> tuple[list[dict[str, Any]], Any]:
     """Build one index through FaissStore (IVF through raw faiss, which FaissStore does not offer), then time
     our search and raw `index.search` on that same index, interleaved per query so both see the same load.
     HNSW is built once and searched at each efSearch (a search-time setting). With keep, the FaissStore is
     returned (at efs[0]) for the end-to-end run, which would otherwise build it again."""
     import faiss
 
-    from rag.settings import Settings
-    from rag.vectorstore import build_vector_store
+    from rag.core.settings import Settings
+    from rag.storage.faiss_store import build_vector_store
 
     ids = [f"d{i}#0" for i in range(len(vectors))]  # the passage ids end_to_end gives the same rows
     gc.collect()
@@ -98,7 +112,9 @@ def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kin
             store = None
             base.update(nlist=nlist, nprobe=nprobe)
         else:
-            store = build_vector_store(Settings(faiss_kind=kind, faiss_hnsw_m=m, faiss_hnsw_ef_search=efs[0]), vectors.shape[1], None)
+            store = build_vector_store(
+                Settings(faiss_kind=kind, faiss_hnsw_m=m, faiss_hnsw_ef_search=efs[0]), vectors.shape[1], None
+            )
             store.apply(add_ids=ids, add_vectors=vectors, remove_ids=[])
             index = store._build()
     base["build_s"] = round(t["s"], 2)
@@ -142,16 +158,25 @@ def bench_store(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kin
 
 def query_embedding(n: int) -> dict[str, Any]:
     """Real MiniLM on the bundled (short) questions: our embed_query path vs raw SentenceTransformer.encode."""
-    from rag.embedder import build_embedder
-    from rag.settings import Settings
+    from rag.core.settings import Settings
+    from rag.models.embedding import build_embedder
 
-    questions = [r["question"] for r in load_questions([ROOT / "data/questions/dev_questions.jsonl", ROOT / "data/questions/nato_questions.jsonl"])]
+    questions = [
+        r["question"]
+        for r in load_questions(
+            [ROOT / "data/questions/dev_questions.jsonl", ROOT / "data/questions/nato_questions.jsonl"]
+        )
+    ]
     import torch
 
     default_threads = torch.get_num_threads()  # the library's own default, before our embedder changes it
     embedder = build_embedder(Settings())
     # With RAG_EMBEDDING_BACKEND=onnx "ours" is the ONNX embedder and raw stays PyTorch's encode (issue #15).
-    reference = embedder if embedder.backend == "torch" else build_embedder(Settings(embedding_backend="torch", embedding_quantization="none"))
+    reference = (
+        embedder
+        if embedder.backend == "torch"
+        else build_embedder(Settings(embedding_backend="torch", embedding_quantization="none"))
+    )
     model = reference._model
     for q in questions[:3]:  # warm-up: first calls pay for lazy allocations
         embedder.embed([q])
@@ -166,20 +191,38 @@ def query_embedding(n: int) -> dict[str, Any]:
         ours.append(clock(embedder.embed, [q])[0])
         raw.append(clock(raw_encode, q)[0])
     o, r = summary_ms(ours), summary_ms(raw)
-    return {"ours": o, "raw": r, "ratio_p50": round(o["p50_ms"] / r["p50_ms"], 3), "raw_threads": default_threads, "embedder": embedder}
+    return {
+        "ours": o,
+        "raw": r,
+        "ratio_p50": round(o["p50_ms"] / r["p50_ms"], 3),
+        "raw_threads": default_threads,
+        "embedder": embedder,
+    }
 
 
-def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: np.ndarray, queries: np.ndarray, store: Any = None) -> dict[str, Any]:
+def end_to_end(
+    n: int, kind: str, args: argparse.Namespace, embedder, vectors: np.ndarray, queries: np.ndarray, store: Any = None
+) -> dict[str, Any]:
     """Retriever.search over an in-memory Index: dense + BM25 + fusion, with and without embedding the query."""
-    from rag.index import Index, Manifest
-    from rag.lexical import LexicalIndex, tokenize
-    from rag.retriever import Retriever
-    from rag.settings import Settings
-    from rag.types import ArticleMeta, Passage
-    from rag.vectorstore import build_vector_store
+    from rag.core.settings import Settings
+    from rag.core.types import ArticleMeta, Passage
+    from rag.search.retriever import Retriever
+    from rag.storage.bm25 import LexicalIndex
+    from rag.storage.faiss_store import build_vector_store
+    from rag.storage.index import Index
+    from rag.storage.manifest import Manifest
+    from rag.text.tokens import tokenize
 
     rng = random.Random(7)
-    vocab = sorted({t for r in load_questions([ROOT / "data/questions/nato_questions.jsonl", ROOT / "data/questions/dev_questions.jsonl"]) for t in tokenize(r["question"] + " " + r.get("answer", ""))})
+    vocab = sorted(
+        {
+            t
+            for r in load_questions(
+                [ROOT / "data/questions/nato_questions.jsonl", ROOT / "data/questions/dev_questions.jsonl"]
+            )
+            for t in tokenize(r["question"] + " " + r.get("answer", ""))
+        }
+    )
     vocab += [f"w{i}" for i in range(20_000)]  # a long tail, so postings are as sparse as in a real archive
     weights = [1.0 / (i + 1) for i in range(len(vocab))]
     rng.shuffle(weights)
@@ -187,7 +230,10 @@ def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: n
     with timed() as t:
         tokens = [rng.choices(vocab, weights, k=args.words) for _ in range(n)]
         meta = ArticleMeta()
-        passages = [Passage(passage_id=f"d{i}#0", doc_id=f"d{i}", ordinal=0, text=" ".join(toks), start=0, end=1, meta=meta) for i, toks in enumerate(tokens)]
+        passages = [
+            Passage(passage_id=f"d{i}#0", doc_id=f"d{i}", ordinal=0, text=" ".join(toks), start=0, end=1, meta=meta)
+            for i, toks in enumerate(tokens)
+        ]
         if store is None:
             store = build_vector_store(settings, DIM, None)
             store.apply(add_ids=[p.passage_id for p in passages], add_vectors=vectors[:n], remove_ids=[])
@@ -196,7 +242,13 @@ def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: n
         # Token lists share the vocabulary's strings: tokenising 100k random texts again would only cost time.
         lexical.ids, lexical.tokens = [p.passage_id for p in passages], tokens
         lexical._build()
-        manifest = Manifest(embedding_model="synthetic", dimension=DIM, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap, vector_backend="faiss")
+        manifest = Manifest(
+            embedding_model="synthetic",
+            dimension=DIM,
+            chunk_size=settings.chunk_size,
+            chunk_overlap=settings.chunk_overlap,
+            vector_backend="faiss",
+        )
         index = Index(ROOT / "build" / "bench-synthetic", manifest, {}, passages, store, lexical)
     retriever = Retriever(index, embedder=embedder, settings=settings)
     qtexts = [" ".join(rng.choices(vocab[:500], k=7)) for _ in range(len(queries))]
@@ -218,15 +270,24 @@ def end_to_end(n: int, kind: str, args: argparse.Namespace, embedder, vectors: n
 def print_row(row: dict[str, Any]) -> None:
     kind = row["kind"]
     ours = (
-        f"ours p50 {row['ours']['p50_ms']:.3f} p99 {row['ours']['p99_ms']:.3f} ms cpu {row['ours']['cpu_p50_ms']:.3f} ms "
+        f"ours p50 {row['ours']['p50_ms']:.3f} p99 {row['ours']['p99_ms']:.3f} ms cpu {row['ours']['cpu_p50_ms']:.3f} "
+        "ms "
         f"({row['ratio_p50']:.2f}x raw, {row['ratio_p50_vs_1t']:.2f}x raw 1-thread, cpu {row['ratio_cpu_vs_1t']:.2f}x)"
         if "ours" in row
         else "(raw faiss only)"
     )
-    label = kind + (f" M={row['m']} ef={row['ef_search']}" if kind == "hnsw" else f" nprobe={row['nprobe']}" if kind == "ivf" else "")
+    label = kind + (
+        f" M={row['m']} ef={row['ef_search']}"
+        if kind == "hnsw"
+        else f" nprobe={row['nprobe']}"
+        if kind == "ivf"
+        else ""
+    )
     print(
-        f"{row['n']:>9,} {label:<18} build {row['build_s']:>7.2f}s mem {row['memory_mb']:>7.1f} MB recall@10 {row['recall_at_10']:.3f} "
-        f"raw p50 {row['raw']['p50_ms']:.3f} p99 {row['raw']['p99_ms']:.3f} ms, 1-thread p50 {row['raw_1t']['p50_ms']:.3f} cpu {row['raw_1t']['cpu_p50_ms']:.3f} ms; {ours}",
+        f"{row['n']:>9,} {label:<18} build {row['build_s']:>7.2f}s mem {row['memory_mb']:>7.1f} MB recall@10 "
+        f"{row['recall_at_10']:.3f} "
+        f"raw p50 {row['raw']['p50_ms']:.3f} p99 {row['raw']['p99_ms']:.3f} ms, 1-thread p50 "
+        f"{row['raw_1t']['p50_ms']:.3f} cpu {row['raw_1t']['cpu_p50_ms']:.3f} ms; {ours}",
         flush=True,
     )
 
@@ -238,16 +299,27 @@ def main() -> None:
     parser.add_argument("--data", choices=["clustered", "lowrank", "uniform"], default="clustered")
     parser.add_argument("--queries", type=int, default=300, help="timed single queries per index")
     parser.add_argument("--hnsw-m", type=int, default=32)
-    parser.add_argument("--ef-search", default=None, help="comma-separated efSearch values to try (default: Settings); the first serves end to end")
+    parser.add_argument(
+        "--ef-search",
+        default=None,
+        help="comma-separated efSearch values to try (default: Settings); the first serves end to end",
+    )
     parser.add_argument("--ivf", action="store_true", help="also IVF-Flat, nlist = 4*sqrt(n)")
     parser.add_argument("--kinds", default="flat,hnsw", help="which of flat,hnsw to sweep (ivf via --ivf)")
     parser.add_argument("--nprobe", type=int, default=16)
-    parser.add_argument("--ann-threshold", type=int, default=None, help="flat below, HNSW from this size, for end-to-end (default: Settings)")
-    parser.add_argument("--e2e", default="100000", help="comma-separated sizes for end-to-end Retriever.search ('' to skip)")
+    parser.add_argument(
+        "--ann-threshold",
+        type=int,
+        default=None,
+        help="flat below, HNSW from this size, for end-to-end (default: Settings)",
+    )
+    parser.add_argument(
+        "--e2e", default="100000", help="comma-separated sizes for end-to-end Retriever.search ('' to skip)"
+    )
     parser.add_argument("--words", type=int, default=60, help="words per synthetic passage (BM25)")
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args()
-    from rag.settings import Settings
+    from rag.core.settings import Settings
 
     defaults = Settings()
     args.ef_search = [int(x) for x in (args.ef_search or str(defaults.faiss_hnsw_ef_search)).split(",")]
@@ -264,7 +336,7 @@ def main() -> None:
     print(f"generated {biggest:,} vectors in {t['s']:.1f}s", flush=True)
 
     threshold = args.ann_threshold or defaults.faiss_ann_threshold
-    auto_kind = lambda n: "hnsw" if n >= threshold else "flat"  # noqa: E731  (FaissStore's rule for kind="auto")
+    auto_kind = lambda n: "hnsw" if n >= threshold else "flat"
     rows = []
     kept: dict[int, Any] = {}
     for n in sizes:
@@ -278,7 +350,17 @@ def main() -> None:
         kinds = [k for k in ("flat", "hnsw") if k in wanted] + (["ivf"] if args.ivf else [])
         for kind in kinds:
             keep = n in e2e_sizes and kind == auto_kind(n)
-            built, store = bench_store(vectors, queries, truth, kind, m=args.hnsw_m, efs=args.ef_search, nlist=int(4 * n**0.5), nprobe=args.nprobe, keep=keep)
+            built, store = bench_store(
+                vectors,
+                queries,
+                truth,
+                kind,
+                m=args.hnsw_m,
+                efs=args.ef_search,
+                nlist=int(4 * n**0.5),
+                nprobe=args.nprobe,
+                keep=keep,
+            )
             rows.extend(built)
             if store is not None:
                 kept[n] = store
@@ -287,25 +369,49 @@ def main() -> None:
 
     emb = query_embedding(200)
     embedder = emb.pop("embedder")
-    print(f"query embedding (MiniLM, short questions): ours p50 {emb['ours']['p50_ms']:.2f} ms, raw encode p50 {emb['raw']['p50_ms']:.2f} ms ({emb['ratio_p50']:.2f}x)", flush=True)
+    print(
+        f"query embedding (MiniLM, short questions): ours p50 {emb['ours']['p50_ms']:.2f} ms, raw encode p50 "
+        f"{emb['raw']['p50_ms']:.2f} ms ({emb['ratio_p50']:.2f}x)",
+        flush=True,
+    )
 
     e2e = []
     for n in e2e_sizes:
         queries = make_queries(all_vectors[:n], min(args.queries, 200), seed=n + 5)
         row = end_to_end(n, auto_kind(n), args, embedder, all_vectors, queries, store=kept.pop(n, None))
-        recall = [ix["recall_at_10"] for ix in rows if ix["n"] == n and ix["kind"] == row["kind"] and ix.get("ef_search", args.ef_search[0]) == args.ef_search[0]]
+        recall = [
+            ix["recall_at_10"]
+            for ix in rows
+            if ix["n"] == n
+            and ix["kind"] == row["kind"]
+            and ix.get("ef_search", args.ef_search[0]) == args.ef_search[0]
+        ]
         row["dense_recall_at_10"] = recall[0] if recall else None
         row["ann_threshold"] = threshold
         e2e.append(row)
         print(
-            f"end-to-end Retriever.search at {n:,} ({row['kind']}, dense recall@10 {row['dense_recall_at_10']}): given the vector p50 {row['given_vector']['p50_ms']:.2f} "
-            f"p99 {row['given_vector']['p99_ms']:.2f} ms (cpu {row['given_vector']['cpu_p50_ms']:.2f}); with query embedding p50 {row['with_query_embedding']['p50_ms']:.2f} "
+            f"end-to-end Retriever.search at {n:,} ({row['kind']}, dense recall@10 {row['dense_recall_at_10']}): given "
+            f"the vector p50 {row['given_vector']['p50_ms']:.2f} "
+            f"p99 {row['given_vector']['p99_ms']:.2f} ms (cpu {row['given_vector']['cpu_p50_ms']:.2f}); with query "
+            f"embedding p50 {row['with_query_embedding']['p50_ms']:.2f} "
             f"p99 {row['with_query_embedding']['p99_ms']:.2f} ms (cpu {row['with_query_embedding']['cpu_p50_ms']:.2f})",
             flush=True,
         )
     print(f"peak RSS {peak_rss_mb()} MB", flush=True)
     if not args.no_json:
-        print("wrote", write_json("search", {"data": args.data, "indexes": rows, "query_embedding": emb, "end_to_end": e2e, "peak_rss_mb": peak_rss_mb()}))
+        print(
+            "wrote",
+            write_json(
+                "search",
+                {
+                    "data": args.data,
+                    "indexes": rows,
+                    "query_embedding": emb,
+                    "end_to_end": e2e,
+                    "peak_rss_mb": peak_rss_mb(),
+                },
+            ),
+        )
 
 
 if __name__ == "__main__":

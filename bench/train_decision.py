@@ -25,18 +25,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.calibrate import GRID, Row, collect, curve, fit, rows_from_json, rows_to_json, split  # noqa: E402
-from rag.decision import BASE_FEATURES, FEATURES  # noqa: E402
-from rag.evaluate import EvalQuestion, load_questions  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.answer.decision import BASE_FEATURES, FEATURES  # noqa: E402
+from rag.core.settings import Settings  # noqa: E402
+from rag.evaluate.calibrate import GRID, Row, collect, curve, fit, rows_from_json, rows_to_json, split  # noqa: E402
+from rag.evaluate.harness import EvalQuestion, load_questions  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "benchmarks"
 
 
 def squad_questions(n: int, eval_questions: Path, *, half: str | None = None) -> list[EvalQuestion]:
-    """`half`: only SQuAD articles of that title split (rag/reader_train.py); "B" when a reader trained on "A" is used."""
-    from rag.reader_train import title_half
-    from rag.squad import doc_id_for, load_squad, question_row
+    """`half`: only SQuAD articles of that title split (rag/evaluate/train_reader.py); "B" when a reader trained on "A"
+    is used.
+    """
+    from rag.evaluate.squad import doc_id_for, load_squad, question_row
+    from rag.evaluate.train_reader import title_half
 
     held = {json.loads(line)["id"] for line in eval_questions.read_text().splitlines() if line.strip()}
     rows = []
@@ -45,7 +47,11 @@ def squad_questions(n: int, eval_questions: Path, *, half: str | None = None) ->
             continue
         for index, para in enumerate(article["paragraphs"]):
             doc_id = doc_id_for(article["title"], index)
-            rows += [r for qa in para["qas"] if (r := question_row(qa, doc_id, article["title"].replace("_", " "))) and r["id"] not in held]
+            rows += [
+                r
+                for qa in para["qas"]
+                if (r := question_row(qa, doc_id, article["title"].replace("_", " "))) and r["id"] not in held
+            ]
     rng = random.Random(7)
     unanswerable = [r for r in rows if not r["must_include"]]
     answerable = [r for r in rows if r["must_include"]]
@@ -53,15 +59,22 @@ def squad_questions(n: int, eval_questions: Path, *, half: str | None = None) ->
     return [EvalQuestion.model_validate(r) for r in picked]
 
 
-def rows_for(name: str, index_dir: Path, questions: list[EvalQuestion], cache: Path, refresh: bool, reader: Path | None) -> list[Row]:
+def rows_for(
+    name: str, index_dir: Path, questions: list[EvalQuestion], cache: Path, refresh: bool, reader: Path | None
+) -> list[Row]:
     path = cache / f"rows-{name}{'-reader' if reader else ''}.json"
     if path.is_file() and not refresh:
         return rows_from_json(json.loads(path.read_text()))
-    from rag.pipeline import Pipeline
+    from rag.answer.pipeline import Pipeline
 
     settings = Settings(_env_file=None, index_dir=index_dir, reader_path=reader, use_reader=reader is not None)
     pipeline = Pipeline.from_settings(settings, with_generator=False)
-    rows = collect(pipeline, questions, source=name, on_progress=lambda d, t: print(f"\r{name}: {d}/{t}", end="", file=sys.stderr, flush=True))
+    rows = collect(
+        pipeline,
+        questions,
+        source=name,
+        on_progress=lambda d, t: print(f"\r{name}: {d}/{t}", end="", file=sys.stderr, flush=True),
+    )
     print(file=sys.stderr)
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows_to_json(rows)))
@@ -83,15 +96,23 @@ def report(title: str, rows: list[Row], model, thresholds: list[float]) -> dict:
         "rows": len(rows),
         "answerable_with_answer_in_evidence": len(pos),
         "answered_of_those": sum((r.probability or 0) >= at for r in pos) / len(pos) if pos else None,
-        "unanswerable_refused": (lambda u: sum((r.probability or 0) < at for r in u) / len(u) if u else None)([r for r in gold if not r.label]),
+        "unanswerable_refused": (lambda u: sum((r.probability or 0) < at for r in u) / len(u) if u else None)(
+            [r for r in gold if not r.label]
+        ),
         "leave_gold_out_refused": sum((r.probability or 0) < at for r in lgo) / len(lgo) if lgo else None,
     }
-    print(f"\n## {title}: {len(rows)} rows ({len(pos)} answerable with the answer in the evidence, {len(lgo)} left-gold-out)")
+    print(
+        f"\n## {title}: {len(rows)} rows ({len(pos)} answerable with the answer in the evidence, {len(lgo)} "
+        "left-gold-out)"
+    )
     print(" | ".join(f"{k} {fmt(v) if isinstance(v, float) or v is None else v}" for k, v in summary.items()))
     print("threshold | answered/answerable | refused/unanswerable | answer P | abstain P | bal.acc")
     for p in curve(rows, thresholds):
         mark = " <" if abs(p["threshold"] - at) < 1e-9 else ""
-        print(f"{p['threshold']:.3f} | {fmt(p['answered_of_answerable'])} | {fmt(p['refused_of_unanswerable'])} | {fmt(p['answer_precision'])} | {fmt(p['abstain_precision'])} | {fmt(p['balanced_accuracy'])}{mark}")
+        print(
+            f"{p['threshold']:.3f} | {fmt(p['answered_of_answerable'])} | {fmt(p['refused_of_unanswerable'])} | "
+            f"{fmt(p['answer_precision'])} | {fmt(p['abstain_precision'])} | {fmt(p['balanced_accuracy'])}{mark}"
+        )
     return summary
 
 
@@ -108,12 +129,22 @@ def main() -> None:
     # `best_coverage`, so stronger evidence could lower the probability; at 0.1 it sits near zero.
     ap.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic model")
     ap.add_argument("--min-answered", type=float, default=0.85)
-    ap.add_argument("--write", type=Path, help="write the model fitted without the reader here (rag/decision.json ships it)")
-    ap.add_argument("--reader", type=Path, help="a reader folder (make reader): gather rows with it and fit a second model on its scores too")
-    ap.add_argument("--write-reader", type=Path, help="write the model fitted with the reader here (rag/decision-reader.json ships it)")
+    ap.add_argument(
+        "--write", type=Path, help="write the model fitted without the reader here (rag/decision.json ships it)"
+    )
+    ap.add_argument(
+        "--reader",
+        type=Path,
+        help="a reader folder (make reader): gather rows with it and fit a second model on its scores too",
+    )
+    ap.add_argument(
+        "--write-reader",
+        type=Path,
+        help="write the model fitted with the reader here (rag/decision-reader.json ships it)",
+    )
     args = ap.parse_args()
 
-    rtqa = [q for q in load_questions(SHARED / "realtimeqa-2022-summer" / "questions.jsonl")]
+    rtqa = list(load_questions(SHARED / "realtimeqa-2022-summer" / "questions.jsonl"))
     nato = load_questions(ROOT / "data/questions/nato_questions.jsonl")
     rtqa_fit_ids, _ = split([q.id for q in rtqa])
     nato_fit_ids, _ = split([q.id for q in nato])
@@ -128,26 +159,43 @@ def main() -> None:
         "nato": rows_for("nato", args.nato_index, nato, args.cache, args.refresh, args.reader),
     }
     paraphrased = {q.id for q in rtqa if q.type == "rtqa_paraphrased"}
-    fit_rows = ([r for r in all_rows["squad"] if r.id in squad_fit_ids] + [r for r in all_rows["rtqa"] if r.id in rtqa_fit_ids and r.id not in paraphrased]
-                + [r for r in all_rows["nato"] if r.id in nato_fit_ids])
+    fit_rows = (
+        [r for r in all_rows["squad"] if r.id in squad_fit_ids]
+        + [r for r in all_rows["rtqa"] if r.id in rtqa_fit_ids and r.id not in paraphrased]
+        + [r for r in all_rows["nato"] if r.id in nato_fit_ids]
+    )
     squad_source = f"{args.squad_n} questions, seed 7, disjoint from the seed-13 eval sample"
     if args.reader:
         squad_source += f"; title split B only (the reader trained on A), {len(squad_fit_ids)} of them (split seed 7)"
     trained_on = {
         "script": "bench/train_decision.py",
-        "sources": {"squad-v2-dev": squad_source,
-                    "realtimeqa-2022-summer": f"{len(rtqa_fit_ids)} of {len(rtqa)} questions (split seed 7), in-gold only",
-                    "nato": f"{len(nato_fit_ids)} of {len(nato)} questions (split seed 7)"},
-        "rows": len(fit_rows), "c": args.c, "min_answered": args.min_answered,
+        "sources": {
+            "squad-v2-dev": squad_source,
+            "realtimeqa-2022-summer": f"{len(rtqa_fit_ids)} of {len(rtqa)} questions (split seed 7), in-gold only",
+            "nato": f"{len(nato_fit_ids)} of {len(nato)} questions (split seed 7)",
+        },
+        "rows": len(fit_rows),
+        "c": args.c,
+        "min_answered": args.min_answered,
     }
     held_out = {
         "SQuAD split B, other half": [r for r in all_rows["squad"] if r.id not in squad_fit_ids],
         "RealTime QA other half": [r for r in all_rows["rtqa"] if r.id not in rtqa_fit_ids],
         "NATO other half": [r for r in all_rows["nato"] if r.id not in nato_fit_ids],
     }
-    models = {"without reader": fit(fit_rows, c=args.c, min_answered=args.min_answered, trained_on=trained_on, features=BASE_FEATURES)}
+    models = {
+        "without reader": fit(
+            fit_rows, c=args.c, min_answered=args.min_answered, trained_on=trained_on, features=BASE_FEATURES
+        )
+    }
     if args.reader:
-        models["with reader"] = fit(fit_rows, c=args.c, min_answered=args.min_answered, trained_on={**trained_on, "reader": str(args.reader.name)}, features=FEATURES)
+        models["with reader"] = fit(
+            fit_rows,
+            c=args.c,
+            min_answered=args.min_answered,
+            trained_on={**trained_on, "reader": str(args.reader.name)},
+            features=FEATURES,
+        )
     thresholds = [t for t in GRID if 0.2 <= t <= 0.8]
     for label, model in models.items():
         print(f"\n# decision {label}")

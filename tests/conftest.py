@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedder import HashingEmbedder
-from rag.prompts import PromptSet
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.models.prompts import PromptSet
+from tests.fakes import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
@@ -19,7 +19,13 @@ TEST_HOSTS = ["testserver", "test"]
 def settings(tmp_path: Path) -> Settings:
     # Explicit values so a developer's .env or RAG_* variables never change what a test sees. The host names
     # are the ones Starlette's TestClient and httpx's ASGITransport send; the guard refuses unknown names.
-    return Settings(_env_file=None, index_dir=tmp_path / "index", corpus_dir=CORPUS, rewrite_with_model=False, allowed_hosts=TEST_HOSTS)
+    return Settings(
+        _env_file=None,
+        index_dir=tmp_path / "index",
+        corpus_dir=CORPUS,
+        rewrite_with_model=False,
+        allowed_hosts=TEST_HOSTS,
+    )
 
 
 @pytest.fixture

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator
 
-from rag.decision import BASE_FEATURES as FEATURES, DecisionModel
-from rag.generator import Message, Usage
+import numpy as np
+
+from rag.answer.decision import BASE_FEATURES as FEATURES
+from rag.answer.decision import DecisionModel
+from rag.models.embedding import normalise
+from rag.models.generator import Message, Usage
 
 
 class ScriptedGenerator:
@@ -21,7 +27,15 @@ class ScriptedGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None = None,
+        priority: bool = False,
+    ) -> Iterator[str]:
         self.calls.append(messages)
         reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
         self.usage = Usage(prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
@@ -50,4 +64,35 @@ def strength_rule(threshold: float = 0.2) -> DecisionModel:
     weights = [0.0] * len(FEATURES)
     weights[FEATURES.index("strength")] = 40.0
     weights[FEATURES.index("missing_names")] = -60.0
-    return DecisionModel(weights=weights, bias=-40.0 * threshold, mean=[0.0] * len(FEATURES), scale=[1.0] * len(FEATURES), threshold=0.5, confident=0.9)
+    return DecisionModel(
+        weights=weights,
+        bias=-40.0 * threshold,
+        mean=[0.0] * len(FEATURES),
+        scale=[1.0] * len(FEATURES),
+        threshold=0.5,
+        confident=0.9,
+    )
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEmbedder:
+    """Deterministic bag-of-words hashing vectors: no model, for fast tests and as a model-free fallback."""
+
+    backend = "hashing"
+    quantization = "none"
+
+    def __init__(self, dimension: int = 256, name: str = "hashing"):
+        self.dimension = dimension
+        self.name = f"{name}-{dimension}"
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                bucket = int.from_bytes(digest[:4], "little") % self.dimension
+                sign = 1.0 if digest[4] & 1 else -1.0
+                out[row, bucket] += sign
+        return normalise(out)

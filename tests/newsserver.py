@@ -12,14 +12,33 @@ from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-
 # path -> (headline, body): five short local-news stories, distinct enough that none is a duplicate of another
 STORIES = {
-    "/news/pier-vote": ("Lowmere votes for a new ferry pier", "The harbour council of Lowmere voted on Tuesday to build a new ferry pier. The pier will cost four million pounds and open in spring. Fishermen welcomed the decision at the meeting."),
-    "/news/library-barge": ("Floating library opens in Lowmere", "A floating library opened on a barge in Lowmere harbour on Saturday. The barge holds four thousand books. Volunteers from the rowing club built its shelves over the winter."),
-    "/world/glacier": ("Glacier retreat measured in the Alps", "Scientists measured a record retreat of the Morteratsch glacier this summer. The ice front moved back by ninety metres. Warm weather in June was the main cause, the team said."),
-    "/world/rail-link": ("Night train link to Vienna restored", "The night train between Zurich and Vienna runs again from December. The operator bought twelve new sleeping cars. Tickets go on sale in October."),
-    "/news/new-school": ("Lowmere school gets a solar roof", "The primary school in Lowmere installed a solar roof during the holidays. The panels will cover half of its electricity. Pupils will follow the output on a screen in the hall."),
+    "/news/pier-vote": (
+        "Lowmere votes for a new ferry pier",
+        "The harbour council of Lowmere voted on Tuesday to build a new ferry pier. The pier will cost four million "
+        "pounds and open in spring. Fishermen welcomed the decision at the meeting.",
+    ),
+    "/news/library-barge": (
+        "Floating library opens in Lowmere",
+        "A floating library opened on a barge in Lowmere harbour on Saturday. The barge holds four thousand books. "
+        "Volunteers from the rowing club built its shelves over the winter.",
+    ),
+    "/world/glacier": (
+        "Glacier retreat measured in the Alps",
+        "Scientists measured a record retreat of the Morteratsch glacier this summer. The ice front moved back by "
+        "ninety metres. Warm weather in June was the main cause, the team said.",
+    ),
+    "/world/rail-link": (
+        "Night train link to Vienna restored",
+        "The night train between Zurich and Vienna runs again from December. The operator bought twelve new sleeping "
+        "cars. Tickets go on sale in October.",
+    ),
+    "/news/new-school": (
+        "Lowmere school gets a solar roof",
+        "The primary school in Lowmere installed a solar roof during the holidays. The panels will cover half of its "
+        "electricity. Pupils will follow the output on a screen in the hall.",
+    ),
 }
 
 
@@ -56,7 +75,7 @@ class NewsServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 route = site.routes.get(urlsplit(self.path).path) or Route(b"not here", "text/plain", status=404)
                 status = route.status
                 if route.status == 200 and (
@@ -65,11 +84,23 @@ class NewsServer:
                 ):
                     status = 304
                 with site._lock:
-                    site.log.append(Hit(self.path, status, self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since"), self.headers.get("User-Agent", "")))
+                    site.log.append(
+                        Hit(
+                            self.path,
+                            status,
+                            self.headers.get("If-None-Match"),
+                            self.headers.get("If-Modified-Since"),
+                            self.headers.get("User-Agent", ""),
+                        )
+                    )
                 time.sleep(route.delay_s)
                 body = b"" if status == 304 else route.body
                 self.send_response(status)
-                for name, value in (("ETag", route.etag), ("Last-Modified", route.last_modified), ("Location", route.location)):
+                for name, value in (
+                    ("ETag", route.etag),
+                    ("Last-Modified", route.last_modified),
+                    ("Location", route.location),
+                ):
                     if value:
                         self.send_header(name, value)
                 if status != 304:
@@ -116,14 +147,17 @@ def http_date(offset_s: float = 0) -> str:
     return formatdate(time.time() + offset_s, usegmt=True)
 
 
-def article_page(title: str, sentences: list[str], *, outlet: str | None = "Harbour Gazette", date: str | None = "2024-05-02") -> bytes:
+def article_page(
+    title: str, sentences: list[str], *, outlet: str | None = "Harbour Gazette", date: str | None = "2024-05-02"
+) -> bytes:
     meta = (f'<meta property="og:site_name" content="{escape(outlet)}">' if outlet else "") + (
         f'<meta property="article:published_time" content="{date}">' if date else ""
     )
     paragraphs = "".join(f"<p>{escape(s)}</p>" for s in sentences)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>{meta}</head><body>"
-        f"<nav><a href='/'>Home</a> | <a href='/sport'>Sport</a></nav><article><h1>{escape(title)}</h1>{paragraphs}</article>"
+        "<nav><a href='/'>Home</a> | <a "
+        f"href='/sport'>Sport</a></nav><article><h1>{escape(title)}</h1>{paragraphs}</article>"
         "<footer>Copyright the Harbour Gazette</footer></body></html>"
     ).encode()
 
@@ -131,7 +165,8 @@ def article_page(title: str, sentences: list[str], *, outlet: str | None = "Harb
 def rss(title: str, items: list[tuple[str, str, str]]) -> bytes:
     """items: (guid, link, RFC 822 date)."""
     entries = "".join(
-        f"<item><title>item {escape(guid)}</title><link>{escape(link)}</link><guid>{escape(guid)}</guid><pubDate>{date}</pubDate></item>"
+        "<item><title>item "
+        f"{escape(guid)}</title><link>{escape(link)}</link><guid>{escape(guid)}</guid><pubDate>{date}</pubDate></item>"
         for guid, link, date in items
     )
     return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(title)}</title><link>http://127.0.0.1/</link><description>news</description>{entries}</channel></rss>'.encode()
@@ -140,10 +175,12 @@ def rss(title: str, items: list[tuple[str, str, str]]) -> bytes:
 def atom(title: str, items: list[tuple[str, str, str]]) -> bytes:
     """items: (id, link, ISO 8601 date)."""
     entries = "".join(
-        f'<entry><id>{escape(key)}</id><title>entry {escape(key)}</title><link href="{escape(link)}"/><updated>{date}</updated></entry>'
+        f"<entry><id>{escape(key)}</id><title>entry {escape(key)}</title><link "
+        f'href="{escape(link)}"/><updated>{date}</updated></entry>'
         for key, link, date in items
     )
     return (
-        f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>{escape(title)}</title>'
+        '<?xml version="1.0" encoding="utf-8"?><feed '
+        f'xmlns="http://www.w3.org/2005/Atom"><title>{escape(title)}</title>'
         f"<id>urn:test:{escape(title)}</id><updated>2024-05-03T00:00:00Z</updated>{entries}</feed>"
     ).encode()

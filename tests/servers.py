@@ -18,7 +18,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout_s: float, interval_s: float = 0.5, headers: dict[str, str] | None = None) -> None:
+def wait_until_ready(
+    proc: subprocess.Popen,
+    url: str,
+    log: Path,
+    timeout_s: float,
+    interval_s: float = 0.5,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Poll `url` until it answers 200; fail with the server's log if it exits or the time runs out."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -28,12 +35,22 @@ def wait_until_ready(proc: subprocess.Popen, url: str, log: Path, timeout_s: flo
                 return
         except httpx.TransportError:
             pass
-        assert time.monotonic() < deadline, f"server not ready at {url} in {timeout_s:.0f} s:\n{log.read_text(errors='replace')[-3000:]}"
+        assert time.monotonic() < deadline, (
+            f"server not ready at {url} in {timeout_s:.0f} s:\n{log.read_text(errors='replace')[-3000:]}"
+        )
         time.sleep(interval_s)
 
 
 @contextlib.contextmanager
-def rag_server(command: list[str], *, cwd: Path, env: dict[str, str], log: Path, headers: dict[str, str] | None = None, ready_timeout_s: float = 300) -> Iterator[str]:
+def rag_server(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    headers: dict[str, str] | None = None,
+    ready_timeout_s: float = 300,
+) -> Iterator[str]:
     """`rag ... serve --port N` as a subprocess on 127.0.0.1 (the port is picked here): yields its base URL once
     /readyz answers, and stops it afterwards, killing it if it will not stop."""
     port = free_port()
@@ -66,12 +83,26 @@ class MilvusLiteServer:
 
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "milvus_lite",
+                    "server",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + self.start_timeout_s
         while True:
-            assert self.proc.poll() is None, f"milvus-lite server exited: {self.log.read_text(errors='replace')[-2000:]}"
+            assert self.proc.poll() is None, (
+                f"milvus-lite server exited: {self.log.read_text(errors='replace')[-2000:]}"
+            )
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return self

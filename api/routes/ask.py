@@ -32,8 +32,18 @@ Closing the connection stops generation."""
     description=SSE_DOC,
     responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 413, 422, 503)},
 )
-async def ask(body: AskRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep) -> AskResponse | EventSourceResponse:
-    params = AskParams(question=body.question, mode=body.mode, top_k=body.top_k, since=body.since, until=body.until, as_of=body.as_of, history=body.history)
+async def ask(
+    body: AskRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep
+) -> AskResponse | EventSourceResponse:
+    params = AskParams(
+        question=body.question,
+        mode=body.mode,
+        top_k=body.top_k,
+        since=body.since,
+        until=body.until,
+        as_of=body.as_of,
+        history=body.history,
+    )
     job = AskJob(runtime, pipeline, params, stream=body.stream)
     if not body.stream:
         return AskResponse.of(await job.run(request))

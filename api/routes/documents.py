@@ -1,7 +1,8 @@
 """Documents: upload (indexed incrementally), list, read, delete.
 
 Writes are serialised by an asyncio lock (and across processes by the on-disk IndexLock) and run in the
-CPU pool behind the "upload" lane (api/admission.py), deletes included. Each commits a new index generation and then swaps it into the pipeline, so requests already
+CPU pool behind the "upload" lane (api/admission.py), deletes included. Each commits a new index generation and then
+swaps it into the pipeline, so requests already
 running finish on the generation they started with, and the API never reports what the disk does not hold.
 """
 
@@ -15,12 +16,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import DeletesAllowed, PipelineDep, RuntimeDep, SettingsDep, UploadsAllowed, WriterPipelineDep
-from api.schemas import DeleteResponse, DocumentDetail, DocumentList, PassageRef, UploadResponse, UrlRequest, error_responses
-from rag.corpus import SUPPORTED_SUFFIXES, validate_doc_id
-from rag.errors import BadInputError, DocumentNotFoundError, TooLargeError
-from rag.index import DocumentRecord, Index
-from rag.fetch import add_url
-from rag.indexing import IndexReport, add_document, remove_documents
+from api.schemas import (
+    DeleteResponse,
+    DocumentDetail,
+    DocumentList,
+    PassageRef,
+    UploadResponse,
+    UrlRequest,
+    error_responses,
+)
+from rag.core.errors import BadInputError, DocumentNotFoundError, TooLargeError
+from rag.ingest.corpus import SUPPORTED_SUFFIXES, validate_doc_id
+from rag.ingest.fetch import add_url
+from rag.ingest.indexing import IndexReport, add_document, remove_documents
+from rag.storage.index import Index
+from rag.storage.manifest import DocumentRecord
 
 router = APIRouter(tags=["documents"])
 
@@ -33,12 +43,19 @@ UPLOAD_SCHEMA = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": f"UTF-8 text: {', '.join(sorted(SUPPORTED_SUFFIXES))}"},
-                        "doc_id": {"type": "string", "description": "id to store it under (default: the file name's stem)"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"UTF-8 text: {', '.join(sorted(SUPPORTED_SUFFIXES))}",
+                        },
+                        "doc_id": {
+                            "type": "string",
+                            "description": "id to store it under (default: the file name's stem)",
+                        },
                     },
                 }
             },
-            "application/json": {"schema": UrlRequest.model_json_schema()},  # a page to fetch (rag/fetch.py)
+            "application/json": {"schema": UrlRequest.model_json_schema()},  # a page to fetch (rag/ingest/fetch.py)
         },
     }
 }
@@ -68,14 +85,22 @@ def find_record(index: Index, doc_id: str) -> DocumentRecord:
     response_model=UploadResponse,
     dependencies=[UploadsAllowed],
     openapi_extra=UPLOAD_SCHEMA,
-    summary="Upload a .txt/.md/.html article, or send {\"url\": ...} to fetch a page; it is cleaned, chunked, embedded and searchable at once",
-    responses={200: {"model": UploadResponse, "description": "same content was already indexed under this id"}, **error_responses(400, 401, 403, 409, 413, 415, 502, 503, 504)},
+    summary='Upload a .txt/.md/.html article, or send {"url": ...} to fetch a page; it is cleaned, chunked, embedded '
+    "and searchable at once",
+    responses={
+        200: {"model": UploadResponse, "description": "same content was already indexed under this id"},
+        **error_responses(400, 401, 403, 409, 413, 415, 502, 503, 504),
+    },
 )
-async def upload_document(request: Request, response: Response, runtime: RuntimeDep, pipeline: WriterPipelineDep) -> UploadResponse:
+async def upload_document(
+    request: Request, response: Response, runtime: RuntimeDep, pipeline: WriterPipelineDep
+) -> UploadResponse:
     # The form is parsed here, after the key and the switch were checked, so a refused caller's body is never read.
     settings = runtime.settings
     if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
-        index, report = await run_in_threadpool(add_url, settings, lambda: pipeline.embedder, parse_url_request(await request.body()))
+        index, report = await run_in_threadpool(
+            add_url, settings, lambda: pipeline.embedder, parse_url_request(await request.body())
+        )
         await runtime.adopt(pipeline, index)
         return upload_response(response, index, report)
     async with request.form(max_files=1, max_fields=1, max_part_size=4096) as form:
@@ -88,12 +113,16 @@ async def upload_document(request: Request, response: Response, runtime: Runtime
             raise BadInputError("doc_id must be a text field")
         data = await upload.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
-        raise TooLargeError(f"{name} is larger than the limit of {settings.max_upload_bytes} bytes (RAG_MAX_UPLOAD_BYTES)")
+        raise TooLargeError(
+            f"{name} is larger than the limit of {settings.max_upload_bytes} bytes (RAG_MAX_UPLOAD_BYTES)"
+        )
     if not data:
         raise BadInputError(f"{name} is empty")
     place = runtime.admission.reserve("upload")  # refused at once when uploads are backed up, before the lock
     async with runtime.write_lock:
-        index, report = await runtime.admission.run_reserved(place, add_document, settings, pipeline.embedder, name, data, doc_id or None)
+        index, report = await runtime.admission.run_reserved(
+            place, add_document, settings, pipeline.embedder, name, data, doc_id or None
+        )
         pipeline.use_index(index)
     return upload_response(response, index, report)
 
@@ -102,7 +131,9 @@ def parse_url_request(body: bytes) -> str:
     try:
         return UrlRequest.model_validate_json(body).url
     except ValidationError:
-        raise BadInputError('send a page to fetch as JSON {"url": "https://..."}, or a file as multipart/form-data') from None
+        raise BadInputError(
+            'send a page to fetch as JSON {"url": "https://..."}, or a file as multipart/form-data'
+        ) from None
 
 
 def upload_response(response: Response, index: Index, report: IndexReport) -> UploadResponse:
@@ -111,12 +142,17 @@ def upload_response(response: Response, index: Index, report: IndexReport) -> Up
     if status == "unchanged":
         response.status_code = 200
     return UploadResponse(
-        status=status, document=index.manifest.documents[stored_id], generation=index.generation,
-        passages_embedded=report.passages_embedded, total_documents=len(index.manifest.documents),
+        status=status,
+        document=index.manifest.documents[stored_id],
+        generation=index.generation,
+        passages_embedded=report.passages_embedded,
+        total_documents=len(index.manifest.documents),
     )
 
 
-@router.get("/v1/documents", response_model=DocumentList, summary="Every indexed document", responses=error_responses(401, 503))
+@router.get(
+    "/v1/documents", response_model=DocumentList, summary="Every indexed document", responses=error_responses(401, 503)
+)
 async def list_documents(pipeline: PipelineDep) -> DocumentList:
     index = pipeline.index
     docs = sorted(index.manifest.documents.values(), key=lambda d: d.doc_id)
@@ -135,7 +171,10 @@ async def get_document(doc_id: str, pipeline: PipelineDep) -> DocumentDetail:
     article = index.articles[doc_id]
     passages = index.passages_of(doc_id)
     return DocumentDetail(
-        **record.model_dump(), url=article.meta.url, author=article.meta.author, text=article.text,
+        **record.model_dump(),
+        url=article.meta.url,
+        author=article.meta.author,
+        text=article.text,
         passage_ids=[p.passage_id for p in passages],
         passage_spans=[PassageRef(passage_id=p.passage_id, ordinal=p.ordinal, span=(p.start, p.end)) for p in passages],
     )
@@ -148,7 +187,9 @@ async def get_document(doc_id: str, pipeline: PipelineDep) -> DocumentDetail:
     summary="Remove a document from the index and delete its stored copy",
     responses=error_responses(400, 401, 403, 404, 409, 503),
 )
-async def delete_document(doc_id: str, runtime: RuntimeDep, settings: SettingsDep, pipeline: PipelineDep) -> DeleteResponse:
+async def delete_document(
+    doc_id: str, runtime: RuntimeDep, settings: SettingsDep, pipeline: PipelineDep
+) -> DeleteResponse:
     validate_doc_id(doc_id)
     place = runtime.admission.reserve("upload")
     async with runtime.write_lock:

@@ -1,5 +1,5 @@
 """Feeds: subscribe, list, unsubscribe, update now; and the periodic update `rag serve` runs when
-RAG_FEEDS_UPDATE_INTERVAL_S is set. The work is rag/feeds.py's; fetching runs in the threadpool, outside the
+RAG_FEEDS_UPDATE_INTERVAL_S is set. The work is rag/ingest/feeds.py's; fetching runs in the threadpool, outside the
 write lock, and the generation it commits is swapped in under it (Runtime.adopt)."""
 
 from __future__ import annotations
@@ -12,23 +12,31 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Runtime, RuntimeDep, SettingsDep, UploadsAllowed, WriterPipelineDep
 from api.schemas import FeedAdded, FeedList, FeedsUpdated, FeedsUpdateRequest, UrlRequest, error_responses
-from rag.errors import RagError
-from rag.feeds import FeedInfo, UpdateReport, add_feed, list_feeds, remove_feed, update_feeds
-from rag.pipeline import Pipeline
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import RagError
+from rag.ingest.feeds import FeedInfo, UpdateReport, add_feed, list_feeds, remove_feed, update_feeds
 
 router = APIRouter(tags=["feeds"])
 log = logging.getLogger("newsrag.api")
 
 
-@router.get("/v1/feeds", response_model=FeedList, summary="The subscribed RSS/Atom feeds", responses=error_responses(401, 503))
+@router.get(
+    "/v1/feeds", response_model=FeedList, summary="The subscribed RSS/Atom feeds", responses=error_responses(401, 503)
+)
 async def get_feeds(settings: SettingsDep) -> FeedList:
     return FeedList(feeds=await run_in_threadpool(list_feeds, settings))
 
 
 @router.post(
-    "/v1/feeds", status_code=201, response_model=FeedAdded, dependencies=[UploadsAllowed],
+    "/v1/feeds",
+    status_code=201,
+    response_model=FeedAdded,
+    dependencies=[UploadsAllowed],
     summary="Subscribe to a feed (fetched once to check it is RSS or Atom; POST /v1/feeds/update indexes its items)",
-    responses={200: {"model": FeedAdded, "description": "already subscribed"}, **error_responses(400, 401, 403, 409, 413, 422, 502, 504)},
+    responses={
+        200: {"model": FeedAdded, "description": "already subscribed"},
+        **error_responses(400, 401, 403, 409, 413, 422, 502, 504),
+    },
 )
 async def post_feed(body: UrlRequest, response: Response, settings: SettingsDep) -> FeedAdded:
     feed, added = await run_in_threadpool(add_feed, settings, body.url)
@@ -38,22 +46,36 @@ async def post_feed(body: UrlRequest, response: Response, settings: SettingsDep)
 
 
 @router.delete(
-    "/v1/feeds", response_model=FeedInfo, dependencies=[UploadsAllowed],
-    summary="Unsubscribe from the feed `url`; articles already indexed from it stay", responses=error_responses(400, 401, 403, 404, 409),
+    "/v1/feeds",
+    response_model=FeedInfo,
+    dependencies=[UploadsAllowed],
+    summary="Unsubscribe from the feed `url`; articles already indexed from it stay",
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 async def delete_feed(url: str, settings: SettingsDep) -> FeedInfo:
     return await run_in_threadpool(remove_feed, settings, url)
 
 
 @router.post(
-    "/v1/feeds/update", response_model=FeedsUpdated, dependencies=[UploadsAllowed],
-    summary="Poll the feeds now (conditional GET) and index items not seen before; a failing feed or page is reported per feed",
+    "/v1/feeds/update",
+    response_model=FeedsUpdated,
+    dependencies=[UploadsAllowed],
+    summary="Poll the feeds now (conditional GET) and index items not seen before; a failing feed or page is reported "
+    "per feed",
     responses=error_responses(400, 401, 403, 404, 409, 503),
 )
-async def post_update(runtime: RuntimeDep, pipeline: WriterPipelineDep, body: FeedsUpdateRequest | None = None) -> FeedsUpdated:
+async def post_update(
+    runtime: RuntimeDep, pipeline: WriterPipelineDep, body: FeedsUpdateRequest | None = None
+) -> FeedsUpdated:
     report = await run_update(runtime, pipeline, urls=body.urls if body else None)
     idx = report.index
-    return FeedsUpdated(feeds=report.feeds, added=idx.added, updated=idx.updated, generation=pipeline.index.generation, total_documents=len(pipeline.index.manifest.documents))
+    return FeedsUpdated(
+        feeds=report.feeds,
+        added=idx.added,
+        updated=idx.updated,
+        generation=pipeline.index.generation,
+        total_documents=len(pipeline.index.manifest.documents),
+    )
 
 
 async def run_update(runtime: Runtime, pipeline: Pipeline, *, urls: list[str] | None = None) -> UpdateReport:
@@ -75,14 +97,21 @@ async def update_periodically(runtime: Runtime, interval_s: float) -> None:
         except RagError as exc:
             log.warning("feed update failed: %s", exc)
             continue
-        except Exception:  # noqa: BLE001 - a bug in one round must not end the updates for the server's life
+        except Exception:
             log.exception("feed update failed")
             continue
         for feed in report.feeds:
             if feed.error or feed.skipped:
-                log.warning("feed %s: %s", feed.url, feed.error or "; ".join(f"{s.path}: {s.reason}" for s in feed.skipped))
+                log.warning(
+                    "feed %s: %s", feed.url, feed.error or "; ".join(f"{s.path}: {s.reason}" for s in feed.skipped)
+                )
         if report.index.changed:
-            log.info("feeds: %d added, %d updated (generation %d)", len(report.index.added), len(report.index.updated), report.index.generation)
+            log.info(
+                "feeds: %d added, %d updated (generation %d)",
+                len(report.index.added),
+                len(report.index.updated),
+                report.index.generation,
+            )
 
 
 def start_updates(runtime: Runtime) -> asyncio.Task | None:

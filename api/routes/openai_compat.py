@@ -35,9 +35,9 @@ from api.schemas import (
     ModelList,
     error_responses,
 )
-from rag.citations import copies_line
-from rag.errors import BadInputError, DocumentNotFoundError
-from rag.types import Answer, ChatTurn
+from rag.core.errors import BadInputError, DocumentNotFoundError
+from rag.core.types import Answer, ChatTurn
+from rag.verify.citations import copies_line
 
 router = APIRouter(tags=["openai"])
 
@@ -53,7 +53,15 @@ def params_from_messages(body: ChatCompletionRequest) -> AskParams:
     if not turns or turns[-1].role != "user":
         raise BadInputError("the last message must have role 'user': it is the question")
     history = [ChatTurn(role=m.role, content=strip_sources(m.text())) for m in turns[:-1] if m.text().strip()]  # type: ignore[arg-type]
-    return AskParams(question=turns[-1].text(), mode=body.mode, top_k=body.top_k, since=body.since, until=body.until, as_of=body.as_of, history=history)
+    return AskParams(
+        question=turns[-1].text(),
+        mode=body.mode,
+        top_k=body.top_k,
+        since=body.since,
+        until=body.until,
+        as_of=body.as_of,
+        history=history,
+    )
 
 
 def strip_sources(text: str) -> str:
@@ -69,12 +77,18 @@ def content_with_sources(answer: Answer) -> str:
         for c in sorted(answer.citations, key=lambda c: c.number):  # one per passage, its quotes beneath
             quotes = "".join(f'\n    "{q.text}"' for q in c.all_quotes())
             copies = f"\n    {copies_line(c.also_in)}" if c.also_in else ""
-            entries.append(f"[{c.number}] {c.title or c.doc_id} — {c.source or 'unknown source'}, {c.date or 'undated'}{copies}{quotes}")
+            entries.append(
+                f"[{c.number}] {c.title or c.doc_id} — {c.source or 'unknown source'}, "
+                f"{c.date or 'undated'}{copies}{quotes}"
+            )
         return answer.text + SOURCES_HEADINGS[0] + "\n".join(entries)
     docs: dict[str, str] = {}
     for sp in answer.sources:
         m = sp.passage.meta
-        docs.setdefault(sp.passage.doc_id, f"- {m.title or sp.passage.doc_id} — {m.source or 'unknown source'}, {m.date or 'undated'}")
+        docs.setdefault(
+            sp.passage.doc_id,
+            f"- {m.title or sp.passage.doc_id} — {m.source or 'unknown source'}, {m.date or 'undated'}",
+        )
     return answer.text + (SOURCES_HEADINGS[1] + "\n".join(docs.values()) if docs else "")
 
 
@@ -88,10 +102,13 @@ def text_pieces(text: str, words: int = WORDS_PER_CHUNK) -> list[str]:
     "/v1/chat/completions",
     response_model=ChatCompletion,
     summary="OpenAI-compatible chat completion over the indexed articles",
-    description="Extra fields `mode`, `top_k`, `since`, `until` may be sent (OpenAI clients: `extra_body`); OpenAI sampling fields are accepted and ignored.",
+    description="Extra fields `mode`, `top_k`, `since`, `until` may be sent (OpenAI clients: `extra_body`); OpenAI "
+    "sampling fields are accepted and ignored.",
     responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 413, 422, 503)},
 )
-async def chat_completions(body: ChatCompletionRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep) -> ChatCompletion | EventSourceResponse:
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, runtime: RuntimeDep, pipeline: PipelineDep
+) -> ChatCompletion | EventSourceResponse:
     job = AskJob(runtime, pipeline, params_from_messages(body), stream=bool(body.stream))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     if body.stream:
@@ -112,7 +129,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, runtim
 
 async def chunk_stream(job: AskJob, completion_id: str, created: int) -> AsyncIterator[str]:
     def chunk(delta: ChunkDelta, **extra) -> str:
-        body = ChatCompletionChunk(id=completion_id, created=created, model=MODEL_ID, choices=[ChunkChoice(delta=delta, finish_reason=extra.pop("finish_reason", None))], **extra)
+        body = ChatCompletionChunk(
+            id=completion_id,
+            created=created,
+            model=MODEL_ID,
+            choices=[ChunkChoice(delta=delta, finish_reason=extra.pop("finish_reason", None))],
+            **extra,
+        )
         data = {k: v for k, v in body.model_dump(mode="json").items() if v is not None}  # extras only where they apply
         data["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
         return json.dumps(data, ensure_ascii=False)

@@ -17,18 +17,20 @@ from api.schemas import PageConfig
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
-CSP = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "font-src 'self'",
-    "object-src 'none'",
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-])
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+    ]
+)
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -54,6 +56,10 @@ async def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
 
-@router.get("/v1/config", response_model=PageConfig, summary="What this server allows: key needed, uploads, deletes, limits (no key needed)")
+@router.get(
+    "/v1/config",
+    response_model=PageConfig,
+    summary="What this server allows: key needed, uploads, deletes, limits (no key needed)",
+)
 async def config(settings: SettingsDep) -> PageConfig:
     return PageConfig.of(settings, auth_required=bool(configured_key(settings)))

@@ -9,10 +9,9 @@ import threading
 import httpx
 
 from api.app import create_app
-from rag.embedder import HashingEmbedder
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
-from tests.fakes import ScriptedGenerator, strength_rule
+from rag.answer.pipeline import Pipeline
+from rag.ingest.indexing import index_paths
+from tests.fakes import HashingEmbedder, ScriptedGenerator, strength_rule
 
 SLOW = "zebra"  # a question with this word blocks in the embedder until the test lets it go
 QUESTION = "What was decided about the NATO-Ukraine Council?"
@@ -34,13 +33,15 @@ def test_a_full_class_is_refused_at_once_while_another_class_is_served(settings,
     release = threading.Event()
     embedder = HeldEmbedder(256, release)
     index, _ = index_paths(settings, embedder, [corpus_copy])
-    s = settings.model_copy(update={
-        "cpu_threads": 2,
-        "admission_limits": {**settings.admission_limits, "extractive": 1},
-        "admission_queues": {**settings.admission_queues, "extractive": 1},
-        # Far longer than the client waits: a 503 that came from waiting out the deadline would time out instead.
-        "admission_deadlines_s": {**settings.admission_deadlines_s, "extractive": 120.0},
-    })
+    s = settings.model_copy(
+        update={
+            "cpu_threads": 2,
+            "admission_limits": {**settings.admission_limits, "extractive": 1},
+            "admission_queues": {**settings.admission_queues, "extractive": 1},
+            # Far longer than the client waits: a 503 that came from waiting out the deadline would time out instead.
+            "admission_deadlines_s": {**settings.admission_deadlines_s, "extractive": 120.0},
+        }
+    )
     app = create_app(s, Pipeline(s, index, embedder, ScriptedGenerator("unused"), prompts, strength_rule()))
     lane = app.state.runtime.admission.lanes["extractive"]
     held = {"question": f"{QUESTION} {SLOW}", "mode": "extractive"}
@@ -55,7 +56,9 @@ def test_a_full_class_is_refused_at_once_while_another_class_is_served(settings,
                 await asyncio.sleep(0.01)
             refused = await c.post("/v1/ask", json={"question": QUESTION, "mode": "extractive"})
             search = await c.post("/v1/search", json={"query": "NATO Ukraine Council"})
-            generated = await c.post("/v1/ask", json={"question": QUESTION, "mode": "generate"})  # the model's classes too
+            generated = await c.post(
+                "/v1/ask", json={"question": QUESTION, "mode": "generate"}
+            )  # the model's classes too
             still_waiting = lane.waiting
             release.set()
             done = await asyncio.gather(*first)

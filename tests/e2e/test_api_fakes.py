@@ -18,13 +18,16 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from rag.generator import Usage
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
+from rag.answer.pipeline import Pipeline
+from rag.ingest.indexing import index_paths
+from rag.models.generator import Usage
 from tests.fakes import ScriptedGenerator, strength_rule
 
 QUESTION = "What was decided about the NATO-Ukraine Council?"
-COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at the table with the 31 allies."
+COUNCIL = (
+    "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at "
+    "the table with the 31 allies."
+)
 COUNCIL_DOCS = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
 NEW_STORY = b"""Harbour Town Opens Floating Library
 
@@ -126,9 +129,18 @@ def test_ask_returns_verified_answer_with_citations_and_timings(client):
     assert {"title", "source", "date", "quote", "span"} <= set(c)
     text = client.get(f"/v1/documents/{c['doc_id']}").json()["text"]
     assert text[c["span"][0] : c["span"][1]] == c["quote"]
-    assert c["quotes"][0] == {"text": c["quote"], "span": c["span"], "support": c["support"]}  # one per passage, quotes under it
+    assert c["quotes"][0] == {
+        "text": c["quote"],
+        "span": c["span"],
+        "support": c["support"],
+    }  # one per passage, quotes under it
     t = body["timings"]
-    assert t["retrieval_s"] > 0 and t["ttft_s"] is not None and t["completion_tokens"] > 0 and t["total_s"] >= t["retrieval_s"]
+    assert (
+        t["retrieval_s"] > 0
+        and t["ttft_s"] is not None
+        and t["completion_tokens"] > 0
+        and t["total_s"] >= t["retrieval_s"]
+    )
 
 
 def test_ask_extractive_mode_and_unknown_fields_ignored(client):
@@ -140,7 +152,9 @@ def test_ask_extractive_mode_and_unknown_fields_ignored(client):
 def test_ask_about_the_reporting_names_the_outlet_without_calling_the_model(client):
     question = "Which outlet reported that the NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council?"
     body = client.post("/v1/ask", json={"question": question}).json()
-    assert body["answer"].startswith("The Independent reported it on 15 June 2023: “") and body["fallback"] == "quoted", body["answer"]
+    assert (
+        body["answer"].startswith("The Independent reported it on 15 June 2023: “") and body["fallback"] == "quoted"
+    ), body["answer"]
     assert body["citations"][0]["source"] == "The Independent" and body["timings"]["completion_tokens"] == 0
 
 
@@ -201,7 +215,9 @@ def test_unexpected_error_is_json_500_without_details(make_app):
 
 def test_full_queue_answers_503_with_retry_after(make_app):
     release = threading.Event()
-    app = make_app(BlockingGenerator(COUNCIL + " [1]", release), queue_max=1, model_slots=1)  # one answer at a time: the second waits
+    app = make_app(
+        BlockingGenerator(COUNCIL + " [1]", release), queue_max=1, model_slots=1
+    )  # one answer at a time: the second waits
     queue = app.state.runtime.queue
 
     async def scenario():
@@ -328,7 +344,9 @@ def test_upload_ask_delete_roundtrip(client, settings):
     assert stored.is_file()
     hits = client.post("/v1/search", json={"query": "floating library Lowmere harbour"}).json()["results"]
     assert hits[0]["doc_id"] == "lowmere"
-    answer = client.post("/v1/ask", json={"question": "What did Lowmere open on its harbour?", "mode": "extractive"}).json()
+    answer = client.post(
+        "/v1/ask", json={"question": "What did Lowmere open on its harbour?", "mode": "extractive"}
+    ).json()
     assert any(c["doc_id"] == "lowmere" for c in answer["citations"])
     again = client.post("/v1/documents", files={"file": ("lowmere.txt", NEW_STORY, "text/plain")})
     assert again.status_code == 200 and again.json()["status"] == "unchanged"
@@ -336,7 +354,10 @@ def test_upload_ask_delete_roundtrip(client, settings):
     gone = client.delete("/v1/documents/lowmere")
     assert gone.status_code == 200 and gone.json()["total_documents"] == 5
     assert not stored.exists()
-    assert all(h["doc_id"] != "lowmere" for h in client.post("/v1/search", json={"query": "floating library Lowmere harbour"}).json()["results"])
+    assert all(
+        h["doc_id"] != "lowmere"
+        for h in client.post("/v1/search", json={"query": "floating library Lowmere harbour"}).json()["results"]
+    )
     assert client.get("/v1/documents/lowmere").status_code == 404
     assert client.delete("/v1/documents/lowmere").status_code == 404
 
@@ -367,7 +388,10 @@ def test_duplicate_content_under_new_id_is_refused(client, corpus_copy):
 
 def test_oversize_upload_is_413(make_app, settings):
     boundary = "xyz"
-    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\nContent-Type: text/plain\r\n\r\n'.encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
 
     def chunked():  # no Content-Length: the limit must hold while reading
         yield head
@@ -377,7 +401,9 @@ def test_oversize_upload_is_413(make_app, settings):
     with TestClient(make_app(max_upload_bytes=1000)) as c:
         slightly = c.post("/v1/documents", files={"file": ("big.txt", b"word " * 300, "text/plain")})
         declared = c.post("/v1/documents", files={"file": ("big.txt", b"word " * 400_000, "text/plain")})
-        streamed = c.post("/v1/documents", content=chunked(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        streamed = c.post(
+            "/v1/documents", content=chunked(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
         assert c.get("/v1/documents").json()["total"] == 5
     for r in (slightly, declared, streamed):
         assert r.status_code == 413, r.text
@@ -428,8 +454,16 @@ def test_metrics_exposes_requests_latency_ttft_queue_and_index(client):
     text = client.get("/metrics").text
     assert 'rag_http_requests_total{method="POST",route="/v1/ask",status="200"} 1.0' in text
     assert 'rag_http_requests_total{method="POST",route="/v1/ask",status="400"} 1.0' in text
-    for name in ("rag_http_request_duration_seconds_bucket", "rag_ttft_seconds_count 1.0", "rag_generation_tokens_per_second_count",
-                 "rag_queue_depth 0.0", "rag_index_documents 5.0", "rag_index_passages", "rag_ready 1.0", "rag_retrieval_seconds_count 1.0"):
+    for name in (
+        "rag_http_request_duration_seconds_bucket",
+        "rag_ttft_seconds_count 1.0",
+        "rag_generation_tokens_per_second_count",
+        "rag_queue_depth 0.0",
+        "rag_index_documents 5.0",
+        "rag_index_passages",
+        "rag_ready 1.0",
+        "rag_retrieval_seconds_count 1.0",
+    ):
         assert name in text, name
 
 
@@ -443,7 +477,7 @@ def test_cors_off_by_default_and_on_when_configured(client, make_app):
 
 def test_server_embeds_questions_on_one_thread_unless_configured(tmp_path):
     # Requests embed while llama.cpp generates for another: two OpenMP teams on two cores stall each other.
-    from rag.settings import Settings
+    from rag.core.settings import Settings
 
     default = create_app(Settings(_env_file=None, index_dir=tmp_path / "index"))
     assert default.state.runtime.settings.query_threads == 1

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rag.fetch import page_id
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
+from rag.answer.pipeline import Pipeline
+from rag.ingest.fetch import page_id
+from rag.ingest.indexing import index_paths
 from tests.fakes import ScriptedGenerator, strength_rule
 from tests.newsserver import STORIES, NewsServer, Route, article_page, rss
 
@@ -32,7 +32,9 @@ def make_client(settings, hashing_embedder, prompts, corpus_copy):
 
     def make(**overrides) -> TestClient:
         s = settings.model_copy(update=overrides)
-        client = TestClient(create_app(s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), prompts, strength_rule())))
+        client = TestClient(
+            create_app(s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), prompts, strength_rule()))
+        )
         clients.append(client.__enter__())  # runs the lifespan, where the periodic update starts
         return client
 
@@ -56,9 +58,17 @@ def test_post_a_url_indexes_the_page_and_it_is_searchable_at_once(client, site):
     created = client.post("/v1/documents", json={"url": url})
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["status"] == "added" and body["document"]["doc_id"] == page_id(url) and body["document"]["source"] == "Harbour Gazette"
+    assert (
+        body["status"] == "added"
+        and body["document"]["doc_id"] == page_id(url)
+        and body["document"]["source"] == "Harbour Gazette"
+    )
     detail = client.get(f"/v1/documents/{page_id(url)}").json()
-    assert detail["url"] == url and detail["title"] == "Floating library opens in Lowmere" and detail["date"] == "2024-05-02"
+    assert (
+        detail["url"] == url
+        and detail["title"] == "Floating library opens in Lowmere"
+        and detail["date"] == "2024-05-02"
+    )
     hits = client.post("/v1/search", json={"query": "floating library barge books", "top_k": 1}).json()
     assert (hits["results"][0]["doc_id"], hits["results"][0]["url"]) == (page_id(url), url)
     again = client.post("/v1/documents", json={"url": url})
@@ -69,8 +79,18 @@ def test_post_a_url_indexes_the_page_and_it_is_searchable_at_once(client, site):
     "route, overrides, status, code",
     [
         (Route(b"gone", "text/plain", status=404), {}, 502, "fetch_failed"),
-        (Route(article_page("Slow", ["This page is slow to come."]), delay_s=3), {"fetch_timeout_s": 0.5}, 504, "fetch_timeout"),
-        (Route(article_page("Huge", ["A long sentence about the harbour."] * 3000)), {"fetch_max_bytes": 20_000}, 413, "too_large"),
+        (
+            Route(article_page("Slow", ["This page is slow to come."]), delay_s=3),
+            {"fetch_timeout_s": 0.5},
+            504,
+            "fetch_timeout",
+        ),
+        (
+            Route(article_page("Huge", ["A long sentence about the harbour."] * 3000)),
+            {"fetch_max_bytes": 20_000},
+            413,
+            "too_large",
+        ),
         (Route(b'{"not": "html"}', "application/json"), {}, 415, "unsupported_file"),
     ],
     ids=["404", "timeout", "oversize", "not-html"],
@@ -110,7 +130,11 @@ def test_feeds_endpoints_subscribe_update_once_and_unsubscribe(client, site):
 
     site.clear_log()
     quiet = client.post("/v1/feeds/update", json={"urls": [feed]}).json()
-    assert quiet["feeds"][0]["status"] == "not_modified" and quiet["added"] == [] and quiet["generation"] == body["generation"]
+    assert (
+        quiet["feeds"][0]["status"] == "not_modified"
+        and quiet["added"] == []
+        and quiet["generation"] == body["generation"]
+    )
     assert [(h.path, h.status, h.if_none_match) for h in site.hits()] == [("/rss.xml", 304, '"v1"')]
 
     assert client.delete("/v1/feeds", params={"url": feed}).json()["url"] == feed
@@ -131,7 +155,11 @@ def test_a_bad_feed_is_refused_and_a_failing_one_is_reported(client, site):
     site.routes["/rss.xml"] = Route(b"<rss version='2.0'><channel><item><link>", "application/rss+xml")
     before = total(client)
     report = client.post("/v1/feeds/update").json()
-    assert report["feeds"][0]["status"] == "failed" and "not well-formed XML" in report["feeds"][0]["error"] and total(client) == before
+    assert (
+        report["feeds"][0]["status"] == "failed"
+        and "not well-formed XML" in report["feeds"][0]["error"]
+        and total(client) == before
+    )
 
 
 def test_feed_writes_follow_the_uploads_switch(make_client, site):
@@ -144,7 +172,9 @@ def test_feed_writes_follow_the_uploads_switch(make_client, site):
 
 def test_serve_updates_the_feeds_on_an_interval_when_set(make_client, site, settings):
     url = site.url("/world/glacier")
-    site.routes["/rss.xml"] = Route(rss("World", [("g", url, "Tue, 30 Apr 2024 08:00:00 GMT")]), "application/rss+xml", etag='"w1"')
+    site.routes["/rss.xml"] = Route(
+        rss("World", [("g", url, "Tue, 30 Apr 2024 08:00:00 GMT")]), "application/rss+xml", etag='"w1"'
+    )
     idle = make_client()  # interval 0: no background updates
     assert idle.post("/v1/feeds", json={"url": site.url("/rss.xml")}).status_code == 201
     time.sleep(0.6)

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 QUESTION = "What was decided about the NATO-Ukraine Council?"
 COUNCIL_DOCS = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
-RAG = [sys.executable, "-m", "rag.cli"]
+RAG = [sys.executable, "-m", "rag.cli.main"]
 TIMEOUT = httpx.Timeout(900.0, connect=10.0)  # a loaded 2-core CI box decodes a couple of tokens a second
 NEW_STORY = b"""Harbour Town Opens Floating Library
 
@@ -30,7 +30,6 @@ Volunteers from the rowing club built the shelves over the winter months.
 """
 
 
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
     """(base url, index dir, server log). Runs from a temp cwd with RAG_* cleared, so no .env leaks in."""
@@ -38,7 +37,14 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
     index_dir = home / "index"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    subprocess.run([*RAG, "--index-dir", str(index_dir), "index", str(CORPUS)], cwd=home, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [*RAG, "--index-dir", str(index_dir), "index", str(CORPUS)],
+        cwd=home,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     log = home / "serve.log"
     with rag_server([*RAG, "--index-dir", str(index_dir), "serve"], cwd=home, env=env, log=log) as base:
         yield base, index_dir, log
@@ -114,7 +120,9 @@ def test_openai_client_same_answer_streamed_and_not(openai_client):
 
 def test_upload_ask_delete_leaves_nothing_behind(http, server):
     _, index_dir, _ = server
-    up = http.post("/v1/documents", files={"file": ("lowmere.md", NEW_STORY, "text/markdown")}, data={"doc_id": "lowmere-library"})
+    up = http.post(
+        "/v1/documents", files={"file": ("lowmere.md", NEW_STORY, "text/markdown")}, data={"doc_id": "lowmere-library"}
+    )
     assert up.status_code == 201, up.text
     stored = index_dir / "documents" / up.json()["document"]["stored_as"]
     assert stored.is_file()
@@ -135,10 +143,19 @@ def test_upload_ask_delete_leaves_nothing_behind(http, server):
     # The upload's segment may remain (its document tombstoned) until a merge: no live row of it is left.
     tombstoned = {d for e in manifest["segments"] for d in e["deleted"]}
     segments = [index_dir / "segments" / e["name"] for e in manifest["segments"]]
-    passages = [json.loads(line) for seg in segments for line in (seg / "passages.jsonl").read_text().splitlines() if line.strip()]
+    passages = [
+        json.loads(line)
+        for seg in segments
+        for line in (seg / "passages.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     assert passages and all(p["doc_id"] != "lowmere-library" or p["doc_id"] in tombstoned for p in passages)
 
 
 def test_metrics_after_real_traffic(http):
     text = http.get("/metrics").text
-    assert 'route="/v1/chat/completions"' in text and "rag_ttft_seconds_count" in text and "rag_index_documents 5.0" in text
+    assert (
+        'route="/v1/chat/completions"' in text
+        and "rag_ttft_seconds_count" in text
+        and "rag_index_documents 5.0" in text
+    )

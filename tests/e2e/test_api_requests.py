@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-import rag.embedder
+import rag.models.embedding
 from api.app import create_app
-from rag.index import Index
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
+from rag.answer.pipeline import Pipeline
+from rag.ingest.indexing import index_paths
+from rag.storage.index import Index
 from tests.e2e.test_api_fakes import COUNCIL, NEW_STORY, QUESTION, error_of
 from tests.fakes import ScriptedGenerator, strength_rule
 
@@ -25,7 +25,12 @@ def loose(settings):
 @pytest.fixture
 def client(loose, hashing_embedder, prompts, corpus_copy) -> Iterator[TestClient]:
     index, _ = index_paths(loose, hashing_embedder, [corpus_copy])
-    with TestClient(create_app(loose, Pipeline(loose, index, hashing_embedder, ScriptedGenerator(COUNCIL + " [1]"), prompts, strength_rule()))) as c:
+    with TestClient(
+        create_app(
+            loose,
+            Pipeline(loose, index, hashing_embedder, ScriptedGenerator(COUNCIL + " [1]"), prompts, strength_rule()),
+        )
+    ) as c:
         yield c
 
 
@@ -53,7 +58,11 @@ def test_questions_without_words_or_valid_unicode_are_400_on_every_route(client,
 @pytest.mark.parametrize("route", ["/v1/ask", "/v1/chat/completions"])
 def test_streaming_refuses_since_after_until_before_the_stream_starts(client, route):
     dates = {"since": "2024-01-01", "until": "2023-01-01", "stream": True}
-    body = {"question": QUESTION, **dates} if route == "/v1/ask" else {"messages": [{"role": "user", "content": QUESTION}], **dates}
+    body = (
+        {"question": QUESTION, **dates}
+        if route == "/v1/ask"
+        else {"messages": [{"role": "user", "content": QUESTION}], **dates}
+    )
     r = client.post(route, json=body)
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/json"), r.text
     assert error_of(r)["code"] == "bad_input" and "after until" in error_of(r)["message"]
@@ -65,13 +74,21 @@ def test_streaming_refuses_since_after_until_before_the_stream_starts(client, ro
 @pytest.fixture
 def empty_server(loose, hashing_embedder, prompts):
     """An app whose pipeline has models but no index yet, as `rag serve` loads it over an empty index folder."""
-    empty = Index.empty(loose.index_dir, loose, embedding_model=hashing_embedder.name, dimension=hashing_embedder.dimension)
-    return create_app(loose, Pipeline(loose, empty, hashing_embedder, ScriptedGenerator(COUNCIL + " [1]"), prompts, strength_rule()))
+    empty = Index.empty(
+        loose.index_dir, loose, embedding_model=hashing_embedder.name, dimension=hashing_embedder.dimension
+    )
+    return create_app(
+        loose, Pipeline(loose, empty, hashing_embedder, ScriptedGenerator(COUNCIL + " [1]"), prompts, strength_rule())
+    )
 
 
 def test_an_index_built_elsewhere_makes_a_waiting_server_ready(empty_server, loose, hashing_embedder, corpus_copy):
     with TestClient(empty_server) as c:
-        for r in (c.get("/readyz"), c.post("/v1/ask", json={"question": QUESTION}), c.post("/v1/search", json={"query": "NATO"})):
+        for r in (
+            c.get("/readyz"),
+            c.post("/v1/ask", json={"question": QUESTION}),
+            c.post("/v1/search", json={"query": "NATO"}),
+        ):
             assert r.status_code == 503 and error_of(r)["code"] == "not_ready", r.text
             assert "rag index" in error_of(r)["message"] and "Retry-After" in r.headers
         assert "rag_ready 0.0" in c.get("/metrics").text
@@ -99,7 +116,7 @@ def test_the_first_upload_to_a_waiting_server_creates_the_index(empty_server, lo
 
 def test_rag_serve_over_an_empty_folder_loads_the_models_and_waits(loose, hashing_embedder, monkeypatch):
     # The lifespan path `rag serve` takes, with the embedding model swapped for the hashing fake.
-    monkeypatch.setattr(rag.embedder, "build_embedder", lambda settings: hashing_embedder)
+    monkeypatch.setattr(rag.models.embedding, "build_embedder", lambda settings: hashing_embedder)
     settings = loose.model_copy(update={"generator_backend": "none"})
     with TestClient(create_app(settings)) as c:
         r = c.get("/readyz")
@@ -107,4 +124,9 @@ def test_rag_serve_over_an_empty_folder_loads_the_models_and_waits(loose, hashin
         up = c.post("/v1/documents", files={"file": ("lowmere.txt", NEW_STORY, "text/plain")})
         assert up.status_code == 201, up.text
         assert c.get("/readyz").json()["generator"] is None
-        assert c.post("/v1/ask", json={"question": "What did Lowmere open on its harbour?", "mode": "extractive"}).status_code == 200
+        assert (
+            c.post(
+                "/v1/ask", json={"question": "What did Lowmere open on its harbour?", "mode": "extractive"}
+            ).status_code
+            == 200
+        )

@@ -17,10 +17,14 @@ RAG = str(Path(sys.executable).parent / "rag")
 COUNCIL = "What was decided about the NATO-Ukraine Council?"
 
 
-def run(*args: str, index: Path, stdin: str | None = None, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+def run(
+    *args: str, index: Path, stdin: str | None = None, timeout: int = 300, **env: str
+) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     environ.update({"RAG_INDEX_DIR": str(index), **env})
-    return subprocess.run([RAG, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=environ, cwd=ROOT)
+    return subprocess.run(
+        [RAG, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=environ, cwd=ROOT
+    )
 
 
 @pytest.fixture(scope="module")

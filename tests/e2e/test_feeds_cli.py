@@ -1,6 +1,6 @@
 """`rag feeds` / `rag update` / `rag index URL` against a news site on 127.0.0.1 (tests/newsserver.py).
 
-The commands run in-process through rag.cli.main, as the `rag` script runs them (one `error:` line and exit 1
+The commands run in-process through rag.cli.main.main, as the `rag` script runs them (one `error:` line and exit 1
 for a user's mistake), with the hashing embedder in place of the model; two cases at the end run the real
 command in a subprocess."""
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedder import HashingEmbedder
-from rag.fetch import page_id
-from rag.index import load_index, read_manifest
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.ingest.fetch import page_id
+from rag.storage.manifest import read_manifest
+from rag.storage.segments import load_index
 from tests.conftest import ROOT
+from tests.fakes import HashingEmbedder
 from tests.newsserver import STORIES, NewsServer, Route, article_page, atom, http_date, rss
 
 
@@ -50,7 +51,7 @@ def site():
 @pytest.fixture
 def cli(tmp_path, monkeypatch, capsys):
     """cli(*args, **RAG_env) -> Result of `rag --index-dir INDEX args`; cli.loads counts embedding model loads."""
-    from rag.cli import main
+    from rag.cli.main import main
 
     monkeypatch.chdir(tmp_path)  # no developer .env
     for key in [k for k in os.environ if k.startswith("RAG_")]:
@@ -62,7 +63,7 @@ def cli(tmp_path, monkeypatch, capsys):
         loads.append(1)
         return HashingEmbedder(256)
 
-    monkeypatch.setattr("rag.embedder.build_embedder", build)
+    monkeypatch.setattr("rag.models.embedding.build_embedder", build)
 
     def run(*args: str, **env: str) -> Result:
         with monkeypatch.context() as m:
@@ -84,7 +85,7 @@ def cli(tmp_path, monkeypatch, capsys):
 def documents(index: Path) -> dict:
     try:
         return read_manifest(index).documents
-    except Exception:  # noqa: BLE001 - no index yet is "no documents" here
+    except Exception:
         return {}
 
 
@@ -100,8 +101,14 @@ def stored_files(index: Path) -> set[str]:
 @pytest.fixture
 def feeds(site):
     """An RSS feed (ETag) with two stories and an Atom feed (Last-Modified) with two others."""
-    rss_items = [("pier", publish(site, "/news/pier-vote"), "Tue, 30 Apr 2024 08:00:00 GMT"), ("library", publish(site, "/news/library-barge"), "Sat, 04 May 2024 08:00:00 GMT")]
-    atom_items = [("urn:glacier", publish(site, "/world/glacier", outlet=None, date=None), "2024-05-01T09:00:00Z"), ("urn:rail", publish(site, "/world/rail-link"), "2024-05-02T09:00:00Z")]
+    rss_items = [
+        ("pier", publish(site, "/news/pier-vote"), "Tue, 30 Apr 2024 08:00:00 GMT"),
+        ("library", publish(site, "/news/library-barge"), "Sat, 04 May 2024 08:00:00 GMT"),
+    ]
+    atom_items = [
+        ("urn:glacier", publish(site, "/world/glacier", outlet=None, date=None), "2024-05-01T09:00:00Z"),
+        ("urn:rail", publish(site, "/world/rail-link"), "2024-05-02T09:00:00Z"),
+    ]
     site.routes["/rss.xml"] = Route(rss("Lowmere News", rss_items), "application/rss+xml", etag='"rss-v1"')
     site.routes["/atom.xml"] = Route(atom("World", atom_items), "application/atom+xml", last_modified=http_date(-3600))
     return rss_items
@@ -122,12 +129,22 @@ def test_update_indexes_new_items_once_and_a_second_update_fetches_nothing(cli, 
     assert first.code == 0, first.err
     assert "2 new, 2 indexed" in first.out and first.out.count("2 indexed") == 2
     docs = documents(cli.index)
-    assert set(docs) == {page_id(site.url(p)) for p in ("/news/pier-vote", "/news/library-barge", "/world/glacier", "/world/rail-link")}
+    assert set(docs) == {
+        page_id(site.url(p)) for p in ("/news/pier-vote", "/news/library-barge", "/world/glacier", "/world/rail-link")
+    }
     glacier = articles(cli.index)[page_id(site.url("/world/glacier"))]
     # The page names no outlet or date: the host and the Atom entry's date stand in; the url is always kept.
-    assert (glacier.meta.title, glacier.meta.source, glacier.meta.date, glacier.meta.url) == ("Glacier retreat measured in the Alps", "127.0.0.1", "2024-05-01", site.url("/world/glacier"))
+    assert (glacier.meta.title, glacier.meta.source, glacier.meta.date, glacier.meta.url) == (
+        "Glacier retreat measured in the Alps",
+        "127.0.0.1",
+        "2024-05-01",
+        site.url("/world/glacier"),
+    )
     pier = articles(cli.index)[page_id(site.url("/news/pier-vote"))]
-    assert (pier.meta.source, pier.meta.date) == ("Harbour Gazette", "2024-05-02") and "four million pounds" in pier.text
+    assert (pier.meta.source, pier.meta.date) == (
+        "Harbour Gazette",
+        "2024-05-02",
+    ) and "four million pounds" in pier.text
     assert all("newsrag/" in hit.user_agent for hit in site.hits())
 
     state_before = (cli.index / "feeds.json").read_bytes()
@@ -140,7 +157,9 @@ def test_update_indexes_new_items_once_and_a_second_update_fetches_nothing(cli, 
     hits = site.hits()
     assert [(h.path, h.status) for h in hits] == [("/rss.xml", 304), ("/atom.xml", 304)]  # no page fetched
     assert hits[0].if_none_match == '"rss-v1"' and hits[1].if_modified_since == site.routes["/atom.xml"].last_modified
-    assert (cli.index / "feeds.json").read_bytes() == state_before and (cli.index / "CURRENT").read_text() == current_before
+    assert (cli.index / "feeds.json").read_bytes() == state_before and (
+        cli.index / "CURRENT"
+    ).read_text() == current_before
     assert len(cli.loads) == loads_before  # nothing to embed: the model is not even loaded
 
 
@@ -154,7 +173,11 @@ def test_a_feed_that_adds_an_item_gets_it_indexed_on_the_next_update(cli, site, 
     result = cli("update")
     assert result.code == 0, result.err
     assert "1 new, 1 indexed" in result.out and "not modified" in result.out  # the Atom feed did not change
-    assert [(h.path, h.status) for h in site.hits()] == [("/rss.xml", 200), ("/news/new-school", 200), ("/atom.xml", 304)]
+    assert [(h.path, h.status) for h in site.hits()] == [
+        ("/rss.xml", 200),
+        ("/news/new-school", 200),
+        ("/atom.xml", 304),
+    ]
     assert site.hits("/rss.xml")[0].if_none_match == '"rss-v1"'
     assert page_id(site.url("/news/new-school")) in documents(cli.index) and len(documents(cli.index)) == 5
     site.clear_log()
@@ -164,10 +187,19 @@ def test_a_feed_that_adds_an_item_gets_it_indexed_on_the_next_update(cli, site, 
 def test_a_feed_that_is_not_one_is_refused_when_added(cli, site):
     site.routes["/not-a-feed"] = Route(b"<html><body><p>Welcome to our homepage</p></body></html>")
     site.routes["/garbage.xml"] = Route(b"\x00\x01 certainly not xml", "application/rss+xml")
-    for path, words in (("/not-a-feed", "not an RSS or Atom feed"), ("/garbage.xml", "not an RSS or Atom feed"), ("/missing.xml", "404")):
+    for path, words in (
+        ("/not-a-feed", "not an RSS or Atom feed"),
+        ("/garbage.xml", "not an RSS or Atom feed"),
+        ("/missing.xml", "404"),
+    ):
         result = cli("feeds", "add", site.url(path))
         assert result.code == 1 and result.out == ""
-        assert result.err.count("\n") == 1 and result.err.startswith("error: ") and words in result.err and site.url(path) in result.err
+        assert (
+            result.err.count("\n") == 1
+            and result.err.startswith("error: ")
+            and words in result.err
+            and site.url(path) in result.err
+        )
     assert json.loads(cli("feeds", "list", "--json").out) == []
 
 
@@ -190,11 +222,23 @@ def _bad_page(site: NewsServer, kind: str) -> tuple[str, dict[str, str], str]:
     huge = article_page("Huge", ["A sentence about the harbour that repeats."] * 3000)
     routes = {
         "404": (Route(b"gone", "text/plain", status=404), {}, "answered 404"),
-        "timeout": (Route(article_page("Slow", ["This page takes too long."]), delay_s=3), {"RAG_FETCH_TIMEOUT_S": "0.5"}, "no answer within 0.5 s"),
+        "timeout": (
+            Route(article_page("Slow", ["This page takes too long."]), delay_s=3),
+            {"RAG_FETCH_TIMEOUT_S": "0.5"},
+            "no answer within 0.5 s",
+        ),
         "oversize": (Route(huge), {"RAG_FETCH_MAX_BYTES": "20000"}, "larger than the limit of 20000 bytes"),
-        "oversize-unannounced": (Route(huge, send_length=False), {"RAG_FETCH_MAX_BYTES": "20000"}, "larger than the limit of 20000 bytes"),
+        "oversize-unannounced": (
+            Route(huge, send_length=False),
+            {"RAG_FETCH_MAX_BYTES": "20000"},
+            "larger than the limit of 20000 bytes",
+        ),
         "not-html": (Route(b"%PDF-1.4 binary", "application/pdf"), {}, "sent application/pdf, not an HTML page"),
-        "redirect-loop": (Route(b"", status=302, location="/bad"), {"RAG_FETCH_MAX_REDIRECTS": "3"}, "more than 3 redirects"),
+        "redirect-loop": (
+            Route(b"", status=302, location="/bad"),
+            {"RAG_FETCH_MAX_REDIRECTS": "3"},
+            "more than 3 redirects",
+        ),
     }
     route, env, words = routes[kind]
     site.routes["/bad"] = route
@@ -208,12 +252,21 @@ KINDS = ["404", "timeout", "oversize", "oversize-unannounced", "not-html", "redi
 def test_a_bad_item_page_gives_one_line_and_no_document(cli, site, kind):
     bad, env, words = _bad_page(site, kind)
     good = publish(site, "/news/pier-vote")
-    site.routes["/rss.xml"] = Route(rss("Mixed", [("bad", bad, "Tue, 30 Apr 2024 08:00:00 GMT"), ("good", good, "Tue, 30 Apr 2024 09:00:00 GMT")]), "application/rss+xml", etag='"m1"')
+    site.routes["/rss.xml"] = Route(
+        rss("Mixed", [("bad", bad, "Tue, 30 Apr 2024 08:00:00 GMT"), ("good", good, "Tue, 30 Apr 2024 09:00:00 GMT")]),
+        "application/rss+xml",
+        etag='"m1"',
+    )
     assert cli("feeds", "add", site.url("/rss.xml")).code == 0
     result = cli("update", **env)
     assert result.code == 1 and "2 new, 1 indexed" in result.out
     lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"skipped {bad}: ") and words in lines[0] and "retried next update" in lines[0]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith(f"skipped {bad}: ")
+        and words in lines[0]
+        and "retried next update" in lines[0]
+    )
     assert set(documents(cli.index)) == {page_id(good)}
     assert stored_files(cli.index) == {page_id(good) + ".html"}  # nothing of the bad page was stored
 
@@ -230,7 +283,9 @@ def test_rag_index_of_a_bad_url_gives_one_line_and_no_document(cli, site, kind):
 
 
 def test_a_failing_item_is_retried_then_given_up_and_the_feed_goes_quiet(cli, site):
-    site.routes["/rss.xml"] = Route(rss("One", [("gone", site.url("/gone"), "Tue, 30 Apr 2024 08:00:00 GMT")]), "application/rss+xml", etag='"g1"')
+    site.routes["/rss.xml"] = Route(
+        rss("One", [("gone", site.url("/gone"), "Tue, 30 Apr 2024 08:00:00 GMT")]), "application/rss+xml", etag='"g1"'
+    )
     assert cli("feeds", "add", site.url("/rss.xml")).code == 0
     notes = [cli("update").err for _ in range(3)]
     assert "attempt 1 of 3" in notes[0] and "attempt 2 of 3" in notes[1] and "gave up after 3 attempts" in notes[2]
@@ -258,13 +313,19 @@ def test_rag_index_url_keeps_metadata_and_survives_reindex(cli, site):
     rebuilt = cli("reindex", "--rebuild")
     assert rebuilt.code == 0, rebuilt.err
     meta = articles(cli.index)[doc_id].meta
-    assert (meta.url, meta.source, meta.title) == (url, "127.0.0.1", "Glacier retreat measured in the Alps")  # from the stored copy alone
+    assert (meta.url, meta.source, meta.title) == (
+        url,
+        "127.0.0.1",
+        "Glacier retreat measured in the Alps",
+    )  # from the stored copy alone
     assert cli("remove", doc_id).code == 0 and documents(cli.index) == {}
 
 
 def test_one_page_reached_twice_is_indexed_once(cli, site):
     url = publish(site, "/news/pier-vote")
-    site.routes["/rss.xml"] = Route(rss("A", [("p", url + "?utm_source=rss", "Tue, 30 Apr 2024 08:00:00 GMT")]), "application/rss+xml")
+    site.routes["/rss.xml"] = Route(
+        rss("A", [("p", url + "?utm_source=rss", "Tue, 30 Apr 2024 08:00:00 GMT")]), "application/rss+xml"
+    )
     site.routes["/atom.xml"] = Route(atom("B", [("urn:p", url, "2024-04-30T08:00:00Z")]), "application/atom+xml")
     result = cli("index", url, url + "?utm_medium=email")
     assert result.code == 0 and "1 added" in result.text and set(documents(cli.index)) == {page_id(url)}
@@ -277,17 +338,29 @@ def test_one_page_reached_twice_is_indexed_once(cli, site):
 
 def test_rag_index_takes_files_and_urls_together(cli, site, tmp_path):
     story = tmp_path / "harbour.txt"
-    story.write_text("Harbour dues rise\n\nThe harbour board raised mooring dues by five percent on Monday, its chair said.\n")
+    story.write_text(
+        "Harbour dues rise\n\nThe harbour board raised mooring dues by five percent on Monday, its chair said.\n"
+    )
     url = publish(site, "/world/rail-link")
     result = cli("index", str(story), url, site.url("/missing"))
-    assert result.code == 0 and "2 added" in result.text and "1 skipped" in result.text and "index now 2 documents" in result.text
+    assert (
+        result.code == 0
+        and "2 added" in result.text
+        and "1 skipped" in result.text
+        and "index now 2 documents" in result.text
+    )
     assert set(documents(cli.index)) == {"harbour", page_id(url)} and len(cli.loads) == 1  # one model load for both
 
 
 def test_only_http_urls_are_accepted(cli):
     for target in ("ftp://example.com/story.html", "file:///etc/passwd", "javascript://x"):
         result = cli("index", target)
-        assert result.code == 1 and result.err.startswith("error: ") and "not an http(s) URL" in result.err and result.err.count("\n") == 1
+        assert (
+            result.code == 1
+            and result.err.startswith("error: ")
+            and "not an http(s) URL" in result.err
+            and result.err.count("\n") == 1
+        )
         assert cli("feeds", "add", target).code == 1
     assert cli.loads == []
 
@@ -306,14 +379,23 @@ def run_real(*args: str, index: Path, **env: str) -> subprocess.CompletedProcess
     """The real `rag` (this checkout's, via -m) in a subprocess."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     environ.update({"RAG_INDEX_DIR": str(index), **env})
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, timeout=120, env=environ, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        cwd=ROOT,
+    )
 
 
 def test_the_real_command_prints_one_line_for_a_broken_feed_and_a_missing_page(site, tmp_path):
     site.routes["/broken.xml"] = Route(b"<rss version='2.0'><channel><title>x</title><item>", "application/rss+xml")
     added = run_real("feeds", "add", site.url("/broken.xml"), index=tmp_path / "index")
     assert added.returncode == 1 and "Traceback" not in added.stderr
-    assert added.stderr.count("\n") == 1 and added.stderr.startswith("error: ") and "not well-formed XML" in added.stderr
+    assert (
+        added.stderr.count("\n") == 1 and added.stderr.startswith("error: ") and "not well-formed XML" in added.stderr
+    )
     indexed = run_real("index", site.url("/nope"), index=tmp_path / "index")
     assert indexed.returncode == 1 and "Traceback" not in indexed.stderr
     assert indexed.stderr.strip() == f"skipped {site.url('/nope')}: the server answered 404 Not Found"

@@ -29,7 +29,7 @@ from tests.servers import MilvusLiteServer, free_port, wait_until_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-RAG = [sys.executable, "-m", "rag.cli"]
+RAG = [sys.executable, "-m", "rag.cli.main"]
 QUESTION = "What was decided about the NATO-Ukraine Council?"
 COUNCIL_DOCS = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
 STORY = b"""Harbour Town Opens Floating Library
@@ -45,7 +45,9 @@ CALL = httpx.Timeout(120.0, connect=10.0)
 
 def batch_article(n: int) -> bytes:
     """Long enough for several passages, so a kill can land between an article's passages and its record."""
-    body = " ".join(f"Councillor {n} said the ferry route {n} would carry {n * 7 + i} passengers in week {i}." for i in range(60))
+    body = " ".join(
+        f"Councillor {n} said the ferry route {n} would carry {n * 7 + i} passengers in week {i}." for i in range(60)
+    )
     return f"Ferry Route {n} Report\n\nPORT ELLEN, 2024-06-{n + 1:02d} - {body}\n".encode()
 
 
@@ -54,11 +56,19 @@ class Cluster:
         self.home = home
         self.milvus = MilvusLiteServer(home / "milvus-data", home / "milvus.log")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-        self.env.update({
-            "PYTHONPATH": str(ROOT) + os.pathsep + self.env.get("PYTHONPATH", ""), "RAG_STORE": "milvus", "RAG_MILVUS_URI": self.milvus.url,
-            "RAG_EMBEDDING_BACKEND": "onnx", "RAG_GENERATOR_BACKEND": "none", "RAG_MODE": "extractive",
-            "RAG_N_THREADS": "1", "RAG_QUERY_THREADS": "1", "OMP_NUM_THREADS": "1",
-        })
+        self.env.update(
+            {
+                "PYTHONPATH": str(ROOT) + os.pathsep + self.env.get("PYTHONPATH", ""),
+                "RAG_STORE": "milvus",
+                "RAG_MILVUS_URI": self.milvus.url,
+                "RAG_EMBEDDING_BACKEND": "onnx",
+                "RAG_GENERATOR_BACKEND": "none",
+                "RAG_MODE": "extractive",
+                "RAG_N_THREADS": "1",
+                "RAG_QUERY_THREADS": "1",
+                "OMP_NUM_THREADS": "1",
+            }
+        )
         self.procs: dict[str, subprocess.Popen] = {}
         self.urls: dict[str, str] = {}
 
@@ -72,7 +82,13 @@ class Cluster:
         port = free_port()
         log = self.home / f"{name}.log"
         with log.open("ab") as out:
-            proc = subprocess.Popen([*RAG, "serve", "--port", str(port)], cwd=self.home, env={**self.env, "RAG_INDEX_DIR": str(folder)}, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [*RAG, "serve", "--port", str(port)],
+                cwd=self.home,
+                env={**self.env, "RAG_INDEX_DIR": str(folder)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.procs[name], self.urls[name] = proc, f"http://127.0.0.1:{port}"
         wait_until_ready(proc, self.urls[name] + ready, log, READY_S)
         return self.urls[name]
@@ -164,7 +180,9 @@ def test_a_replica_killed_mid_batch_and_the_batch_rerun_leaves_each_article_once
         with client(cluster, "a") as a:
             for name in names:
                 try:
-                    r = a.post("/v1/documents", files={"file": (f"{name}.txt", batch_article(int(name[5:])), "text/plain")})
+                    r = a.post(
+                        "/v1/documents", files={"file": (f"{name}.txt", batch_article(int(name[5:])), "text/plain")}
+                    )
                 except httpx.TransportError:
                     return  # the replica died under this upload
                 answered.append(name if r.status_code == 201 else f"{name}: {r.status_code}")
@@ -180,7 +198,9 @@ def test_a_replica_killed_mid_batch_and_the_batch_rerun_leaves_each_article_once
         time.sleep(0.02)
     # Killed as soon as the next article's first passages are in Milvus: usually before its record is.
     in_flight = json.dumps(names[len(answered)])
-    while not milvus.query("newsrag_store_passages", filter=f"doc_id == {in_flight}", output_fields=["passage_id"], limit=1):
+    while not milvus.query(
+        "newsrag_store_passages", filter=f"doc_id == {in_flight}", output_fields=["passage_id"], limit=1
+    ):
         assert time.monotonic() < deadline and worker.is_alive(), "the next upload wrote nothing"
         time.sleep(0.005)
     cluster.kill("a")
@@ -194,7 +214,10 @@ def test_a_replica_killed_mid_batch_and_the_batch_rerun_leaves_each_article_once
         for name in names:  # the rerun, through the other replica
             r = b.post("/v1/documents", files={"file": (f"{name}.txt", batch_article(int(name[5:])), "text/plain")})
             # The one in flight: added again when the kill came before its record (the usual case), else unchanged.
-            assert r.status_code in ((200, 201) if name == killed else (200,) if name in answered else (201,)), (name, r.text)
+            assert r.status_code in ((200, 201) if name == killed else (200,) if name in answered else (201,)), (
+                name,
+                r.text,
+            )
         listed = [d["doc_id"] for d in b.get("/v1/documents").json()["documents"]]
         for name in names:
             assert listed.count(name) == 1
@@ -235,7 +258,9 @@ def assert_milvus_holds_each_once(cluster: Cluster, names: list[str]) -> None:
     milvus = MilvusClient(uri=cluster.milvus.url)
     try:
         expr = f"doc_id in {json.dumps(names)}"
-        heads = milvus.query("newsrag_store_articles", filter=expr + " and piece == 0", output_fields=["doc_id", "record"])
+        heads = milvus.query(
+            "newsrag_store_articles", filter=expr + " and piece == 0", output_fields=["doc_id", "record"]
+        )
         rows = milvus.query("newsrag_store_passages", filter=expr, output_fields=["passage_id", "doc_id"])
     finally:
         milvus.close()
@@ -275,8 +300,8 @@ def test_a_writer_killed_on_a_lite_file_and_rerun_leaves_each_article_once(tmp_p
     begun, then run to the end; the file is read in this process afterwards."""
     from milvus_lite.server_manager import server_manager_instance
 
-    from rag.milvus_records import MilvusRecords, load_stored
-    from rag.settings import Settings
+    from rag.core.settings import Settings
+    from rag.storage.milvus.records import MilvusRecords, load_stored
 
     batch = tmp_path / "batch"
     batch.mkdir()
@@ -285,14 +310,28 @@ def test_a_writer_killed_on_a_lite_file_and_rerun_leaves_each_article_once(tmp_p
         (batch / f"{name}.txt").write_bytes(batch_article(n))
     uri = tmp_path / "store.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update({"PYTHONPATH": str(ROOT), "RAG_STORE": "milvus", "RAG_MILVUS_URI": str(uri), "RAG_EMBEDDING_BACKEND": "onnx",
-                "RAG_COMMIT_EVERY_ARTICLES": "2", "RAG_N_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "RAG_STORE": "milvus",
+            "RAG_MILVUS_URI": str(uri),
+            "RAG_EMBEDDING_BACKEND": "onnx",
+            "RAG_COMMIT_EVERY_ARTICLES": "2",
+            "RAG_N_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
     settings = Settings(_env_file=None, store="milvus", milvus_uri=str(uri), index_dir=tmp_path / "reader")
     rng = random.Random(14)
     partial = []
     for kill in range(3):
-        writer = subprocess.Popen([*RAG, "index", str(batch)], cwd=tmp_path, env={**env, "RAG_INDEX_DIR": str(tmp_path / f"writer-{kill}")},
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        writer = subprocess.Popen(
+            [*RAG, "index", str(batch)],
+            cwd=tmp_path,
+            env={**env, "RAG_INDEX_DIR": str(tmp_path / f"writer-{kill}")},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         start_size, deadline = folder_size(uri), time.monotonic() + 120
         while folder_size(uri) < start_size + 50_000 and writer.poll() is None:  # its first commit is on disk
             assert time.monotonic() < deadline, "the writer committed nothing"
@@ -306,17 +345,32 @@ def test_a_writer_killed_on_a_lite_file_and_rerun_leaves_each_article_once(tmp_p
             server_manager_instance.release_server(str(uri))
     assert any(0 < n < len(names) for n in partial), partial  # some kill landed mid-batch
 
-    done = subprocess.run([*RAG, "index", str(batch)], cwd=tmp_path, env={**env, "RAG_INDEX_DIR": str(tmp_path / "writer-last")},
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*RAG, "index", str(batch)],
+        cwd=tmp_path,
+        env={**env, "RAG_INDEX_DIR": str(tmp_path / "writer-last")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     try:
         index = load_stored(settings)
         assert sorted(index.manifest.documents) == names
         for name in names:
-            assert [p.passage_id for p in index.passages_of(name)] == [f"{name}#{i}" for i in range(index.manifest.documents[name].passages)]
+            assert [p.passage_id for p in index.passages_of(name)] == [
+                f"{name}#{i}" for i in range(index.manifest.documents[name].passages)
+            ]
         records = MilvusRecords(settings, None)
-        rows = records.call(records.client.query, records.passages, filter=f"doc_id in {json.dumps(names)}", output_fields=["passage_id"])
-        assert sorted(r["passage_id"] for r in rows) == sorted(p.passage_id for p in index.passages)  # nothing more in Milvus either
+        rows = records.call(
+            records.client.query,
+            records.passages,
+            filter=f"doc_id in {json.dumps(names)}",
+            output_fields=["passage_id"],
+        )
+        assert sorted(r["passage_id"] for r in rows) == sorted(
+            p.passage_id for p in index.passages
+        )  # nothing more in Milvus either
     finally:
         server_manager_instance.release_server(str(uri))
 

@@ -16,8 +16,8 @@ import json
 import os
 import re
 import subprocess
-import time
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +32,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = Path(os.environ.get("NEWSRAG_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
 ]
-RAG = [sys.executable, "-m", "rag.cli"]
+RAG = [sys.executable, "-m", "rag.cli.main"]
 KEY = "browser-test-key-4711"
 QUESTION = "What was decided about the NATO-Ukraine Council?"
 FOLLOW_UP = "And when did the commission meet?"
@@ -79,7 +85,14 @@ def index_dir(tmp_path_factory) -> Path:
     need_browser()
     home = tmp_path_factory.mktemp("web")
     index = home / "index"
-    subprocess.run([*RAG, "--index-dir", str(index), "index", str(CORPUS)], cwd=home, env=server_env(), check=True, capture_output=True, timeout=900)
+    subprocess.run(
+        [*RAG, "--index-dir", str(index), "index", str(CORPUS)],
+        cwd=home,
+        env=server_env(),
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     return index
 
 
@@ -95,7 +108,9 @@ def rag_serve(index: Path, **env: str) -> Iterator[str]:
     home = index.parent
     headers = {"Authorization": f"Bearer {env['RAG_API_KEY']}"} if "RAG_API_KEY" in env else None
     log = home / f"serve-{time.monotonic_ns()}.log"
-    with rag_server([*RAG, "--index-dir", str(index), "serve"], cwd=home, env=server_env(**env), log=log, headers=headers) as base:
+    with rag_server(
+        [*RAG, "--index-dir", str(index), "serve"], cwd=home, env=server_env(**env), log=log, headers=headers
+    ) as base:
         yield base
 
 
@@ -119,8 +134,20 @@ class Watch:
         self.asks: list[dict] = []
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
-        page.on("request", lambda r: self.asks.append({**json.loads(r.post_data or "{}"), "_auth": r.headers.get("authorization")}) if r.url.endswith("/v1/ask") else None)
+        page.on(
+            "console",
+            lambda m: (
+                self.errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+            ),
+        )
+        page.on(
+            "request",
+            lambda r: (
+                self.asks.append({**json.loads(r.post_data or "{}"), "_auth": r.headers.get("authorization")})
+                if r.url.endswith("/v1/ask")
+                else None
+            ),
+        )
 
 
 def open_page(browser, base: str, **context):
@@ -164,7 +191,7 @@ def no_injection(page, watch: Watch) -> None:
 def test_chat_cite_follow_up_abstain_upload_delete(browser, index_dir, tmp_path):
     from playwright.sync_api import expect
 
-    # Drafting forced on: the bundled model's measured record makes generate mode quote (rag/drafting.py), and
+    # Drafting forced on: the bundled model's measured record makes generate mode quote (rag/models/drafting.py), and
     # this test is about the page showing a draft as it streams, which a model that drafts still does.
     with rag_serve(index_dir, RAG_GENERATION_MIN_SURVIVAL="0") as base:
         page, watch = open_page(browser, base)
@@ -207,7 +234,9 @@ def test_chat_cite_follow_up_abstain_upload_delete(browser, index_dir, tmp_path)
         # 3. A follow-up that only makes sense after the first answer: the history goes with it.
         follow = ask(page, FOLLOW_UP)
         sent = watch.asks[-1]
-        assert [t["role"] for t in sent["history"]] == ["user", "assistant"] and sent["history"][0]["content"] == QUESTION
+        assert [t["role"] for t in sent["history"]] == ["user", "assistant"] and sent["history"][0][
+            "content"
+        ] == QUESTION
         expect(follow.locator(".error")).to_have_count(0)
         expect(follow.locator(".answer-text, .abstain")).to_have_count(1)
         expect(follow.locator(".timing")).to_contain_text("searched as")  # rewritten into a standalone question
@@ -244,10 +273,16 @@ def test_chat_cite_follow_up_abstain_upload_delete(browser, index_dir, tmp_path)
         # 7. Upload an article, ask about it, delete it: gone from the list and from search.
         page.locator("#docs-open").click()
         expect(page.locator("#doc-list li")).to_have_count(5, timeout=UI_S)
-        page.locator("#file-input").set_input_files([{"name": "lowmere-library.md", "mimeType": "text/markdown", "buffer": LOWMERE}])
-        expect(page.locator("#upload-list li[data-file='lowmere-library.md'] .verdict")).to_contain_text("Added as lowmere-library", timeout=ANSWER_S)
+        page.locator("#file-input").set_input_files(
+            [{"name": "lowmere-library.md", "mimeType": "text/markdown", "buffer": LOWMERE}]
+        )
+        expect(page.locator("#upload-list li[data-file='lowmere-library.md'] .verdict")).to_contain_text(
+            "Added as lowmere-library", timeout=ANSWER_S
+        )
         expect(page.locator("#doc-list li")).to_have_count(6, timeout=UI_S)
-        expect(page.locator("#doc-list li[data-doc-id='lowmere-library']")).to_contain_text("Harbour Town Opens Floating Library")
+        expect(page.locator("#doc-list li[data-doc-id='lowmere-library']")).to_contain_text(
+            "Harbour Town Opens Floating Library"
+        )
         page.keyboard.press("Escape")
         about = ask(page, "What did the town of Lowmere open on its harbour?")
         expect(about.locator(".sources")).to_contain_text("Harbour Town Opens Floating Library")
@@ -260,7 +295,9 @@ def test_chat_cite_follow_up_abstain_upload_delete(browser, index_dir, tmp_path)
         dialog.locator("button[value=delete]").click()
         expect(page.locator("#doc-list li[data-doc-id='lowmere-library']")).to_have_count(0, timeout=ANSWER_S)
         expect(page.locator("#doc-list li")).to_have_count(5)
-        hits = httpx.post(f"{base}/v1/search", json={"query": "Lowmere floating library barge", "top_k": 50}, timeout=120).json()["results"]
+        hits = httpx.post(
+            f"{base}/v1/search", json={"query": "Lowmere floating library barge", "top_k": 50}, timeout=120
+        ).json()["results"]
         assert hits and all(h["doc_id"] != "lowmere-library" for h in hits)
 
         # 8. A hostile article, dropped on the drop zone: its markup shows as text and never runs.
@@ -272,7 +309,9 @@ def test_chat_cite_follow_up_abstain_upload_delete(browser, index_dir, tmp_path)
             }""",
             HOSTILE.decode(),
         )
-        expect(page.locator("#upload-list li[data-file='hostile.txt'] .verdict")).to_contain_text("Added as hostile", timeout=ANSWER_S)
+        expect(page.locator("#upload-list li[data-file='hostile.txt'] .verdict")).to_contain_text(
+            "Added as hostile", timeout=ANSWER_S
+        )
         hostile_item = page.locator("#doc-list li[data-doc-id='hostile']")
         expect(hostile_item).to_be_visible(timeout=UI_S)
         hostile_item.locator("button", has_text="Read").click()

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.routes.web import STATIC_DIR
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
+from rag.answer.pipeline import Pipeline
+from rag.ingest.indexing import index_paths
 from tests.fakes import ScriptedGenerator
 
 KEY = "page-key-123"
@@ -82,7 +82,12 @@ def test_assets_are_local_and_inline_free():
 
 def test_static_paths_stay_inside_the_static_folder(make_client):
     with make_client() as c:
-        for path in ("/static/../routes/web.py", "/static/%2e%2e/app.py", "/static/..%2F..%2Fpyproject.toml", "/static/nope.js"):
+        for path in (
+            "/static/../routes/web.py",
+            "/static/%2e%2e/app.py",
+            "/static/..%2F..%2Fpyproject.toml",
+            "/static/nope.js",
+        ):
             r = c.get(path)
             assert r.status_code == 404, path
             assert "import" not in r.text
@@ -92,12 +97,24 @@ def test_config_tells_the_page_what_this_server_allows(make_client):
     with make_client() as c:
         body = c.get("/v1/config").json()
     assert body == {
-        "auth_required": False, "allow_uploads": True, "allow_deletes": True, "upload_types": [".htm", ".html", ".md", ".txt"],
-        "max_upload_bytes": 10 * 1024 * 1024, "max_question_chars": 2000, "top_k": 5, "max_top_k": 50, "mode": "generate",
+        "auth_required": False,
+        "allow_uploads": True,
+        "allow_deletes": True,
+        "upload_types": [".htm", ".html", ".md", ".txt"],
+        "max_upload_bytes": 10 * 1024 * 1024,
+        "max_question_chars": 2000,
+        "top_k": 5,
+        "max_top_k": 50,
+        "mode": "generate",
     }
     with make_client(allow_uploads=False, allow_deletes=False, top_k=7, mode="extractive") as c:
         body = c.get("/v1/config").json()
-    assert (body["allow_uploads"], body["allow_deletes"], body["top_k"], body["mode"]) == (False, False, 7, "extractive")
+    assert (body["allow_uploads"], body["allow_deletes"], body["top_k"], body["mode"]) == (
+        False,
+        False,
+        7,
+        "extractive",
+    )
 
 
 @pytest.mark.parametrize("key", [KEY, SecretStr(KEY)])

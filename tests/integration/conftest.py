@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from rag.embedder import build_embedder
-from rag.generator import build_generator
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
-from rag.prompts import PromptSet
-from rag.settings import Settings
-
+from rag.answer.pipeline import Pipeline
+from rag.core.settings import Settings
+from rag.ingest.indexing import index_paths
+from rag.models.embedding import build_embedder
+from rag.models.generator import build_generator
+from rag.models.prompts import PromptSet
 from tests.conftest import CORPUS
 
 
@@ -45,7 +43,7 @@ def real_index(real_settings, real_embedder):
 @pytest.fixture(scope="session")
 def real_reader(real_settings):
     """The opt-in reader `make reader` trains (models/reader); its quality tests skip where it was not built."""
-    from rag.reader import load_reader, reader_path
+    from rag.models.reader import load_reader, reader_path
 
     if reader_path(real_settings) is None:
         pytest.skip("no reader at models/reader (opt-in: `make reader` trains it from ../shared)")

@@ -10,18 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import milvus_store
-from rag.embedder import HashingEmbedder
-from rag.errors import IndexMismatchError
-from tests.servers import MilvusLiteServer
-from rag.index import load_index, read_manifest
-from rag.indexing import index_paths, reindex, remove_documents
-from rag.migrate import migrate
-from rag.pipeline import Pipeline
-from rag.prompts import PromptSet
-from rag.settings import Settings
-from rag.vectorstore import FaissStore, SegmentedFaissStore, VectorStore, build_vector_store
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import IndexMismatchError
+from rag.core.settings import Settings
+from rag.ingest.indexing import index_paths, reindex, remove_documents
+from rag.models.prompts import PromptSet
+from rag.storage.faiss_store import FaissStore, SegmentedFaissStore, VectorStore, build_vector_store
+from rag.storage.manifest import read_manifest
+from rag.storage.migrate import migrate
+from rag.storage.milvus import client as milvus_client
+from rag.storage.segments import load_index
 from tests.conftest import CORPUS
+from tests.fakes import HashingEmbedder
+from tests.servers import MilvusLiteServer
 
 BACKENDS = ["faiss-flat", "faiss-hnsw", "milvus-lite", "milvus-server"]
 EXACT = {"faiss-flat"}  # HNSW is approximate; Milvus's AUTOINDEX may build HNSW as well
@@ -49,7 +50,12 @@ def backend(request) -> str:
 @pytest.fixture
 def backend_settings(backend, request, tmp_path) -> Settings:
     """Settings a user would set for this backend; only the URI differs between Milvus Lite and a server."""
-    values: dict = dict(_env_file=None, index_dir=tmp_path / "index", corpus_dir=CORPUS, rewrite_with_model=False)
+    values: dict = {
+        "_env_file": None,
+        "index_dir": tmp_path / "index",
+        "corpus_dir": CORPUS,
+        "rewrite_with_model": False,
+    }
     if backend.startswith("faiss"):
         values.update(vector_backend="faiss", faiss_kind=backend.split("-")[1])
     else:
@@ -91,7 +97,9 @@ def _unit(rows: int, seed: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def _reference(ids: list[str], vectors: np.ndarray, query: np.ndarray, k: int, allow: set[str] | None = None) -> list[str]:
+def _reference(
+    ids: list[str], vectors: np.ndarray, query: np.ndarray, k: int, allow: set[str] | None = None
+) -> list[str]:
     scores = vectors @ query
     order = sorted((i for i in range(len(ids)) if allow is None or ids[i] in allow), key=lambda i: -scores[i])
     return [ids[i] for i in order[:k]]
@@ -160,8 +168,8 @@ def test_allow_filter(backend, loaded, monkeypatch):
     assert store.search(query, 5, allow=set()) == []
     assert [pid for pid, _ in store.search(query, 5, allow={ids[3]})] == [ids[3]]
     # Force Milvus through the wide-filter paths (post-filter, then chunked expressions) with a small corpus.
-    monkeypatch.setattr(milvus_store, "FILTER_CHUNK", 40)
-    monkeypatch.setattr(milvus_store, "OVERFETCH", 1)
+    monkeypatch.setattr(milvus_client, "FILTER_CHUNK", 40)
+    monkeypatch.setattr(milvus_client, "OVERFETCH", 1)
     wide = set(ids[1::3])
     got = store.search(query, 8, allow=wide)
     assert {pid for pid, _ in got} <= wide
@@ -187,7 +195,9 @@ def test_persists_across_reload(backend, backend_settings, loaded, tmp_path):
     again = _reopen(store, backend_settings, tmp_path)
     assert len(again) == 290
     query = _unit(1, seed=3)[0]
-    _check_ranking(backend, again.search(query, 10), _reference(ids[10:], vectors[10:], query, 10), dict(zip(ids, vectors @ query)))
+    _check_ranking(
+        backend, again.search(query, 10), _reference(ids[10:], vectors[10:], query, 10), dict(zip(ids, vectors @ query))
+    )
 
 
 @pytest.mark.parametrize("backend", ["milvus-lite", "milvus-server"])
@@ -210,7 +220,13 @@ def _top(settings: Settings, embedder: HashingEmbedder, method: str = "hybrid", 
 
 @pytest.fixture(scope="module")
 def faiss_reference(tmp_path_factory) -> dict[str, list[str]]:
-    settings = Settings(_env_file=None, index_dir=tmp_path_factory.mktemp("ref") / "index", vector_backend="faiss", faiss_kind="flat", rewrite_with_model=False)
+    settings = Settings(
+        _env_file=None,
+        index_dir=tmp_path_factory.mktemp("ref") / "index",
+        vector_backend="faiss",
+        faiss_kind="flat",
+        rewrite_with_model=False,
+    )
     embedder = HashingEmbedder(256)
     index_paths(settings, embedder, [CORPUS])
     return {method: _top(settings, embedder, method) for method in ("hybrid", "dense")}
@@ -235,10 +251,16 @@ def test_removal_and_rebuild_leave_no_stale_vectors(backend, backend_settings):
     index, _ = remove_documents(backend_settings, embedder, ["001_d33884d0ecc97606"])
     assert len(index.store) == len(index.passages)
     assert not any(pid.startswith("001_") for pid in _top(backend_settings, embedder, "dense", k=20))
-    rechunked = backend_settings.model_copy(update={"chunk_size": 400, "chunk_overlap": 10})  # fewer passages: old ids left over
+    rechunked = backend_settings.model_copy(
+        update={"chunk_size": 400, "chunk_overlap": 10}
+    )  # fewer passages: old ids left over
     rebuilt, _ = reindex(rechunked, embedder, rebuild=True)
     # Milvus persists itself: without reset() the vectors of the 110-word passages would still be there.
-    assert len(rebuilt.store) == len(rebuilt.passages) == len(load_index(rechunked, embedding_model=embedder.name, dimension=256).passages)
+    assert (
+        len(rebuilt.store)
+        == len(rebuilt.passages)
+        == len(load_index(rechunked, embedding_model=embedder.name, dimension=256).passages)
+    )
     stored = {pid for ids, _ in rebuilt.store.iter_vectors() for pid in ids}
     assert stored == set(rebuilt.passage_by_id)
 
@@ -254,9 +276,15 @@ def test_migrate_faiss_to_milvus_and_back(tmp_path, milvus_server):
         report = migrate(faiss_settings, to="milvus", uri=uri, collection=collection)
         assert report.vectors == len(original.passages) and report.milvus_uri == uri
         # What the user does next: set the backend and URI; nothing else changes.
-        milvus_settings = faiss_settings.model_copy(update={"vector_backend": "milvus", "milvus_uri": uri, "milvus_collection": collection})
+        milvus_settings = faiss_settings.model_copy(
+            update={"vector_backend": "milvus", "milvus_uri": uri, "milvus_collection": collection}
+        )
         manifest = read_manifest(faiss_settings.index_dir)
-        assert manifest.vector_backend == "milvus" and manifest.vector_kind == "milvus" and manifest.generation == report.generation
+        assert (
+            manifest.vector_backend == "milvus"
+            and manifest.vector_kind == "milvus"
+            and manifest.generation == report.generation
+        )
         assert {m: _top(milvus_settings, embedder, m) for m in before} == before
         with pytest.raises(IndexMismatchError, match="rag migrate"):
             load_index(faiss_settings, embedding_model=embedder.name, dimension=256)
@@ -276,7 +304,7 @@ def test_migrate_faiss_to_milvus_and_back(tmp_path, milvus_server):
 def test_migrate_cli(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from rag.cli import app
+    from rag.cli.main import app
 
     for key in [k for k in os.environ if k.startswith("RAG_")]:
         monkeypatch.delenv(key)
@@ -286,7 +314,10 @@ def test_migrate_cli(tmp_path, monkeypatch):
     index_paths(settings, embedder, [CORPUS])
     result = CliRunner().invoke(app, ["--index-dir", str(tmp_path / "index"), "migrate", "--to", "milvus"])
     assert result.exit_code == 0, result.output
-    assert "RAG_VECTOR_BACKEND=milvus" in result.output and f"RAG_MILVUS_URI={tmp_path / 'index' / 'milvus.db'}" in result.output
+    assert (
+        "RAG_VECTOR_BACKEND=milvus" in result.output
+        and f"RAG_MILVUS_URI={tmp_path / 'index' / 'milvus.db'}" in result.output
+    )
     assert read_manifest(settings.index_dir).vector_backend == "milvus"
     # The default URI puts Milvus Lite's file inside the index directory, so the default settings find it.
     monkeypatch.setenv("RAG_VECTOR_BACKEND", "milvus")

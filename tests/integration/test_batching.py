@@ -1,4 +1,5 @@
-"""Answers decoded together in one llama.cpp context (RAG_MODEL_SLOTS, rag/batching.py), with the bundled GGUF:
+"""Answers decoded together in one llama.cpp context (RAG_MODEL_SLOTS, rag/models/llama_batching.py), with the
+bundled GGUF:
 each answer is the text it gets alone, stops where it should, and one that is abandoned frees its slot."""
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ import time
 
 import pytest
 
-from rag.batching import _held_back
-from rag.generator import LlamaCppGenerator, default_gguf_path
+from rag.models.generator import LlamaCppGenerator, default_gguf_path
+from rag.models.llama_batching import _held_back
 
 FACTS = [
     "NATO leaders met in Vilnius in July 2023 and agreed to create the NATO-Ukraine Council.",
@@ -20,7 +21,10 @@ FACTS = [
 
 
 def chat(fact: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": "Answer from the context in one sentence."}, {"role": "user", "content": f"Context: {fact}\nQuestion: What happened?"}]
+    return [
+        {"role": "system", "content": "Answer from the context in one sentence."},
+        {"role": "user", "content": f"Context: {fact}\nQuestion: What happened?"},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +83,7 @@ def test_an_abandoned_answer_frees_its_slot(batched):
 
 
 def test_more_answers_than_slots_wait_for_one_and_all_finish(batched):
-    from rag.batching import BatchedLlama
+    from rag.models.llama_batching import BatchedLlama
 
     engine = BatchedLlama(batched._llm._model.model, slots=2, n_ctx=512, n_batch=64, n_threads=1)
     try:
@@ -110,7 +114,7 @@ def test_held_back_keeps_only_what_could_begin_a_stop_string():
 
 
 def test_a_priority_prompt_is_read_first_and_the_backlog_counts_what_is_ahead(batched):
-    from rag.batching import BatchedLlama
+    from rag.models.llama_batching import BatchedLlama
 
     engine = BatchedLlama(batched._llm._model.model, slots=2, n_ctx=512, n_batch=64, n_threads=1)
     try:
@@ -140,8 +144,8 @@ def test_a_priority_prompt_is_read_first_and_the_backlog_counts_what_is_ahead(ba
 
 
 def test_a_failure_in_the_decoding_loop_reaches_every_waiting_caller_and_the_loop_goes_on(batched, monkeypatch):
-    from rag.batching import BatchedLlama
-    from rag.errors import GeneratorError
+    from rag.core.errors import GeneratorError
+    from rag.models.llama_batching import BatchedLlama
 
     engine = BatchedLlama(batched._llm._model.model, slots=2, n_ctx=512, n_batch=64, n_threads=1)
     try:

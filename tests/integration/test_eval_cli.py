@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag.cli import app
-from rag.evaluate import QualityRegressionError
-from rag.scoring import SUMMARY_KEYS
+from rag.cli.main import app
+from rag.evaluate.harness import QualityRegressionError
+from rag.evaluate.scoring import SUMMARY_KEYS
 from tests.conftest import ROOT
 
 DEV = ROOT / "data" / "questions" / "dev_questions.jsonl"
@@ -22,7 +22,9 @@ RAG = Path(sys.executable).parent / "rag"
 
 @pytest.fixture
 def invoke(real_settings, real_index, monkeypatch, tmp_path):
-    """Runs `rag --index-dir <session index> ...` in a folder with no .env, so RAG_* from a developer's shell cannot leak in."""
+    """Runs `rag --index-dir <session index> ...` in a folder with no .env, so RAG_* from a developer's shell cannot
+    leak in.
+    """
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.startswith("RAG_")]:
         monkeypatch.delenv(key)
@@ -48,18 +50,53 @@ def test_extractive_eval_on_dev_questions_writes_both_reports(invoke, tmp_path):
     # The same run against a baseline it cannot reach fails, naming the figure that dropped.
     report["summary"]["mrr"] = s["mrr"] + 0.5
     (tmp_path / "base.json").write_text(json.dumps(report))
-    gated = invoke("eval", str(DEV), "--mode", "extractive", "--out", str(tmp_path / "gated"), "--baseline", str(tmp_path / "base.json"))
+    gated = invoke(
+        "eval",
+        str(DEV),
+        "--mode",
+        "extractive",
+        "--out",
+        str(tmp_path / "gated"),
+        "--baseline",
+        str(tmp_path / "base.json"),
+    )
     assert isinstance(gated.exception, QualityRegressionError) and "mrr" in str(gated.exception)
-    loose = invoke("eval", str(DEV), "--mode", "extractive", "--out", str(tmp_path / "loose"), "--baseline", str(tmp_path / "base.json"), "--tolerance", "0.6")
+    loose = invoke(
+        "eval",
+        str(DEV),
+        "--mode",
+        "extractive",
+        "--out",
+        str(tmp_path / "loose"),
+        "--baseline",
+        str(tmp_path / "base.json"),
+        "--tolerance",
+        "0.6",
+    )
     assert loose.exit_code == 0, loose.output
 
 
 def test_generate_mode_with_a_follow_up(invoke, tmp_path):
     questions = tmp_path / "q.jsonl"
     rows = [
-        {"id": "c", "question": "What was decided about the NATO-Ukraine Council?", "must_include": [["council"]], "gold_docs": ["001_d33884d0ecc97606", "000_ff6882ef16d64a7d"], "type": "single"},
-        {"id": "f", "question": "And when did the commission meet?", "must_include": [["thursday"]], "gold_docs": ["001_d33884d0ecc97606"], "type": "followup",
-         "history": [{"role": "user", "content": "What was decided about the NATO-Ukraine Council?"}, {"role": "assistant", "content": "It is to be upgraded to a council."}]},
+        {
+            "id": "c",
+            "question": "What was decided about the NATO-Ukraine Council?",
+            "must_include": [["council"]],
+            "gold_docs": ["001_d33884d0ecc97606", "000_ff6882ef16d64a7d"],
+            "type": "single",
+        },
+        {
+            "id": "f",
+            "question": "And when did the commission meet?",
+            "must_include": [["thursday"]],
+            "gold_docs": ["001_d33884d0ecc97606"],
+            "type": "followup",
+            "history": [
+                {"role": "user", "content": "What was decided about the NATO-Ukraine Council?"},
+                {"role": "assistant", "content": "It is to be upgraded to a council."},
+            ],
+        },
     ]
     questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = invoke("eval", str(questions), "--out", str(tmp_path / "out"))
@@ -73,9 +110,15 @@ def test_generate_mode_with_a_follow_up(invoke, tmp_path):
 
 def test_malformed_question_file_is_one_line_error_before_models_load(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(DEV.read_text().splitlines()[0] + "\n" + '{"id": "x", "question": "Who?", "must_include": "kuleba"}\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"RAG_INDEX_DIR": str(tmp_path / "no-index")}
-    done = subprocess.run([str(RAG), "eval", str(bad)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    bad.write_text(
+        DEV.read_text().splitlines()[0] + "\n" + '{"id": "x", "question": "Who?", "must_include": "kuleba"}\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {
+        "RAG_INDEX_DIR": str(tmp_path / "no-index")
+    }
+    done = subprocess.run(
+        [str(RAG), "eval", str(bad)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
     assert done.returncode == 1
     assert "line 2" in done.stderr and "must_include" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "no-index").exists()  # never got as far as the index or the models

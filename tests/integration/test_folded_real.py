@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
-from rag.prompts import PromptSet
-from rag.settings import Settings
+from rag.answer.pipeline import Pipeline
+from rag.core.settings import Settings
+from rag.ingest.indexing import index_paths
+from rag.models.prompts import PromptSet
 from tests.conftest import CORPUS
 from tests.syndication import OUTLETS, doc_id_of, write_stories
 

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedder import HashingEmbedder
-from rag.errors import BadInputError, IndexMissingError, VectorStoreError
-from rag.index import load_index
-from rag.indexing import add_document, index_paths, optimize_index, reindex, remove_documents
-from rag.migrate import migrate_store
-from rag.pipeline import Pipeline
-from rag.prompts import PromptSet
-from rag.milvus_records import MilvusRecords, MilvusRecordStore
-from rag.retriever import Retriever
-from rag.settings import Settings
-from rag.store import load_live, open_store
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import BadInputError, IndexMissingError, VectorStoreError
+from rag.core.settings import Settings
+from rag.ingest.indexing import add_document, index_paths, optimize_index, reindex, remove_documents
+from rag.models.prompts import PromptSet
+from rag.search.retriever import Retriever
+from rag.storage.migrate import migrate_store
+from rag.storage.milvus.records import MilvusRecords, MilvusRecordStore
+from rag.storage.segments import load_index
+from rag.storage.store import load_live, open_store
 from tests.conftest import CORPUS
+from tests.fakes import HashingEmbedder
 from tests.servers import free_port
 
 QUESTION = "What was decided about the NATO-Ukraine Council?"
@@ -44,7 +44,9 @@ def embedder() -> HashingEmbedder:
 def lite(tmp_path: Path):
     """Settings of one Milvus Lite file; its in-process server is released afterwards, as process exit would."""
     uri = str(tmp_path / "store.db")
-    settings = Settings(_env_file=None, index_dir=tmp_path / "replica-a", store="milvus", milvus_uri=uri, rewrite_with_model=False)
+    settings = Settings(
+        _env_file=None, index_dir=tmp_path / "replica-a", store="milvus", milvus_uri=uri, rewrite_with_model=False
+    )
     yield settings
     from milvus_lite.server_manager import server_manager_instance
 
@@ -61,7 +63,9 @@ def live_rows(settings: Settings, doc_id: str) -> tuple[list[str], list[dict]]:
 
 
 def ranked(index, embedder, settings, method="hybrid") -> list[str]:
-    return [sp.passage.passage_id for sp in Retriever(index, embedder, settings).search(QUESTION, top_k=5, method=method)]
+    return [
+        sp.passage.passage_id for sp in Retriever(index, embedder, settings).search(QUESTION, top_k=5, method=method)
+    ]
 
 
 def dense_hits(index, embedder) -> list[tuple[float, str]]:
@@ -90,7 +94,9 @@ def test_two_views_follow_each_others_writes(lite, embedder):
     replica_b = lite.model_copy(update={"index_dir": lite.index_dir.parent / "replica-b"})
     view_a = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
     view_b = load_live(replica_b, embedding_model=embedder.name, dimension=embedder.dimension)
-    assert not open_store(replica_b).is_stale(view_b) and open_store(replica_b).refresh(view_b) is None  # one read, no reload
+    assert (
+        not open_store(replica_b).is_stale(view_b) and open_store(replica_b).refresh(view_b) is None
+    )  # one read, no reload
 
     written, _ = add_document(lite, embedder, "lowmere.txt", STORY)
     assert open_store(replica_b).is_stale(view_b)
@@ -103,19 +109,30 @@ def test_two_views_follow_each_others_writes(lite, embedder):
     remove_documents(replica_b, embedder, ["lowmere"])
     view_a = open_store(lite).refresh(view_a)
     assert view_a is not None and "lowmere" not in view_a.manifest.documents
-    assert all(sp.passage.doc_id != "lowmere" for sp in Retriever(view_a, embedder, lite).search("floating library Lowmere harbour", top_k=5))
+    assert all(
+        sp.passage.doc_id != "lowmere"
+        for sp in Retriever(view_a, embedder, lite).search("floating library Lowmere harbour", top_k=5)
+    )
     assert live_rows(lite, "lowmere") == ([], [])  # passages and record deleted together
 
 
 def test_a_replaced_article_keeps_no_passage_of_its_old_version(lite, embedder):
-    long = STORY + b"\n" + b" ".join(b"The library also lends maps of the coast and tide tables to sailors." for _ in range(40)) + b"\n"
+    long = (
+        STORY
+        + b"\n"
+        + b" ".join(b"The library also lends maps of the coast and tide tables to sailors." for _ in range(40))
+        + b"\n"
+    )
     _, report = add_document(lite, embedder, "lowmere.txt", long)
     before = report.passages_embedded
     index, report = add_document(lite, embedder, "lowmere.txt", STORY)
     assert report.updated == ["lowmere"] and before > index.manifest.documents["lowmere"].passages
     passage_ids, articles = live_rows(lite, "lowmere")
     assert passage_ids == [p.passage_id for p in index.passages_of("lowmere")] and len(articles) == 1
-    assert load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension).articles["lowmere"].text == index.articles["lowmere"].text
+    assert (
+        load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension).articles["lowmere"].text
+        == index.articles["lowmere"].text
+    )
 
 
 def test_a_writer_killed_before_its_records_leaves_nothing_visible_and_a_rerun_converges(lite, embedder, monkeypatch):
@@ -134,10 +151,15 @@ def test_a_writer_killed_before_its_records_leaves_nothing_visible_and_a_rerun_c
     assert live_rows(lite, "lowmere")[0]  # the half write is in Milvus...
     view = load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
     assert "lowmere" not in view.manifest.documents and not view.passages_of("lowmere")  # ...and nobody sees it
-    assert all(sp.passage.doc_id != "lowmere" for sp in Retriever(view, embedder, lite).search("floating library Lowmere", top_k=5))
+    assert all(
+        sp.passage.doc_id != "lowmere"
+        for sp in Retriever(view, embedder, lite).search("floating library Lowmere", top_k=5)
+    )
     optimize_index(lite, embedder)  # sweeps what the killed writer left, and nothing else
     assert live_rows(lite, "lowmere") == ([], [])
-    assert len(load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension).passages) == len(view.passages)
+    assert len(load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension).passages) == len(
+        view.passages
+    )
 
     index, report = add_document(lite, embedder, "lowmere.txt", STORY)  # the rerun
     assert report.added == ["lowmere"]
@@ -174,8 +196,15 @@ def test_reindex_refuses_a_milvus_store(lite, embedder):
 def test_an_empty_store_is_missing_and_an_unreachable_one_is_a_store_error(lite, embedder):
     with pytest.raises(IndexMissingError):
         load_live(lite, embedding_model=embedder.name, dimension=embedder.dimension)
-    assert MilvusRecordStore(lite).load(embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True).generation == 0
-    nowhere = lite.model_copy(update={"milvus_uri": f"http://127.0.0.1:{free_port()}", "milvus_store_prefix": f"t_{uuid.uuid4().hex[:8]}"})
+    assert (
+        MilvusRecordStore(lite)
+        .load(embedding_model=embedder.name, dimension=embedder.dimension, missing_ok=True)
+        .generation
+        == 0
+    )
+    nowhere = lite.model_copy(
+        update={"milvus_uri": f"http://127.0.0.1:{free_port()}", "milvus_store_prefix": f"t_{uuid.uuid4().hex[:8]}"}
+    )
     with pytest.raises(VectorStoreError, match="Milvus at http://127.0.0.1"):
         load_live(nowhere, embedding_model=embedder.name, dimension=embedder.dimension)
 
@@ -184,7 +213,9 @@ def test_two_pipelines_on_one_file_answer_alike_and_follow_an_upload(lite, real_
     """The replicas' test on a Lite file: two pipelines, each following the store as a server does per request."""
     index_paths(lite, real_embedder, [CORPUS])
     replica_b = lite.model_copy(update={"index_dir": lite.index_dir.parent / "replica-b"})
-    views = [load_live(s, embedding_model=real_embedder.name, dimension=real_embedder.dimension) for s in (lite, replica_b)]
+    views = [
+        load_live(s, embedding_model=real_embedder.name, dimension=real_embedder.dimension) for s in (lite, replica_b)
+    ]
     a, b = (Pipeline(s, v, real_embedder, None, PromptSet.load()) for s, v in zip((lite, replica_b), views))
     on_a, on_b = a.ask(QUESTION, mode="extractive"), b.ask(QUESTION, mode="extractive")
     assert not on_a.abstained and {c.doc_id for c in on_a.citations} & {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.embedder import build_embedder
-from rag.errors import IndexMismatchError
-from rag.index import load_index, read_manifest
-from rag.batches import passage_text_for_embedding
-from rag.indexing import index_paths
+from rag.core.errors import IndexMismatchError
+from rag.ingest.batches import passage_text_for_embedding
+from rag.ingest.indexing import index_paths
+from rag.models.embedding import build_embedder
+from rag.storage.manifest import read_manifest
+from rag.storage.segments import load_index
 from tests.conftest import CORPUS
 
 SENTENCES = [
@@ -27,7 +28,14 @@ def onnx_settings(real_settings, tmp_path_factory):
     # Named like the cache folders, so the int8 export reuses the float one beside it as `make onnx` does.
     root = tmp_path_factory.mktemp("onnx")
     return {
-        quant: real_settings.model_copy(update={"embedding_backend": "onnx", "embedding_quantization": quant, "embedding_onnx_dir": root / f"minilm-{quant}", "index_dir": root / f"index-{quant}"})
+        quant: real_settings.model_copy(
+            update={
+                "embedding_backend": "onnx",
+                "embedding_quantization": quant,
+                "embedding_onnx_dir": root / f"minilm-{quant}",
+                "index_dir": root / f"index-{quant}",
+            }
+        )
         for quant in ("none", "int8")
     }
 
@@ -42,7 +50,11 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_onnx_vectors_match_torch(onnx_embedder, real_embedder):
-    assert (onnx_embedder.backend, onnx_embedder.name, onnx_embedder.dimension) == ("onnx", real_embedder.name, real_embedder.dimension)
+    assert (onnx_embedder.backend, onnx_embedder.name, onnx_embedder.dimension) == (
+        "onnx",
+        real_embedder.name,
+        real_embedder.dimension,
+    )
     ours, theirs = onnx_embedder.embed(SENTENCES), real_embedder.embed(SENTENCES)
     assert _cosines(ours, theirs).min() > 0.999  # the same weights and graph: equal up to float rounding
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
@@ -61,17 +73,23 @@ def test_int8_vectors_stay_close(onnx_settings, onnx_embedder, real_embedder):
 
 def test_index_built_with_onnx(onnx_settings, onnx_embedder, real_embedder):
     settings = onnx_settings["none"]
-    index, report = index_paths(settings, onnx_embedder, [CORPUS / "001_d33884d0ecc97606.txt", CORPUS / "002_e0b0d12e770a7305.txt"])
+    index, report = index_paths(
+        settings, onnx_embedder, [CORPUS / "001_d33884d0ecc97606.txt", CORPUS / "002_e0b0d12e770a7305.txt"]
+    )
     assert report.passages_embedded == len(index.passages) > 3
     manifest = read_manifest(settings.index_dir)
-    assert (manifest.embedding_backend, manifest.embedding_quantization, manifest.embedding_model) == ("onnx", "none", real_embedder.name)
+    assert (manifest.embedding_backend, manifest.embedding_quantization, manifest.embedding_model) == (
+        "onnx",
+        "none",
+        real_embedder.name,
+    )
     ids, vectors = next(iter(index.store.iter_vectors(len(index.passages))))
     texts = [passage_text_for_embedding(index.passage_by_id[i]) for i in ids]
     assert _cosines(vectors, real_embedder.embed(texts)).min() > 0.99
     # A torch query embedder reads the onnx-built index (same model) and finds the same top passage.
     torch_view = load_index(settings, embedding_model=real_embedder.name, dimension=real_embedder.dimension)
     query = SENTENCES[0]
-    top = lambda emb: torch_view.store.search(emb.embed([query])[0], 1)[0]  # noqa: E731
+    top = lambda emb: torch_view.store.search(emb.embed([query])[0], 1)[0]
     assert top(real_embedder)[0] == top(onnx_embedder)[0]
     with pytest.raises(IndexMismatchError):
         index_paths(settings, real_embedder, [CORPUS / "003_75066b03832c0bdd.txt"])
@@ -80,11 +98,13 @@ def test_index_built_with_onnx(onnx_settings, onnx_embedder, real_embedder):
 def test_indexing_batches_match_torch(onnx_settings, onnx_embedder, real_embedder):
     """More texts than a batch: the indexing path (token-sorted batches, its own session) on passages of mixed
     lengths, up to the 256-token cut, matches torch as the single-question path does."""
-    from rag.chunking import chunk_article
-    from rag.corpus import iter_article_paths, load_article
+    from rag.ingest.corpus import iter_article_paths, load_article
+    from rag.text.chunking import chunk_article
 
     articles = [load_article(path) for path in iter_article_paths([CORPUS])]
-    passages = [p for a in articles for size in (40, 100, 300) for p in chunk_article(a, chunk_size=size, chunk_overlap=10)]
+    passages = [
+        p for a in articles for size in (40, 100, 300) for p in chunk_article(a, chunk_size=size, chunk_overlap=10)
+    ]
     texts = [passage_text_for_embedding(p) for p in passages] + SENTENCES * 4
     assert len(texts) > onnx_embedder.batch_size
     theirs = real_embedder.embed(texts)

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag.errors import GeneratorError
-from rag.generator import OpenAIGenerator, build_generator
-from rag.settings import Settings
+from rag.core.errors import GeneratorError
+from rag.core.settings import Settings
+from rag.models.generator import OpenAIGenerator, build_generator
 from tests.servers import free_port
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -27,15 +27,20 @@ class FakeServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 owner.hits += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 for piece in (owner.name, " here"):
-                    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    chunk = {
+                        "id": "c",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": "fake",
+                        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                    }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
 
@@ -68,7 +73,9 @@ def ask(generator: OpenAIGenerator) -> str:
 
 def test_answers_alternate_between_the_servers(servers):
     a, b = servers
-    settings = Settings(_env_file=None, generator_backend="openai", openai_base_url=f"{a.url}, {b.url}", openai_timeout_s=5.0)
+    settings = Settings(
+        _env_file=None, generator_backend="openai", openai_base_url=f"{a.url}, {b.url}", openai_timeout_s=5.0
+    )
     generator = build_generator(settings)
     assert isinstance(generator, OpenAIGenerator) and generator.base_urls == [a.url, b.url]
     replies = [ask(generator) for _ in range(4)]

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from rag.errors import GeneratorError
-from rag.generator import OpenAIGenerator, build_generator, default_gguf_path
-from rag.pipeline import Pipeline
-from rag.prompts import PromptSet
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import GeneratorError
+from rag.models.generator import OpenAIGenerator, build_generator, default_gguf_path
+from rag.models.prompts import PromptSet
 from tests.servers import free_port, wait_until_ready
 
 QUESTION = "What was decided about the NATO-Ukraine Council?"
@@ -21,14 +21,23 @@ SERVER_START_S = 90
 REQUEST_TIMEOUT_S = 60.0
 
 
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory) -> str:
     """`python -m llama_cpp.server` with the bundled SmolLM2; the base URL of its OpenAI API."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("wb")
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf_path()), "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(default_gguf_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(command + ["--n_ctx", "2048", "--n_threads", "2"], stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -46,7 +55,14 @@ def llama_server(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def openai_settings(real_settings, llama_server):
-    return real_settings.model_copy(update={"generator_backend": "openai", "openai_base_url": llama_server, "openai_model": "smollm2", "openai_timeout_s": REQUEST_TIMEOUT_S})
+    return real_settings.model_copy(
+        update={
+            "generator_backend": "openai",
+            "openai_base_url": llama_server,
+            "openai_model": "smollm2",
+            "openai_timeout_s": REQUEST_TIMEOUT_S,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +103,9 @@ def test_stopping_early_closes_the_stream(openai_pipeline):
 
 
 def test_server_down_is_a_generator_error(openai_settings, real_index, real_embedder):
-    down = openai_settings.model_copy(update={"openai_base_url": f"http://127.0.0.1:{free_port()}/v1", "openai_timeout_s": 5.0})
+    down = openai_settings.model_copy(
+        update={"openai_base_url": f"http://127.0.0.1:{free_port()}/v1", "openai_timeout_s": 5.0}
+    )
     pipeline = Pipeline(down, real_index, real_embedder, build_generator(down), PromptSet.load())
     started = time.monotonic()
     with pytest.raises(GeneratorError, match="127.0.0.1"):

@@ -7,11 +7,13 @@ import re
 
 import pytest
 
-from rag.citations import facts_grounded
-from rag.lexical import tokenize
+from rag.text.tokens import tokenize
+from rag.verify.citations import facts_grounded
 from tests.conftest import ROOT
 
-QUESTIONS = [json.loads(line) for line in (ROOT / "data/questions/dev_questions.jsonl").read_text().splitlines() if line.strip()]
+QUESTIONS = [
+    json.loads(line) for line in (ROOT / "data/questions/dev_questions.jsonl").read_text().splitlines() if line.strip()
+]
 COUNCIL_DOCS = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
 
 
@@ -57,7 +59,9 @@ def test_every_shown_citation_supports_its_sentence(answers, real_pipeline):
                 article = real_pipeline.index.articles[c.doc_id].text
                 assert article[c.start : c.end] == c.quote and all(article[q.start : q.end] == q.text for q in c.quotes)
                 # The citation is a passage; one of its quotes must back the sentence, as a reader checks it.
-                (ok, score), quote = max((real_pipeline.verifier.supports(sentence.text, q.text), q.text) for q in c.all_quotes())
+                (ok, score), quote = max(
+                    (real_pipeline.verifier.supports(sentence.text, q.text), q.text) for q in c.all_quotes()
+                )
                 assert ok, (sentence.text, quote, score)
                 assert facts_grounded(sentence.text, quote)
                 overlap = set(tokenize(sentence.text)) & set(tokenize(quote))

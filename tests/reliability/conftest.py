@@ -36,7 +36,9 @@ def clean_env(**overrides: str | os.PathLike) -> dict[str, str]:
 
 def run_rag(*args: str, cwd: Path, timeout: float = 300, **env: str | os.PathLike) -> subprocess.CompletedProcess:
     """`rag ARGS` as a user runs it; cwd is a scratch folder so no .env file is picked up."""
-    return subprocess.run([str(RAG), *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(RAG), *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -73,22 +75,29 @@ class DiskIndex:
         return {pid.rsplit("#", 1)[0] for pid in self.passage_ids}
 
 
-def _rows(folder: Path, dimension: int, deleted: set[str]) -> tuple[list[dict], list[dict], list[str], np.ndarray, list[str]]:
+def _rows(
+    folder: Path, dimension: int, deleted: set[str]
+) -> tuple[list[dict], list[dict], list[str], np.ndarray, list[str]]:
     """One folder's live rows (a segment, or a format-1 generation): passages, articles, vector ids, vectors,
     BM25 ids; each file checked against the others."""
     passages = _jsonl(folder / "passages.jsonl")
     articles = _jsonl(folder / "articles.jsonl")
     vector_ids = json.loads((folder / "vector_ids.json").read_text())
     vectors = np.load(folder / "vectors.npy")
-    bm25_ids = [row[0] for row in _jsonl(folder / "bm25_tokens.jsonl")] if (folder / "bm25_tokens.jsonl").exists() else []
+    bm25_ids = (
+        [row[0] for row in _jsonl(folder / "bm25_tokens.jsonl")] if (folder / "bm25_tokens.jsonl").exists() else []
+    )
     pids = [p["passage_id"] for p in passages]
     assert sorted(vector_ids) == sorted(pids), f"{folder.name}: vector ids differ from passage ids"
     assert vectors.shape == (len(pids), dimension), f"{folder.name}: vectors {vectors.shape}"
     assert sorted(bm25_ids) == sorted(pids), f"{folder.name}: BM25 ids differ from passage ids"
     keep = [i for i, pid in enumerate(vector_ids) if pid.rsplit("#", 1)[0] not in deleted]
     return (
-        [p for p in passages if p["doc_id"] not in deleted], [a for a in articles if a["doc_id"] not in deleted],
-        [vector_ids[i] for i in keep], vectors[keep], [b for b in bm25_ids if b.rsplit("#", 1)[0] not in deleted],
+        [p for p in passages if p["doc_id"] not in deleted],
+        [a for a in articles if a["doc_id"] not in deleted],
+        [vector_ids[i] for i in keep],
+        vectors[keep],
+        [b for b in bm25_ids if b.rsplit("#", 1)[0] not in deleted],
     )
 
 
@@ -104,8 +113,12 @@ def read_disk_index(index_dir: Path) -> DiskIndex:
     else:
         folders = [(index_dir / "segments" / e["name"], set(e["deleted"])) for e in manifest["segments"]]
         for entry in manifest["segments"]:
-            held = {a["doc_id"] for a in _jsonl(index_dir / "segments" / entry["name"] / "articles.jsonl")} - set(entry["deleted"])
-            assert held == {d for d, r in docs.items() if r["segment"] == entry["name"]}, f"{where}: segment {entry['name']} holds other documents"
+            held = {a["doc_id"] for a in _jsonl(index_dir / "segments" / entry["name"] / "articles.jsonl")} - set(
+                entry["deleted"]
+            )
+            assert held == {d for d, r in docs.items() if r["segment"] == entry["name"]}, (
+                f"{where}: segment {entry['name']} holds other documents"
+            )
     passages, articles, vector_ids, blocks, bm25_ids = [], [], [], [], []
     for folder, deleted in folders:
         p, a, v, vec, b = _rows(folder, manifest["dimension"], deleted)
@@ -116,8 +129,12 @@ def read_disk_index(index_dir: Path) -> DiskIndex:
         bm25_ids += b
     vectors = np.concatenate(blocks) if blocks else np.zeros((0, manifest["dimension"]), dtype=np.float32)
     pids = [p["passage_id"] for p in passages]
-    assert manifest["count"] == len(passages), f"{where}: manifest count {manifest['count']} != {len(passages)} passages"
-    assert sorted(vector_ids) == sorted(pids) and sorted(bm25_ids) == sorted(pids), f"{where}: vector or BM25 ids differ from passage ids"
+    assert manifest["count"] == len(passages), (
+        f"{where}: manifest count {manifest['count']} != {len(passages)} passages"
+    )
+    assert sorted(vector_ids) == sorted(pids) and sorted(bm25_ids) == sorted(pids), (
+        f"{where}: vector or BM25 ids differ from passage ids"
+    )
     assert {p["doc_id"] for p in passages} == set(docs), f"{where}: passages' documents differ from the manifest"
     assert sorted(a["doc_id"] for a in articles) == sorted(docs), f"{where}: articles differ from the manifest"
     for doc_id, record in docs.items():

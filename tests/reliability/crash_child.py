@@ -17,10 +17,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from rag.embedder import HashingEmbedder
-from rag.index import IndexLock
-from rag.indexing import add_document, index_paths, optimize_index, reindex, remove_documents
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.ingest.indexing import add_document, index_paths, optimize_index, reindex, remove_documents
+from rag.storage.manifest import IndexLock
+from tests.fakes import HashingEmbedder
 
 DIMENSION = 64
 _STEPS = [("os", "fsync"), ("os", "replace"), ("os", "rename"), ("os", "unlink"), ("os", "mkdir"), ("shutil", "rmtree")]

@@ -15,15 +15,18 @@ from fastapi.testclient import TestClient
 
 import api.deps
 from api.app import create_app
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
-from rag.prompts import PromptSet
-from rag.settings import Settings
+from rag.answer.pipeline import Pipeline
+from rag.core.settings import Settings
+from rag.ingest.indexing import index_paths
+from rag.models.prompts import PromptSet
 from tests.fakes import ScriptedGenerator, strength_rule
 from tests.reliability.conftest import read_disk_index
 
 KEY = "correct-horse-battery-staple"
-STORY = b"Harbour Town Opens Floating Library\n\nThe town of Lowmere opened a floating library on its harbour on Saturday.\n"
+STORY = (
+    b"Harbour Town Opens Floating Library\n\n"
+    b"The town of Lowmere opened a floating library on its harbour on Saturday.\n"
+)
 
 
 @pytest.fixture
@@ -35,7 +38,11 @@ def world(tmp_path, settings, hashing_embedder, corpus_copy):
 
     def make(**overrides) -> TestClient:
         s = settings.model_copy(update={"support_threshold": 0.5, **overrides})
-        return TestClient(create_app(s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), PromptSet.load(), strength_rule())))
+        return TestClient(
+            create_app(
+                s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), PromptSet.load(), strength_rule())
+            )
+        )
 
     return make
 
@@ -67,8 +74,18 @@ def test_settings_default_to_a_private_server(monkeypatch):
     defaults = Settings(_env_file=None)
     assert defaults.host == "127.0.0.1" and defaults.api_key is None and defaults.cors_origins == []
     assert defaults.allow_uploads and defaults.allow_deletes  # on, but only reachable from this machine
-    assert defaults.max_upload_bytes == 10 * 1024 * 1024 and defaults.max_question_chars == 2000 and defaults.max_top_k == 50
-    env = {"RAG_API_KEY": KEY, "RAG_ALLOW_UPLOADS": "false", "RAG_ALLOW_DELETES": "0", "RAG_MAX_UPLOAD_BYTES": "1000", "RAG_CORS_ORIGINS": '["http://a.example"]'}
+    assert (
+        defaults.max_upload_bytes == 10 * 1024 * 1024
+        and defaults.max_question_chars == 2000
+        and defaults.max_top_k == 50
+    )
+    env = {
+        "RAG_API_KEY": KEY,
+        "RAG_ALLOW_UPLOADS": "false",
+        "RAG_ALLOW_DELETES": "0",
+        "RAG_MAX_UPLOAD_BYTES": "1000",
+        "RAG_CORS_ORIGINS": '["http://a.example"]',
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     configured = Settings(_env_file=None)
@@ -89,7 +106,13 @@ def test_every_route_but_healthz_needs_the_key(world, untouched):
         assert len(routes) >= 14
         for method, path in routes:
             url = path.replace("{doc_id}", "001_d33884d0ecc97606").replace("{model_id}", "newsrag")
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}, {"Authorization": "Bearer "}, {"X-API-Key": KEY}):
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": f"Basic {KEY}"},
+                {"Authorization": "Bearer "},
+                {"X-API-Key": KEY},
+            ):
                 r = c.request(method, url, headers=headers, params={"api_key": KEY})
                 if path in OPEN_ROUTES:
                     assert r.status_code == 200
@@ -124,13 +147,28 @@ def test_cors_allows_only_the_configured_origin(world):
         evil = c.options("/v1/ask", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
         assert ok.headers.get("access-control-allow-origin") == "http://app.example"
         assert "access-control-allow-origin" not in evil.headers
-        assert "access-control-allow-origin" not in c.get("/v1/documents", headers={"Origin": "http://evil.example"}).headers
+        assert (
+            "access-control-allow-origin"
+            not in c.get("/v1/documents", headers={"Origin": "http://evil.example"}).headers
+        )
 
 
 # --- paths and names from requests ---------------------------------------------------------------------------
 
-TRAVERSALS = ["..%2Fsecret", "..%2F..%2Fsecret.txt", "%2e%2e%2fsecret", "..%5Csecret", "%2Fetc%2Fpasswd", "documents%2F..%2F..%2Fsecret",
-              ".lock", "..", "CURRENT%00", "secret.txt%00.md", "a" * 300, "%E2%80%AEtxt.exe"]
+TRAVERSALS = [
+    "..%2Fsecret",
+    "..%2F..%2Fsecret.txt",
+    "%2e%2e%2fsecret",
+    "..%5Csecret",
+    "%2Fetc%2Fpasswd",
+    "documents%2F..%2F..%2Fsecret",
+    ".lock",
+    "..",
+    "CURRENT%00",
+    "secret.txt%00.md",
+    "a" * 300,
+    "%E2%80%AEtxt.exe",
+]
 
 
 @pytest.mark.parametrize("doc_id", TRAVERSALS)
@@ -145,9 +183,18 @@ def test_document_ids_in_urls_never_reach_the_filesystem(world, untouched, doc_i
 @pytest.mark.parametrize(
     ("filename", "doc_id"),
     [
-        ("/etc/passwd.txt", None), ("..", None), (".env.txt", None), ("..%2Fsecret.txt", None),
-        ("sub/../../secret.txt", None), ("evil.txt", ".."), ("evil.txt", "../secret"), ("evil.txt", "a/../../secret"),
-        ("evil.txt", " "), ("evil.txt", "x" * 200), ("evil.txt", "..\u2215secret"), ("evil.txt", "CURRENT/../../secret"),
+        ("/etc/passwd.txt", None),
+        ("..", None),
+        (".env.txt", None),
+        ("..%2Fsecret.txt", None),
+        ("sub/../../secret.txt", None),
+        ("evil.txt", ".."),
+        ("evil.txt", "../secret"),
+        ("evil.txt", "a/../../secret"),
+        ("evil.txt", " "),
+        ("evil.txt", "x" * 200),
+        ("evil.txt", "..\u2215secret"),
+        ("evil.txt", "CURRENT/../../secret"),
     ],
 )
 def test_upload_names_and_ids_never_reach_the_filesystem(world, untouched, filename, doc_id):
@@ -174,7 +221,11 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
-@pytest.mark.parametrize(("body", "content_type"), BAD_BODIES, ids=["truncated", "array", "string", "not-utf8", "text-plain", "form", "empty", "wrong-types"])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    BAD_BODIES,
+    ids=["truncated", "array", "string", "not-utf8", "text-plain", "form", "empty", "wrong-types"],
+)
 def test_malformed_bodies_get_a_json_4xx_on_every_route(world, route, body, content_type):
     with world() as c:
         r = c.post(route, content=body, headers={"Content-Type": content_type})
@@ -184,7 +235,9 @@ def test_malformed_bodies_get_a_json_4xx_on_every_route(world, route, body, cont
 
 def test_unknown_fields_are_ignored_not_refused(world):
     with world() as c:
-        r = c.post("/v1/search", json={"query": "NATO Ukraine membership", "temperature": 0.3, "__proto__": {"admin": True}})
+        r = c.post(
+            "/v1/search", json={"query": "NATO Ukraine membership", "temperature": 0.3, "__proto__": {"admin": True}}
+        )
     assert r.status_code == 200 and r.json()["results"]
 
 
@@ -199,5 +252,9 @@ def test_a_50_mb_upload_is_refused_before_it_is_read(world, untouched):
 
 def test_a_huge_json_body_is_refused(world):
     with world(max_upload_bytes=1000) as c:  # JSON bodies get at least a 1 MB allowance
-        r = c.post("/v1/ask", content=b'{"question": "' + b"x" * (2 * 1024 * 1024) + b'"}', headers={"Content-Type": "application/json"})
+        r = c.post(
+            "/v1/ask",
+            content=b'{"question": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+            headers={"Content-Type": "application/json"},
+        )
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"

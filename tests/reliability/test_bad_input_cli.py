@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedder import HashingEmbedder
-from rag.evaluate import load_questions
-from rag.indexing import index_paths
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.evaluate.harness import load_questions
+from rag.ingest.indexing import index_paths
 from tests.conftest import CORPUS
+from tests.fakes import HashingEmbedder
 from tests.reliability.conftest import RAG, DiskIndex, assert_one_line_error, clean_env, read_disk_index
 
 QUESTION = "What was decided about the NATO-Ukraine Council?"
@@ -51,7 +51,11 @@ CASES: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
     "pointer-outside": (["info"], {"RAG_INDEX_DIR": "WORK/broken-outside"}, ["not a generation"]),
     "manifest-garbage": (["info"], {"RAG_INDEX_DIR": "WORK/broken-garbage"}, ["manifest", "does not load"]),
     "manifest-wrong-types": (["info"], {"RAG_INDEX_DIR": "WORK/broken-types"}, ["manifest", "does not load"]),
-    "embedding-model-missing": ([*ASK, "--mode", "extractive"], {"RAG_EMBEDDING_MODEL_PATH": "/nope"}, ["/nope", "RAG_EMBEDDING_MODEL_PATH"]),
+    "embedding-model-missing": (
+        [*ASK, "--mode", "extractive"],
+        {"RAG_EMBEDDING_MODEL_PATH": "/nope"},
+        ["/nope", "RAG_EMBEDDING_MODEL_PATH"],
+    ),
     "eval-malformed-json": (["eval", "WORK/eval-malformed-json.jsonl"], {}, ["line 1", "not valid JSON"]),
     "eval-wrong-type-list": (["eval", "WORK/eval-wrong-type-list.jsonl"], {}, ["line 1", "must_include"]),
     "eval-wrong-type-str": (["eval", "WORK/eval-wrong-type-str.jsonl"], {}, ["line 1", "question"]),
@@ -61,8 +65,16 @@ CASES: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
     "eval-binary": (["eval", "WORK/eval-binary.jsonl"], {}, ["not UTF-8"]),
     "eval-missing": (["eval", "WORK/nope.jsonl"], {}, ["does not exist"]),
     # refused once the embedding model is loaded
-    "corrupt-passages": ([*ASK, "--mode", "extractive"], {"RAG_INDEX_DIR": "WORK/broken-passages"}, ["passages", "do not load"]),
-    "other-model": ([*ASK, "--mode", "extractive"], {"RAG_INDEX_DIR": "WORK/hashing-index"}, ["built differently", "hashing-256"]),
+    "corrupt-passages": (
+        [*ASK, "--mode", "extractive"],
+        {"RAG_INDEX_DIR": "WORK/broken-passages"},
+        ["passages", "do not load"],
+    ),
+    "other-model": (
+        [*ASK, "--mode", "extractive"],
+        {"RAG_INDEX_DIR": "WORK/hashing-index"},
+        ["built differently", "hashing-256"],
+    ),
     "gguf-not-a-model": (ASK, {"RAG_GGUF_PATH": "WORK/model.gguf"}, ["not a GGUF model file"]),
     "locked": (["index", str(CORPUS)], {"RAG_INDEX_DIR": "WORK/locked"}, ["another process is writing this index"]),
 }
@@ -103,9 +115,15 @@ def _bad_files(folder: Path) -> dict[str, str]:
     (folder / "bad id!.txt").write_text("A story with an id that is not safe as a file name.\n")
     shutil.copyfile(CORPUS / "001_d33884d0ecc97606.txt", folder / "copy_of_001.txt")
     return {
-        "bad_utf8.txt": "not valid UTF-8", "binary.txt": "binary", "empty.txt": "empty", "blank.md": "empty",
-        "huge.txt": "exceeds the limit", "slides.pdf": "unsupported file type .pdf", "bad id!.txt": "invalid document id",
-        "copy_of_001.txt": "same content as document 001_d33884d0ecc97606", "does_not_exist.txt": "no such file",
+        "bad_utf8.txt": "not valid UTF-8",
+        "binary.txt": "binary",
+        "empty.txt": "empty",
+        "blank.md": "empty",
+        "huge.txt": "exceeds the limit",
+        "slides.pdf": "unsupported file type .pdf",
+        "bad id!.txt": "invalid document id",
+        "copy_of_001.txt": "same content as document 001_d33884d0ecc97606",
+        "does_not_exist.txt": "no such file",
     }
 
 
@@ -124,7 +142,10 @@ def runs(real_index_template, tmp_path_factory) -> dict[str, object]:
         (work / f"eval-{name}.jsonl").write_bytes(content)
     reasons = _bad_files(work / "bad")
     cases = {name: (args, env) for name, (args, env, _) in CASES.items()}
-    cases["index-bad-files"] = (["index", *[str(work / "bad" / name) for name in reasons]], {"RAG_INDEX_DIR": str(writable)})
+    cases["index-bad-files"] = (
+        ["index", *[str(work / "bad" / name) for name in reasons]],
+        {"RAG_INDEX_DIR": str(writable)},
+    )
 
     def fill(text: str) -> str:
         return text.replace("WORK/", f"{work}/")
@@ -136,7 +157,14 @@ def runs(real_index_template, tmp_path_factory) -> dict[str, object]:
     procs = {}
     for name, (args, env) in cases.items():
         env = {"RAG_INDEX_DIR": str(real_index_template), **{k: fill(v) for k, v in env.items()}}
-        procs[name] = subprocess.Popen([str(RAG), *map(fill, args)], cwd=work, env=clean_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs[name] = subprocess.Popen(
+            [str(RAG), *map(fill, args)],
+            cwd=work,
+            env=clean_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     results: dict[str, object] = {}
     try:
         for name, proc in procs.items():
@@ -147,7 +175,10 @@ def runs(real_index_template, tmp_path_factory) -> dict[str, object]:
         for proc in procs.values():
             proc.kill()
     results["reasons"] = reasons
-    results["before"], results["after"] = before, {"shared": read_disk_index(real_index_template), "writable": read_disk_index(writable)}
+    results["before"], results["after"] = (
+        before,
+        {"shared": read_disk_index(real_index_template), "writable": read_disk_index(writable)},
+    )
     return results
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.index import load_index, read_manifest
-from rag.settings import Settings
+from rag.core.settings import Settings
+from rag.storage.manifest import read_manifest
+from rag.storage.segments import load_index
 from tests.reliability.conftest import FULL, RAG, clean_env, read_disk_index, run_rag
 from tests.syndication import STORY
 
@@ -29,11 +30,16 @@ ARTICLES = 2000 if FULL else 500
 KILLS = 60 if FULL else 20
 COMMIT_EVERY = 20
 ENV = {
-    "RAG_EMBEDDING_BACKEND": "onnx", "RAG_COMMIT_EVERY_ARTICLES": str(COMMIT_EVERY),
-    "RAG_N_THREADS": "1", "RAG_QUERY_THREADS": "1", "OMP_NUM_THREADS": "1",
+    "RAG_EMBEDDING_BACKEND": "onnx",
+    "RAG_COMMIT_EVERY_ARTICLES": str(COMMIT_EVERY),
+    "RAG_N_THREADS": "1",
+    "RAG_QUERY_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
 }
-WORDS = ("alliance summit minister council treaty harbour ferry budget election court railway bridge festival museum "
-         "river market factory union strike vaccine school farmer drought storm bank senate tariff pipeline").split()
+WORDS = (
+    "alliance summit minister council treaty harbour ferry budget election court railway bridge festival museum "
+    "river market factory union strike vaccine school farmer drought storm bank senate tariff pipeline"
+).split()
 QUERIES = ["harbour ferry strike", "tidal power plant Kestrel Bay", "senate tariff vote", "museum festival river"]
 
 
@@ -46,7 +52,10 @@ def write_corpus(folder: Path) -> None:
             story = " ".join(STORY[: 3 + i % 4])
             text = f"Outlet {i % 3} edition\n\n{story} Story number {i // 50}.\n"
         elif i % 50 == 48:
-            text = f"Kestrel Bay report\n\nSubscribe for more news. {' '.join(STORY[: 3 + (i + 1) % 4])} Story number {i // 50}.\n"
+            text = (
+                f"Kestrel Bay report\n\nSubscribe for more news. {' '.join(STORY[: 3 + (i + 1) % 4])} "
+                f"Story number {i // 50}.\n"
+            )
         else:
             words = [rng.choice(WORDS) for _ in range(rng.randint(12, 22))]
             text = f"Item {i}: the {words[0]} {words[1]}\n\nThe {' '.join(words)} met on day {i}.\n"
@@ -88,7 +97,9 @@ def test_killed_runs_keep_their_commits_and_the_rerun_finishes_the_same_index(tm
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "a000.txt").write_bytes((corpus / "a000.txt").read_bytes())
     started = time.monotonic()
-    assert run_rag("index", str(tmp_path / "one"), cwd=tmp_path, RAG_INDEX_DIR=tmp_path / "startup", **ENV).returncode == 0
+    assert (
+        run_rag("index", str(tmp_path / "one"), cwd=tmp_path, RAG_INDEX_DIR=tmp_path / "startup", **ENV).returncode == 0
+    )
     startup = time.monotonic() - started  # the model load and a first commit
     # About one batch's time a kill on average, of which the batch in flight (half a batch, on average) is lost:
     # the kills together commit about 40% of the articles, and the last run does the rest.
@@ -98,7 +109,13 @@ def test_killed_runs_keep_their_commits_and_the_rerun_finishes_the_same_index(tm
     kills, finished = 0, 0
     for _ in range(KILLS):
         before = committed(index_dir)
-        run = subprocess.Popen([str(RAG), "index", str(corpus)], cwd=tmp_path, env=clean_env(RAG_INDEX_DIR=index_dir, **ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        run = subprocess.Popen(
+            [str(RAG), "index", str(corpus)],
+            cwd=tmp_path,
+            env=clean_env(RAG_INDEX_DIR=index_dir, **ENV),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(startup * rng.uniform(0.5, 1.0) + per_kill * rng.uniform(0.0, 2.0))
         run.kill()
         _, stderr = run.communicate()
@@ -119,13 +136,18 @@ def test_killed_runs_keep_their_commits_and_the_rerun_finishes_the_same_index(tm
     assert 0 < len(done) < ARTICLES, "the kills should leave a partly built index"
     result = run_rag("index", str(corpus), cwd=tmp_path, RAG_INDEX_DIR=index_dir, **ENV)
     assert result.returncode == 0, result.stderr
-    summary = re.search(r"(\d+) added, (\d+) updated, (\d+) unchanged, (\d+) skipped; (\d+) passages embedded", result.stdout)
+    summary = re.search(
+        r"(\d+) added, (\d+) updated, (\d+) unchanged, (\d+) skipped; (\d+) passages embedded", result.stdout
+    )
     added, updated, unchanged, skipped, embedded = map(int, summary.groups())
     reference_docs = committed(reference)
     assert (added, updated, unchanged, skipped) == (ARTICLES - len(done), 0, len(done), 0)
     assert embedded == sum(reference_docs[d][2] for d in reference_docs if d not in done)  # only what was not committed
 
-    print(f"{kills} kills, {finished} runs finished; {len(done)} of {ARTICLES} articles committed before the last run, which embedded {embedded} passages")
+    print(
+        f"{kills} kills, {finished} runs finished; {len(done)} of {ARTICLES} articles committed before the last run, "
+        f"which embedded {embedded} passages"
+    )
     ours, theirs = snapshot(index_dir), snapshot(reference)
     assert ours["documents"] == theirs["documents"] and ours["passages"] == theirs["passages"]
     assert len({group for _, group, _ in ours["documents"].values()}) < ARTICLES  # the copies were folded

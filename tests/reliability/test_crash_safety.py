@@ -18,19 +18,21 @@ from pathlib import Path
 
 import pytest
 
-import rag.segment_files
-from rag.errors import IndexLockedError
-from rag.index import load_index
-from rag.indexing import index_paths
-from rag.retriever import Retriever
+import rag.storage.segment_files
+from rag.core.errors import IndexLockedError
+from rag.ingest.indexing import index_paths
+from rag.search.retriever import Retriever
+from rag.storage.segments import load_index
 from tests.reliability import crash_child
 from tests.reliability.conftest import FULL, DiskIndex, live_generation, read_disk_index
 from tests.reliability.crash_child import child_main, embedder, hold_lock, run_op, settings_for
 
 KILLS = 200 if FULL else 20
 RANDOM_DOCS = 120 if FULL else 30
-WORDS = ("alliance summit minister council treaty harbour ferry budget election court railway bridge festival museum "
-         "river market factory union strike vaccine school farmer drought storm bank senate tariff pipeline").split()
+WORDS = (
+    "alliance summit minister council treaty harbour ferry budget election court railway bridge festival museum "
+    "river market factory union strike vaccine school farmer drought storm bank senate tariff pipeline"
+).split()
 
 
 def make_corpus(folder: Path, docs: int, version: str) -> dict[str, bytes]:
@@ -74,9 +76,13 @@ class Scenario:
         for path in (index_dir / "documents").glob("*"):
             if path.name.startswith("."):
                 continue  # a writer's temp file; the next writer sweeps it
-            assert path.read_bytes() in (self.files["A"][path.name], self.files["B"][path.name]), f"torn copy {path.name}"
+            assert path.read_bytes() in (self.files["A"][path.name], self.files["B"][path.name]), (
+                f"torn copy {path.name}"
+            )
 
-    def run(self, op: dict, *, die_at: int | None = None, count_steps: bool = False, kill_after: float | None = None) -> dict | None:
+    def run(
+        self, op: dict, *, die_at: int | None = None, count_steps: bool = False, kill_after: float | None = None
+    ) -> dict | None:
         """Run `op` in a child; returns its report, or None when it died (by its own hook or our kill)."""
         ctx = crash_child.context()
         reader, writer = ctx.Pipe(duplex=False)
@@ -117,7 +123,11 @@ def assert_loads(index_dir: Path) -> None:
 
 def stray_segments(index_dir: Path) -> list[str]:
     """Segment folders no generation on disk names, and segment temp folders."""
-    named = {e["name"] for gen in index_dir.glob("gen-*") for e in json.loads((gen / "manifest.json").read_text()).get("segments", [])}
+    named = {
+        e["name"]
+        for gen in index_dir.glob("gen-*")
+        for e in json.loads((gen / "manifest.json").read_text()).get("segments", [])
+    }
     folder = index_dir / "segments"
     return [p.name for p in folder.iterdir() if p.name not in named] if folder.is_dir() else []
 
@@ -131,7 +141,11 @@ def assert_clean(index_dir: Path) -> None:
 def leftovers(index_dir: Path) -> bool:
     live = (index_dir / "CURRENT").read_text().strip()
     orphan_gens = [p for p in index_dir.glob("gen-*") if p.name > live]
-    temp = list(index_dir.glob("tmp-*")) or list(index_dir.glob(".*.tmp*")) or list((index_dir / "documents").glob(".*.tmp*"))
+    temp = (
+        list(index_dir.glob("tmp-*"))
+        or list(index_dir.glob(".*.tmp*"))
+        or list((index_dir / "documents").glob(".*.tmp*"))
+    )
     return bool(temp or orphan_gens or stray_segments(index_dir))
 
 
@@ -139,7 +153,9 @@ def test_kill_9_at_random_moments_leaves_the_last_good_index(tmp_path):
     scenario = Scenario(tmp_path, RANDOM_DOCS)
     index_dir = tmp_path / "index"
     run_op({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus["A"])]})
-    calibration = scenario.run({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus["B"])]}, count_steps=True)
+    calibration = scenario.run(
+        {"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus["B"])]}, count_steps=True
+    )
     assert calibration is not None and calibration["first_write_s"] is not None
     duration = scenario.last_duration
     write_share = min(calibration["first_write_s"] / duration, 1.0)
@@ -155,7 +171,10 @@ def test_kill_9_at_random_moments_leaves_the_last_good_index(tmp_path):
     outcomes: Counter[str] = Counter()
     for i, fraction in enumerate(fractions):
         target = "A" if live == "B" else "B"
-        report = scenario.run({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus[target])]}, kill_after=fraction * duration)
+        report = scenario.run(
+            {"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus[target])]},
+            kill_after=fraction * duration,
+        )
         if report:  # the machine got faster than the calibration run: aim earlier from now on
             duration = min(duration, scenario.last_duration)
         disk = read_disk_index(index_dir)  # asserts the live generation's files agree
@@ -165,7 +184,9 @@ def test_kill_9_at_random_moments_leaves_the_last_good_index(tmp_path):
         scenario.check_stored_documents(index_dir)
         outcomes["finished" if report else "before-commit" if now == live else "after-commit"] += 1
         # Half-written: temp files or dirs on disk, or copies of the new edition stored while the old is live.
-        outcomes["mid-write"] += leftovers(index_dir) or (now == live and scenario.stored_editions(index_dir)[target] > 0)
+        outcomes["mid-write"] += leftovers(index_dir) or (
+            now == live and scenario.stored_editions(index_dir)[target] > 0
+        )
         live = now
         if i % 5 == 4 or i == KILLS - 1:  # re-running the interrupted write finishes the job
             run_op({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus[target])]})
@@ -176,15 +197,21 @@ def test_kill_9_at_random_moments_leaves_the_last_good_index(tmp_path):
     assert outcomes["before-commit"] >= 1 and outcomes["mid-write"] >= 1, outcomes
 
 
-@pytest.mark.parametrize("kind", ["update", "upload", "remove", "optimize", "merge"] + (["reindex-rebuild"] if FULL else []))
+@pytest.mark.parametrize(
+    "kind", ["update", "upload", "remove", "optimize", "merge"] + (["reindex-rebuild"] if FULL else [])
+)
 def test_kill_before_every_durable_step_leaves_the_last_good_index(tmp_path, kind):
     scenario = Scenario(tmp_path, 3)
     base = tmp_path / "base"
     for version in "ABA":  # three generations, so the write under test also prunes one
         run_op({"op": "index", "index_dir": str(base), "paths": [str(scenario.corpus[version])]})
     extra, later = tmp_path / "extra.md", tmp_path / "later.md"
-    extra.write_text("# Ferry strike ends\n\nThe harbour ferry union ended its strike after the council met on Tuesday.\n")
-    later.write_text("# Bridge reopens\n\nThe railway bridge over the river reopened on Friday after the storm repairs.\n")
+    extra.write_text(
+        "# Ferry strike ends\n\nThe harbour ferry union ended its strike after the council met on Tuesday.\n"
+    )
+    later.write_text(
+        "# Bridge reopens\n\nThe railway bridge over the river reopened on Friday after the storm repairs.\n"
+    )
     if kind in ("optimize", "merge"):  # segments to merge: the edition, an upload, and a tombstone in the first
         run_op({"op": "add", "index_dir": str(base), "name": "extra.md", "path": str(extra)})
         run_op({"op": "remove", "index_dir": str(base), "doc_ids": ["story001"]})
@@ -231,12 +258,16 @@ def test_kill_before_every_durable_step_leaves_the_last_good_index(tmp_path, kin
         if kind not in ("upload", "optimize", "merge"):  # those leave copies of the extra uploads, of no edition
             scenario.check_stored_documents(index_dir)
         if kind == "remove" and disk.digest == after.digest:
-            assert not list((index_dir / "documents").glob("story00[02].*")), f"{where}: a deleted document's copy survived"
+            assert not list((index_dir / "documents").glob("story00[02].*")), (
+                f"{where}: a deleted document's copy survived"
+            )
         if disk.digest == before.digest or kind != "remove":
             run_op({**op, "index_dir": str(index_dir)})  # the retry that follows a failed request
         assert read_disk_index(index_dir).digest == after.digest, f"{where}: the retry did not finish the job"
         if kind == "optimize":
-            assert len(json.loads((live_generation(index_dir) / "manifest.json").read_text())["segments"]) == 1, f"{where}: not optimized"
+            assert len(json.loads((live_generation(index_dir) / "manifest.json").read_text())["segments"]) == 1, (
+                f"{where}: not optimized"
+            )
         # The stored copies now agree with the index: a rebuild from them neither revives nor loses a document.
         run_op({"op": "reindex", "index_dir": str(index_dir)})
         assert read_disk_index(index_dir).digest == after.digest, f"{where}: reindex disagrees with the index"
@@ -297,18 +328,21 @@ def test_slow_reader_outlived_by_its_generation_loads_the_new_one(tmp_path, monk
     scenario = Scenario(tmp_path, 4)
     index_dir = tmp_path / "index"
     run_op({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus["A"])]})
-    real_read, reader_thread, fired = rag.segment_files.read_jsonl, threading.current_thread(), []
+    real_read, reader_thread, fired = rag.storage.segment_files.read_jsonl, threading.current_thread(), []
 
     def read_slowly(path, model):
         if threading.current_thread() is reader_thread and not fired:
             fired.append(path)
             for version in "BA":  # two commits while this reader sits between its files
-                t = threading.Thread(target=run_op, args=({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus[version])]},))
+                t = threading.Thread(
+                    target=run_op,
+                    args=({"op": "index", "index_dir": str(index_dir), "paths": [str(scenario.corpus[version])]},),
+                )
                 t.start()
                 t.join()
         return real_read(path, model)
 
-    monkeypatch.setattr(rag.segment_files, "read_jsonl", read_slowly)
+    monkeypatch.setattr(rag.storage.segment_files, "read_jsonl", read_slowly)
     emb = embedder()
     loaded = load_index(settings_for(index_dir), embedding_model=emb.name, dimension=emb.dimension)
     assert fired and loaded.generation == 3
@@ -319,7 +353,9 @@ def test_reindex_rebuilds_everything_from_stored_documents(tmp_path, corpus_copy
     index_dir = tmp_path / "index"
     run_op({"op": "index", "index_dir": str(index_dir), "paths": [str(corpus_copy)]})
     upload = tmp_path / "lowmere.md"
-    upload.write_text("# Floating library\n\nThe town of Lowmere opened a floating library on its harbour on Saturday.\n")
+    upload.write_text(
+        "# Floating library\n\nThe town of Lowmere opened a floating library on its harbour on Saturday.\n"
+    )
     run_op({"op": "add", "index_dir": str(index_dir), "name": "lowmere.md", "path": str(upload)})
     # Re-sent under another file type: the older copy must not come back on a rebuild.
     newer = tmp_path / "lowmere.txt"

@@ -28,7 +28,13 @@ SOAK_S = 180 if FULL else 20
 # succeeded (a CI run once saw no delete get through). The soak then goes on, up to this long, until each has.
 SOAK_MAX_S = SOAK_S * 3
 # What the soak must have done for its checks to mean anything: (action, status) -> at least this many.
-FLOORS = {("upload", 201): 5, ("delete", 200): 1, ("ask-generate", 200): 1, ("ask-generate", 503): 1, ("ask-extractive", 200): 20}
+FLOORS = {
+    ("upload", 201): 5,
+    ("delete", 200): 1,
+    ("ask-generate", 200): 1,
+    ("ask-generate", 503): 1,
+    ("ask-extractive", 200): 20,
+}
 QUESTIONS = [
     "What was decided about the NATO-Ukraine Council?",
     "Who is the NATO Secretary General quoted in these reports?",
@@ -56,9 +62,13 @@ def server(real_index_template, tmp_path_factory) -> Iterator[Server]:
     log = work / "server.log"
     # A one-deep model queue makes 503-busy reachable; short answers on one thread and a short queue wait keep
     # the generated asks from starving the CPU the other 31 clients need.
-    env = clean_env(RAG_INDEX_DIR=index_dir, RAG_QUEUE_MAX="1", RAG_QUEUE_TIMEOUT_S="15", RAG_N_THREADS="1", RAG_MAX_NEW_TOKENS="16")
+    env = clean_env(
+        RAG_INDEX_DIR=index_dir, RAG_QUEUE_MAX="1", RAG_QUEUE_TIMEOUT_S="15", RAG_N_THREADS="1", RAG_MAX_NEW_TOKENS="16"
+    )
     with open(log, "w") as sink:  # a file, not a pipe: a full pipe would stall the server mid-soak
-        proc = subprocess.Popen([str(RAG), "serve", "--port", str(port)], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(RAG), "serve", "--port", str(port)], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     wait_until_ready(proc, f"{url}/readyz", log, 300)
     yield Server(url, port, index_dir, log, proc)
@@ -99,12 +109,17 @@ class Tally:
 
     def floors_met(self) -> bool:
         return all(self.statuses[key] >= n for key, n in FLOORS.items())
+
     deleted: set[str] = field(default_factory=set)
     tokens: dict[str, str] = field(default_factory=dict)  # doc id -> a word only it contains
 
     def check(self, action: str, response: httpx.Response, *allowed: int) -> bool:
         self.statuses[(action, response.status_code)] += 1
-        busy = response.status_code == 503 and response.json().get("error", {}).get("code") == "busy" and "Retry-After" in response.headers
+        busy = (
+            response.status_code == 503
+            and response.json().get("error", {}).get("code") == "busy"
+            and "Retry-After" in response.headers
+        )
         if response.status_code not in allowed and not busy:
             self.unexpected.append(f"{action} -> {response.status_code}: {response.text[:300]}")
         return response.status_code in allowed
@@ -190,7 +205,9 @@ def test_soak_mixed_load_keeps_documents_and_index_consistent(server):
     tally = asyncio.run(soak(server.url, SOAK_S))
     drain = time.monotonic() - started - SOAK_S
     summary = dict(sorted(Counter({f"{a} {s}": c for (a, s), c in tally.statuses.items()}).items()))
-    print(f"soak {SOAK_S}s + {drain:.0f}s to finish requests in flight, {CLIENTS} clients: {summary}")  # shown with -rP: what the load actually was
+    print(
+        f"soak {SOAK_S}s + {drain:.0f}s to finish requests in flight, {CLIENTS} clients: {summary}"
+    )  # shown with -rP: what the load actually was
     assert not tally.unexpected, f"{tally.unexpected[:10]}\n{summary}"
     assert tally.floors_met(), summary
 
@@ -204,10 +221,14 @@ def test_soak_mixed_load_keeps_documents_and_index_consistent(server):
     stored = {p.stem for p in (server.index_dir / "documents").iterdir() if not p.name.startswith(".")}
     assert stored == set(listed), "stored copies differ from the index: `rag reindex` would not rebuild it"
     for doc_id in sorted(tally.kept)[:5]:  # what was kept is searchable; what was deleted is not
-        hits = httpx.post(f"{server.url}/v1/search", json={"query": tally.tokens[doc_id], "method": "bm25"}).json()["results"]
+        hits = httpx.post(f"{server.url}/v1/search", json={"query": tally.tokens[doc_id], "method": "bm25"}).json()[
+            "results"
+        ]
         assert hits and hits[0]["doc_id"] == doc_id
     for doc_id in sorted(tally.deleted)[:5]:
-        hits = httpx.post(f"{server.url}/v1/search", json={"query": tally.tokens[doc_id], "method": "bm25"}).json()["results"]
+        hits = httpx.post(f"{server.url}/v1/search", json={"query": tally.tokens[doc_id], "method": "bm25"}).json()[
+            "results"
+        ]
         assert all(h["doc_id"] != doc_id for h in hits)
     assert server.proc.poll() is None and httpx.get(f"{server.url}/healthz").status_code == 200
     log = server.log.read_text()

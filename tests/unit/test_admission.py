@@ -13,8 +13,8 @@ import pytest
 from api.admission import Admission, Lane, LaneLimits, cpu_pool_size
 from api.metrics import Metrics
 from api.queue import GenerationQueue
-from rag.errors import BusyError
-from rag.settings import Settings
+from rag.core.errors import BusyError
+from rag.core.settings import Settings
 from tests.unit.test_queue import WAIT_S, Turnstile, wait_for
 
 
@@ -30,7 +30,9 @@ class Recorder:
         self.waits.append((klass, seconds))
 
 
-def lane(limit: int = 1, max_waiting: int = 8, deadline_s: float = 30.0, hold_s: float = 0.01, timeout_s: float = 60.0) -> tuple[Lane, Recorder]:
+def lane(
+    limit: int = 1, max_waiting: int = 8, deadline_s: float = 30.0, hold_s: float = 0.01, timeout_s: float = 60.0
+) -> tuple[Lane, Recorder]:
     seen = Recorder()
     return Lane("search", LaneLimits(limit, max_waiting, deadline_s, timeout_s), seen, initial_hold_s=hold_s), seen
 
@@ -123,7 +125,13 @@ def test_a_cancelled_waiter_gives_up_its_place():
 
 def test_classes_are_bounded_apart_and_refusals_reach_metrics(settings):
     metrics = Metrics()
-    s = settings.model_copy(update={"cpu_threads": 2, "admission_limits": {**settings.admission_limits, "search": 1}, "admission_queues": {**settings.admission_queues, "search": 1}})
+    s = settings.model_copy(
+        update={
+            "cpu_threads": 2,
+            "admission_limits": {**settings.admission_limits, "search": 1},
+            "admission_queues": {**settings.admission_queues, "search": 1},
+        }
+    )
     admission = Admission(s, metrics)
     release = threading.Event()
 
@@ -154,12 +162,16 @@ def test_the_cpu_pool_gets_the_cores_llama_cpp_leaves():
     assert cpu_pool_size(base, cpu_count=2) == 1  # never zero: cheap requests must still run
     assert cpu_pool_size(base, cpu_count=8) == 6
     assert cpu_pool_size(base.model_copy(update={"cpu_threads": 3}), cpu_count=2) == 3
-    assert cpu_pool_size(base.model_copy(update={"generator_backend": "openai"}), cpu_count=4) == 4  # the model runs elsewhere
+    assert (
+        cpu_pool_size(base.model_copy(update={"generator_backend": "openai"}), cpu_count=4) == 4
+    )  # the model runs elsewhere
 
 
 def test_model_classes_have_their_own_limits_and_deadlines():
     seen = Recorder()
-    queue = GenerationQueue(max_waiting=8, timeout_s=60, limits={"stream": 1}, deadlines_s={"generate": 0.01, "stream": 60.0}, observer=seen)
+    queue = GenerationQueue(
+        max_waiting=8, timeout_s=60, limits={"stream": 1}, deadlines_s={"generate": 0.01, "stream": 60.0}, observer=seen
+    )
     model = Turnstile()
 
     def hold(name: str, ticket, results: dict, at_least_s: float = 0.0) -> threading.Thread:
@@ -196,7 +208,9 @@ def test_model_classes_have_their_own_limits_and_deadlines():
 def run_holding(queue: GenerationQueue, model: Turnstile, ticket, results: dict, name: str) -> None:
     queue.bind_thread(None, ticket)
     try:
-        results[name] = "".join(queue.gate(model).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0))
+        results[name] = "".join(
+            queue.gate(model).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0)
+        )
     finally:
         queue.bind_thread(None)
         ticket.release()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from rag.embedder import HashingEmbedder
-from rag.index import load_index, read_manifest
-from rag.indexing import IndexProgress, index_paths, reindex
+from rag.ingest.indexing import IndexProgress, index_paths, reindex
+from rag.storage.manifest import read_manifest
+from rag.storage.segments import load_index
+from tests.fakes import HashingEmbedder
 from tests.syndication import write_stories
 from tests.unit.test_segments import assert_same, snapshot
 
@@ -59,7 +60,9 @@ def test_an_interrupted_run_keeps_its_commits_and_the_rerun_embeds_only_the_rest
     assert sorted(report.unchanged) == sorted(committed.documents) and rest not in committed.documents
     assert emb.texts == report.passages_embedded == len(index.passages_of(rest))  # only the uncommitted article
 
-    whole, _ = index_paths(settings.model_copy(update={"index_dir": tmp_path / "whole"}), CountingEmbedder(), [corpus_copy])
+    whole, _ = index_paths(
+        settings.model_copy(update={"index_dir": tmp_path / "whole"}), CountingEmbedder(), [corpus_copy]
+    )
     loaded = load_index(settings, embedding_model=emb.name, dimension=emb.dimension)
     assert_same(snapshot(loaded, emb), snapshot(whole, emb))
 
@@ -80,8 +83,14 @@ def test_syndicated_copies_fold_the_same_across_batches(settings, hashing_embedd
 def test_progress_counts_articles_passages_and_commits(settings, corpus_copy):
     (corpus_copy / "empty.txt").write_text("  \n")
     seen: list[IndexProgress] = []
-    record = lambda state: seen.append(IndexProgress(**{k: getattr(state, k) for k in ("articles_total", "articles_done", "passages_embedded", "commits")}))  # noqa: E731
-    _, report = index_paths(settings.model_copy(update={"commit_every_articles": 2}), CountingEmbedder(), [corpus_copy], progress=record)
+    record = lambda state: seen.append(
+        IndexProgress(
+            **{k: getattr(state, k) for k in ("articles_total", "articles_done", "passages_embedded", "commits")}
+        )
+    )
+    _, report = index_paths(
+        settings.model_copy(update={"commit_every_articles": 2}), CountingEmbedder(), [corpus_copy], progress=record
+    )
     assert {s.articles_total for s in seen} == {6}
     done = [s.articles_done for s in seen]
     assert done == sorted(done) and done[-1] == 6 and seen[-1].commits == report.commits == 3

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from rag.chunking import chunk_article
-from rag.errors import BadInputError
-from rag.sentences import split_sentences
-from rag.types import Article, ArticleMeta, Passage
+from rag.core.errors import BadInputError
+from rag.core.types import Article, ArticleMeta, Passage
+from rag.text.chunking import chunk_article
+from rag.text.sentences import split_sentences
 
 
 def _article(text: str, doc_id: str = "doc-1") -> Article:
@@ -70,7 +70,7 @@ def _check_invariants(article: Article, passages: list[Passage], size: int) -> N
     for n, p in enumerate(passages):
         assert p.passage_id == f"{article.doc_id}#{n}"
         assert p.ordinal == n and p.doc_id == article.doc_id
-        assert article.text[p.start:p.end] == p.text
+        assert article.text[p.start : p.end] == p.text
         assert p.text == p.text.strip() and p.text
         assert len(p.text.split()) <= size
         assert p.meta == article.meta
@@ -102,7 +102,7 @@ def test_overlap_repeats_trailing_sentences() -> None:
     for prev, nxt in zip(passages, passages[1:]):
         shared = prev.end - nxt.start
         assert shared > 0, "consecutive passages should overlap"
-        overlap_text = article.text[nxt.start:prev.end]
+        overlap_text = article.text[nxt.start : prev.end]
         assert len(overlap_text.split()) <= 25
         assert prev.text.endswith(overlap_text)
         # the overlap starts on a sentence boundary

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from api.routes.openai_compat import content_with_sources
-from rag.citations import CitationBuilder, CitationVerifier, split_claims
-from rag.cli import print_answer
-from rag.evaluate import check_citations
-from rag.types import Answer, ArticleMeta, Evidence, EvidenceSentence, Passage, ScoredPassage
+from rag.cli.main import print_answer
+from rag.core.types import Answer, ArticleMeta, Evidence, EvidenceSentence, Passage, ScoredPassage
+from rag.evaluate.harness import check_citations
+from rag.verify.citations import CitationBuilder, CitationVerifier, split_claims
 
 COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council with an equal seat for Kyiv."
 SUPPORT = "NATO provides only nonlethal support to Kyiv, although allies individually supply weapons."
@@ -19,11 +19,20 @@ VILNIUS = "Leaders of the alliance will gather for a summit in Vilnius in July."
 def passage(doc_id: str, *sentences: str, title: str) -> tuple[ScoredPassage, list[EvidenceSentence]]:
     text = " ".join(sentences)
     meta = ArticleMeta(title=title, source="Wire", date="2023-06-15")
-    sp = ScoredPassage(passage=Passage(passage_id=f"{doc_id}#0", doc_id=doc_id, ordinal=0, text=text, start=0, end=len(text), meta=meta), score=1.0)
+    sp = ScoredPassage(
+        passage=Passage(
+            passage_id=f"{doc_id}#0", doc_id=doc_id, ordinal=0, text=text, start=0, end=len(text), meta=meta
+        ),
+        score=1.0,
+    )
     spans, at = [], 0
     for s in sentences:
         start = text.index(s, at)
-        spans.append(EvidenceSentence(text=s, doc_id=doc_id, passage_id=f"{doc_id}#0", start=start, end=start + len(s), relevance=1.0))
+        spans.append(
+            EvidenceSentence(
+                text=s, doc_id=doc_id, passage_id=f"{doc_id}#0", start=start, end=start + len(s), relevance=1.0
+            )
+        )
         at = start + len(s)
     return sp, spans
 
@@ -46,7 +55,11 @@ def test_two_sentences_of_one_passage_share_one_number_and_both_quotes(evidence,
     assert [c.passage_id for c in citations] == ["doc_a#0", "doc_b#0"]
     first = citations[0]
     assert [q.text for q in first.quotes] == [COUNCIL, SUPPORT]
-    assert (first.quote, first.start, first.end) == (COUNCIL, first.quotes[0].start, first.quotes[0].end)  # the old shape
+    assert (first.quote, first.start, first.end) == (
+        COUNCIL,
+        first.quotes[0].start,
+        first.quotes[0].end,
+    )  # the old shape
     text = evidence.sources[0].passage.text
     assert all(text[q.start : q.end] == q.text for q in first.quotes)
 
@@ -60,14 +73,18 @@ def test_builder_numbers_per_passage_and_keeps_a_quote_once(evidence):
 
 def test_eval_replays_each_sentence_against_the_quote_that_backs_it(evidence, verifier):
     sentences, citations = verifier.verify(f"{COUNCIL} [1] {SUPPORT} [1]", evidence)
-    answer = Answer(question="q", standalone_question="q", text="", mode="generate", sentences=sentences, citations=citations)
+    answer = Answer(
+        question="q", standalone_question="q", text="", mode="generate", sentences=sentences, citations=citations
+    )
     checks = check_citations(answer, lambda claim, quote: (claim == quote, 1.0 if claim == quote else 0.0))
     assert [(c.number, c.quote, c.verifier_ok) for c in checks] == [(1, COUNCIL, True), (1, SUPPORT, True)]
 
 
 def test_sources_list_each_passage_once_with_its_quotes(evidence, verifier, capsys):
     sentences, citations = verifier.verify(f"{COUNCIL} [1] {SUPPORT} [1] {VILNIUS} [2]", evidence)
-    answer = Answer(question="q", standalone_question="q", text="x", mode="generate", sentences=sentences, citations=citations)
+    answer = Answer(
+        question="q", standalone_question="q", text="x", mode="generate", sentences=sentences, citations=citations
+    )
     chat = content_with_sources(answer).split("\n\nSources:\n", 1)[1]
     assert chat.count("Alliance upgrades ties") == 1 and chat.count("Summit ahead") == 1
     assert chat.index(COUNCIL) < chat.index(SUPPORT) < chat.index("[2] Summit ahead")

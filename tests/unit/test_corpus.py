@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus import (
+from rag.core.errors import BadInputError, TooLargeError, UnsupportedFileError
+from rag.ingest.corpus import (
     SUPPORTED_SUFFIXES,
     article_from_bytes,
     clean_text,
@@ -16,7 +17,6 @@ from rag.corpus import (
     parse_date,
     validate_doc_id,
 )
-from rag.errors import BadInputError, TooLargeError, UnsupportedFileError
 
 BODY_1 = "The alliance agreed on Thursday to upgrade its relations with Ukraine, officials said."
 BODY_2 = "Ministers will meet again in Vilnius next month to discuss the timetable for membership talks."
@@ -40,9 +40,14 @@ def _assert_clean(raw: str, dropped: list[str]) -> None:
 
 
 def test_link_list_after_heading_is_dropped() -> None:
-    heads = ["Taiwan rattled by quake, no reports of damage", "Pope decries leaders who invoke religion",
-             "EU leaders face crunch decision on frozen assets"]
-    _assert_clean(_page(after=("Next In Europe", *heads, "Others Also Read")), ["Next In Europe", *heads, "Others Also Read"])
+    heads = [
+        "Taiwan rattled by quake, no reports of damage",
+        "Pope decries leaders who invoke religion",
+        "EU leaders face crunch decision on frozen assets",
+    ]
+    _assert_clean(
+        _page(after=("Next In Europe", *heads, "Others Also Read")), ["Next In Europe", *heads, "Others Also Read"]
+    )
     _assert_clean(_page(after=("Related Articles", *heads)), ["Related Articles", *heads])
     _assert_clean(_page(after=("Most popular", *heads)), ["Most popular", *heads])
 
@@ -53,14 +58,23 @@ def test_single_newline_headline_list_after_heading() -> None:
 
 
 def test_timestamped_news_feed_is_dropped() -> None:
-    feed = ["RECENT NEWS", "22:25", "Russians fire at a village, killing woman", "21:41",
-            "Leader to address parliament, some MPs promise boycott", "All News"]
+    feed = [
+        "RECENT NEWS",
+        "22:25",
+        "Russians fire at a village, killing woman",
+        "21:41",
+        "Leader to address parliament, some MPs promise boycott",
+        "All News",
+    ]
     _assert_clean(_page(after=("\n".join(feed),)), feed)
 
 
 def test_headline_run_without_heading_is_dropped_in_the_middle() -> None:
-    heads = ["Pilots have not yet gone abroad for training", "Army advances on eastern front – deputy minister",
-             "VIDEOSubstation ablaze in Siberia, media reports of explosion"]
+    heads = [
+        "Pilots have not yet gone abroad for training",
+        "Army advances on eastern front – deputy minister",
+        "VIDEOSubstation ablaze in Siberia, media reports of explosion",
+    ]
     _assert_clean(_page(middle=tuple(heads)), heads)
 
 
@@ -70,8 +84,17 @@ def test_lone_subheading_in_the_middle_is_kept() -> None:
 
 
 def test_ads_share_buttons_and_nav() -> None:
-    clutter = ["Advertisement:", "ADVERTISEMENT", "Share", "Tweet", "Share on Facebook", "All Sections",
-               "Укр Рус Eng", "EN UA RU", "Skip to content"]
+    clutter = [
+        "Advertisement:",
+        "ADVERTISEMENT",
+        "Share",
+        "Tweet",
+        "Share on Facebook",
+        "All Sections",
+        "Укр Рус Eng",
+        "EN UA RU",
+        "Skip to content",
+    ]
     _assert_clean(_page(clutter[5], clutter[6], middle=tuple(clutter[:5]), after=(clutter[7], clutter[8])), clutter)
 
 
@@ -82,31 +105,44 @@ def test_appeals_and_account_prompts() -> None:
         "Your donation allows us to keep sending journalists to both sides of the story.",
         "Your support makes all the difference.",
     ]
-    tail = ["Follow us on our official WhatsApp channel for breaking news alerts!", "We have launched English Twitter! Follow us!",
-            "Journalists fight on their own frontline. Support Example Pravda or become our patron!",
-            "Sign up for our daily newsletter", "Thank you for registering",
-            "Please refresh the page or navigate to another page on the site to be automatically logged in"]
-    head = ["Stay up to date with notifications from The Example", "Notifications can be managed in browser preferences.", "Support Us"]
+    tail = [
+        "Follow us on our official WhatsApp channel for breaking news alerts!",
+        "We have launched English Twitter! Follow us!",
+        "Journalists fight on their own frontline. Support Example Pravda or become our patron!",
+        "Sign up for our daily newsletter",
+        "Thank you for registering",
+        "Please refresh the page or navigate to another page on the site to be automatically logged in",
+    ]
+    head = [
+        "Stay up to date with notifications from The Example",
+        "Notifications can be managed in browser preferences.",
+        "Support Us",
+    ]
     raw = _page(*head, middle=tuple(appeal), after=tuple(tail))
     _assert_clean(raw, head + appeal + tail)
     assert clean_text(raw).meta.source == "The Example"
 
 
 def test_news_words_in_body_are_not_promo() -> None:
-    body = ["Germany donated tanks and air defence systems to Ukraine.",
-            "The company said it lost a million subscribers in the quarter.",
-            "“We will support Ukraine for as long as it takes,” she said.",
-            "Zelensky said on his Telegram channel that two drones were shot down.",
-            "Meta changed its privacy policy after the ruling.",
-            "The ministry launched a hotline for families of missing soldiers."]
+    body = [
+        "Germany donated tanks and air defence systems to Ukraine.",
+        "The company said it lost a million subscribers in the quarter.",
+        "“We will support Ukraine for as long as it takes,” she said.",
+        "Zelensky said on his Telegram channel that two drones were shot down.",
+        "Meta changed its privacy policy after the ruling.",
+        "The ministry launched a hotline for families of missing soldiers.",
+    ]
     result = clean_text(_page(middle=tuple(body)))
     for line in body:
         assert line in result.text
 
 
 def test_sentences_that_start_like_bylines_are_body() -> None:
-    body = ["By Friday the talks had collapsed.", "By Friday the talks had collapsed",
-            "Reporting by the BBC found that the convoy had been hit twice near the border crossing on Monday night."]
+    body = [
+        "By Friday the talks had collapsed.",
+        "By Friday the talks had collapsed",
+        "Reporting by the BBC found that the convoy had been hit twice near the border crossing on Monday night.",
+    ]
     result = clean_text(_page(middle=(body[0],), after=(body[2],)))
     assert body[0] in result.text and body[2] in result.text
     assert "By Friday the talks" in clean_text(_page(middle=(body[1],))).text  # a lone subheading
@@ -115,8 +151,12 @@ def test_sentences_that_start_like_bylines_are_body() -> None:
 def test_captions_bylines_and_datelines() -> None:
     clutter = [
         "A flag rises in front of the NATO emblem in Kyiv, July 11, 2023. REUTERS/Jane Photographer/File Photo",
-        "by | May 8, 2023", "By Jane Doe", "Via AP news wire", "KYIV, Ukraine",
-        "(Reporting by Jane Doe; editing by John Roe)", "Photo: Getty Images",
+        "by | May 8, 2023",
+        "By Jane Doe",
+        "Via AP news wire",
+        "KYIV, Ukraine",
+        "(Reporting by Jane Doe; editing by John Roe)",
+        "Photo: Getty Images",
     ]
     raw = _page(clutter[1], clutter[2], clutter[3], clutter[4], clutter[0], middle=(clutter[6],), after=(clutter[5],))
     _assert_clean(raw, clutter)
@@ -124,8 +164,10 @@ def test_captions_bylines_and_datelines() -> None:
 
 
 def test_author_bio_at_the_end() -> None:
-    bio = ["About Kyle Example and Will Sample",
-           "Kyle Example is the news editor of the Example Institute. Will Sample is a staff writer."]
+    bio = [
+        "About Kyle Example and Will Sample",
+        "Kyle Example is the news editor of the Example Institute. Will Sample is a staff writer.",
+    ]
     raw = _page(after=(*bio, "Our Books", "latest book lineup.", "Related Articles"))
     _assert_clean(raw, [*bio, "Our Books", "latest book lineup.", "Related Articles"])
     meta = clean_text(raw).meta
@@ -134,8 +176,16 @@ def test_author_bio_at_the_end() -> None:
 
 
 def test_repeated_title_and_date_header() -> None:
-    raw = "\n\n".join(["Allies weigh options for Ukraine", "by | May 8, 2023", "Allies weigh options for Ukraine",
-                       "by | May 8, 2023", BODY_1, BODY_2])
+    raw = "\n\n".join(
+        [
+            "Allies weigh options for Ukraine",
+            "by | May 8, 2023",
+            "Allies weigh options for Ukraine",
+            "by | May 8, 2023",
+            BODY_1,
+            BODY_2,
+        ]
+    )
     result = clean_text(raw)
     assert result.meta.title == "Allies weigh options for Ukraine"
     assert result.meta.date == "2023-05-08"
@@ -151,11 +201,13 @@ def test_short_body_paragraphs_are_kept() -> None:
 
 
 def test_paragraphs_are_joined_with_blank_lines_and_wrapped_lines_rejoined() -> None:
-    raw = ("Allies weigh options\n\n"
-           "The defence ministers of the alliance met in Brussels on Thursday and\n"
-           "agreed that more air defence systems would be sent to Ukraine before\n"
-           "winter. Officials said the decision was unanimous and quick to reach.\n\n\n\n"
-           "Second paragraph is here.")
+    raw = (
+        "Allies weigh options\n\n"
+        "The defence ministers of the alliance met in Brussels on Thursday and\n"
+        "agreed that more air defence systems would be sent to Ukraine before\n"
+        "winter. Officials said the decision was unanimous and quick to reach.\n\n\n\n"
+        "Second paragraph is here."
+    )
     result = clean_text(raw)
     assert result.text == (
         "The defence ministers of the alliance met in Brussels on Thursday and agreed that more air defence "
@@ -231,7 +283,9 @@ def test_valid_doc_ids(doc_id: str) -> None:
     assert validate_doc_id(doc_id) == doc_id
 
 
-@pytest.mark.parametrize("doc_id", ["../../etc/passwd", "a/b", "a\\b", "..", "a..b", ".hidden", "", "a b", "A" * 129, "x\n", "-x"])
+@pytest.mark.parametrize(
+    "doc_id", ["../../etc/passwd", "a/b", "a\\b", "..", "a..b", ".hidden", "", "a b", "A" * 129, "x\n", "-x"]
+)
 def test_invalid_doc_ids(doc_id: str) -> None:
     with pytest.raises(BadInputError):
         validate_doc_id(doc_id)
@@ -375,29 +429,47 @@ Follow us on Twitter for more updates!
 def test_a_url_line_under_a_date_line_is_not_joined_to_it() -> None:
     # RealTime QA-style scrapes: the URL started lowercase, was read as the date line's continuation, and both
     # the article's date and its url were lost with the merged line.
-    raw = ("Supreme Court rules on the case - CNNPolitics\nBy Jane Doe, John Roe\nPublished 2022-06-24\n"
-           "https://www.cnn.com/2022/06/24/politics/case/index.html\n\n"
-           "(CNN) The Supreme Court ruled on Friday in a case that will change how states regulate the matter.\n\n"
-           "The opinion is the most consequential decision in decades, legal scholars said after it was published.\n")
+    raw = (
+        "Supreme Court rules on the case - CNNPolitics\nBy Jane Doe, John Roe\nPublished 2022-06-24\n"
+        "https://www.cnn.com/2022/06/24/politics/case/index.html\n\n"
+        "(CNN) The Supreme Court ruled on Friday in a case that will change how states regulate the matter.\n\n"
+        "The opinion is the most consequential decision in decades, legal scholars said after it was published.\n"
+    )
     meta = clean_text(raw).meta
     assert meta.date == "2022-06-24"
     assert meta.url == "https://www.cnn.com/2022/06/24/politics/case/index.html"
 
 
-BODY = ("The park's northern entrances stayed closed on Wednesday after floodwater washed out roads and bridges, officials said.\n\n"
-        "Rangers expect the southern loop to reopen within a week if the river keeps falling, the superintendent said.\n")
+BODY = (
+    "The park's northern entrances stayed closed on Wednesday after floodwater washed out roads and bridges, officials "
+    "said.\n\n"
+    "Rangers expect the southern loop to reopen within a week if the river keeps falling, the superintendent said.\n"
+)
 
 
-@pytest.mark.parametrize("head, title", [
-    # A headline the page cut short: not a sentence that ends, so not the body's first paragraph.
-    ("Yellowstone still closed as flooding recedes and thousands ...\nPublished 2022-06-15\n", "Yellowstone still closed as flooding recedes and thousands ..."),
-    # A headline shaped like a sentence, followed by its byline and date, is still the headline.
-    ("What is Diwali, and how is it celebrated?\nBy Jane Doe\nPublished 2022-06-15\n", "What is Diwali, and how is it celebrated?"),
-    # No headline line: neither a long byline of names nor a wire dateline is taken for one.
-    ("By Jason Hanna Amir Vera Elizabeth Wolfe David Williams, Jason Hanna, Amir Vera, Elizabeth Wolfe, David Williams\nPublished 2022-06-15\n", None),
-    ("By Jane Doe\nPublished 2022-06-15\n\nNew York CNN Business —\n", None),
-    ("By Jane Doe\nPublished 2022-06-15\n\nJackson, Wyoming CNN —\n", None),
-])
+@pytest.mark.parametrize(
+    "head, title",
+    [
+        # A headline the page cut short: not a sentence that ends, so not the body's first paragraph.
+        (
+            "Yellowstone still closed as flooding recedes and thousands ...\nPublished 2022-06-15\n",
+            "Yellowstone still closed as flooding recedes and thousands ...",
+        ),
+        # A headline shaped like a sentence, followed by its byline and date, is still the headline.
+        (
+            "What is Diwali, and how is it celebrated?\nBy Jane Doe\nPublished 2022-06-15\n",
+            "What is Diwali, and how is it celebrated?",
+        ),
+        # No headline line: neither a long byline of names nor a wire dateline is taken for one.
+        (
+            "By Jason Hanna Amir Vera Elizabeth Wolfe David Williams, Jason Hanna, Amir Vera, Elizabeth Wolfe, David "
+            "Williams\nPublished 2022-06-15\n",
+            None,
+        ),
+        ("By Jane Doe\nPublished 2022-06-15\n\nNew York CNN Business —\n", None),
+        ("By Jane Doe\nPublished 2022-06-15\n\nJackson, Wyoming CNN —\n", None),
+    ],
+)
 def test_headlines_are_found_and_bylines_and_datelines_are_not_headlines(head, title) -> None:
     result = clean_text(head + "https://www.example.com/2022/06/15/us/park-flooding/index.html\n\n" + BODY)
     assert result.meta.title == title
@@ -406,7 +478,9 @@ def test_headlines_are_found_and_bylines_and_datelines_are_not_headlines(head, t
 
 
 def test_a_byline_of_names_names_an_author() -> None:
-    meta = clean_text("By Jason Hanna Amir Vera Elizabeth Wolfe, Jason Hanna, Amir Vera\nPublished 2022-06-15\n\n" + BODY).meta
+    meta = clean_text(
+        "By Jason Hanna Amir Vera Elizabeth Wolfe, Jason Hanna, Amir Vera\nPublished 2022-06-15\n\n" + BODY
+    ).meta
     assert meta.author == "Jason Hanna"
 
 
@@ -416,9 +490,12 @@ def test_a_sentence_starting_with_by_is_not_a_byline() -> None:
 
 
 def test_url_slugs() -> None:
-    from rag.chunking import url_slug
+    from rag.text.chunking import url_slug
 
     assert url_slug("https://www.cnn.com/2022/06/15/business/ford-recall/index.html") == "ford recall"
-    assert url_slug("https://www.usatoday.com/story/news/2022/06/15/yellowstone-park-flooding/7632874001/") == "yellowstone park flooding"
+    assert (
+        url_slug("https://www.usatoday.com/story/news/2022/06/15/yellowstone-park-flooding/7632874001/")
+        == "yellowstone park flooding"
+    )
     assert url_slug("https://example.com/a/b") is None and url_slug(None) is None
     assert url_slug("https://example.com/news/2022-06-15/") is None  # a date, not words

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from rag.errors import BadInputError
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline, check_request
-from rag.retriever import parse_date, parse_period
+from rag.answer.pipeline import Pipeline, check_request
+from rag.core.errors import BadInputError
+from rag.ingest.indexing import index_paths
+from rag.search.periods import parse_date, parse_period
 
 DOCS_2023 = {"000_ff6882ef16d64a7d", "001_d33884d0ecc97606", "003_75066b03832c0bdd", "004_7c186e125f3c4461"}
 DOCS_2023_06 = {"000_ff6882ef16d64a7d", "001_d33884d0ecc97606", "003_75066b03832c0bdd"}
@@ -45,7 +45,9 @@ def test_until_the_same_year_or_month_keeps_the_whole_period(settings, hashing_e
     assert {r.passage.doc_id for r in year} == DOCS_2023
     month = pipeline.search("NATO Ukraine", since="2023-06", until="2023-06", top_k=50)
     assert {r.passage.doc_id for r in month} == DOCS_2023_06
-    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?", mode="extractive", since="2023-06", until="2023-06")
+    answer = pipeline.ask(
+        "What was decided about the NATO-Ukraine Council?", mode="extractive", since="2023-06", until="2023-06"
+    )
     assert {sp.passage.doc_id for sp in answer.sources} <= DOCS_2023_06 and answer.sources
     check_request(settings, "NATO?", since="2023", until="2023")  # the same period is not "since after until"
     with pytest.raises(BadInputError, match="after until"):

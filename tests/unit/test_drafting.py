@@ -6,13 +6,24 @@ import json
 
 import pytest
 
-from rag.drafting import RECORD_FILE, DraftPolicy, GenerationRecord, draft_policy, generator_id, load_records, save_record
-from rag.errors import BadInputError
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import BadInputError
+from rag.ingest.indexing import index_paths
+from rag.models.drafting import (
+    RECORD_FILE,
+    DraftPolicy,
+    GenerationRecord,
+    draft_policy,
+    generator_id,
+    load_records,
+    save_record,
+)
 from tests.fakes import ScriptedGenerator, strength_rule
 
-COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at the table with the 31 allies."
+COUNCIL = (
+    "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at "
+    "the table with the 31 allies."
+)
 QUESTION = "What was decided about the NATO-Ukraine Council?"
 
 
@@ -29,7 +40,9 @@ def record(model: str, survival: float) -> GenerationRecord:
 
 def test_the_model_is_known_by_file_name_and_size_or_server_model(gguf):
     assert generator_id(gguf) == "gguf:tiny.gguf:100"
-    assert generator_id(gguf.model_copy(update={"generator_backend": "openai", "openai_model": "qwen"})) == "openai:qwen"
+    assert (
+        generator_id(gguf.model_copy(update={"generator_backend": "openai", "openai_model": "qwen"})) == "openai:qwen"
+    )
     assert generator_id(gguf.model_copy(update={"gguf_path": gguf.gguf_path.with_name("gone.gguf")})) is None
 
 
@@ -46,10 +59,16 @@ def test_a_model_whose_drafts_mostly_fail_quotes_and_says_why(gguf):
 
 
 def test_a_model_whose_drafts_survive_but_are_right_less_often_than_quotes_quotes(gguf):
-    rec = record("gguf:tiny.gguf:100", 0.61).model_copy(update={"compared": 18, "drafted_right": 16, "quoted_right": 18})
+    rec = record("gguf:tiny.gguf:100", 0.61).model_copy(
+        update={"compared": 18, "drafted_right": 16, "quoted_right": 18}
+    )
     save_record(gguf.index_dir, rec)
     policy = draft_policy(gguf)
-    assert not policy.draft and "right in 16 of 18 questions" in policy.reason and "quoting was right in 18" in policy.reason
+    assert (
+        not policy.draft
+        and "right in 16 of 18 questions" in policy.reason
+        and "quoting was right in 18" in policy.reason
+    )
     save_record(gguf.index_dir, rec.model_copy(update={"drafted_right": 18}))
     assert draft_policy(gguf).draft  # as good as quoting: the model may reword
     assert draft_policy(gguf.model_copy(update={"generation_min_survival": 0.0})).draft
@@ -95,7 +114,7 @@ def test_quoting_policy_skips_the_model_and_quotes_the_evidence(settings, hashin
 
 
 def test_eval_records_the_share_of_drafts_that_survived(tmp_path, gguf, hashing_embedder, prompts, corpus_copy):
-    from rag.evaluate import run_eval
+    from rag.evaluate.harness import run_eval
     from tests.unit.test_evaluate import write_lines
 
     index, _ = index_paths(gguf, hashing_embedder, [corpus_copy])
@@ -104,11 +123,28 @@ def test_eval_records_the_share_of_drafts_that_survived(tmp_path, gguf, hashing_
     gen = ScriptedGenerator(COUNCIL + " [1]", "Penguins chair the council from Antarctica every winter. [1]")
     pipeline = Pipeline(loose, index, hashing_embedder, gen, prompts, strength_rule())
     pipeline.drafts = DraftPolicy(draft=False, reason="an earlier record")  # measuring drafts regardless
-    questions = write_lines(tmp_path / "q.jsonl", [
-        {"id": "a", "question": QUESTION, "must_include": [["council"]], "gold_docs": ["001_d33884d0ecc97606"], "type": "single"},
-        {"id": "b", "question": "What seat does the NATO-Ukraine Council give the country?", "must_include": [["seat"]], "gold_docs": ["001_d33884d0ecc97606"], "type": "single"},
-    ])
-    outcome = run_eval(gguf, questions, out_dir=tmp_path / "out", mode="generate", pipeline=pipeline, record_generation=True)
+    questions = write_lines(
+        tmp_path / "q.jsonl",
+        [
+            {
+                "id": "a",
+                "question": QUESTION,
+                "must_include": [["council"]],
+                "gold_docs": ["001_d33884d0ecc97606"],
+                "type": "single",
+            },
+            {
+                "id": "b",
+                "question": "What seat does the NATO-Ukraine Council give the country?",
+                "must_include": [["seat"]],
+                "gold_docs": ["001_d33884d0ecc97606"],
+                "type": "single",
+            },
+        ],
+    )
+    outcome = run_eval(
+        gguf, questions, out_dir=tmp_path / "out", mode="generate", pipeline=pipeline, record_generation=True
+    )
     assert len(gen.calls) == 2
     saved = load_records(gguf.index_dir)["gguf:tiny.gguf:100"]
     assert saved.drafted == 2 and saved.survival == 0.5 and saved.questions.endswith("/q.jsonl")
@@ -117,4 +153,6 @@ def test_eval_records_the_share_of_drafts_that_survived(tmp_path, gguf, hashing_
     assert len(gen.calls) == 2  # the comparison run called no model
     assert outcome.report["run"]["generation_record"] == str(gguf.index_dir / RECORD_FILE)
     with pytest.raises(BadInputError, match="--mode generate"):
-        run_eval(gguf, questions, out_dir=tmp_path / "out2", mode="extractive", pipeline=pipeline, record_generation=True)
+        run_eval(
+            gguf, questions, out_dir=tmp_path / "out2", mode="extractive", pipeline=pipeline, record_generation=True
+        )

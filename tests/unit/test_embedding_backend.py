@@ -12,12 +12,14 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from rag.embedder import HashingEmbedder, build_embedder, embedder_build
-from rag.errors import IndexMismatchError, ModelMissingError
-from rag.index import load_index, read_manifest
-from rag.indexing import index_paths, reindex, remove_documents
-from rag.onnx_embedder import OnnxEmbedder, default_onnx_root, export_onnx, onnx_dir_for
-from rag.settings import Settings
+from rag.core.errors import IndexMismatchError, ModelMissingError
+from rag.core.settings import Settings
+from rag.ingest.indexing import index_paths, reindex, remove_documents
+from rag.models.embedding import build_embedder, embedder_build
+from rag.models.onnx_embedding import OnnxEmbedder, default_onnx_root, export_onnx, onnx_dir_for
+from rag.storage.manifest import read_manifest
+from rag.storage.segments import load_index
+from tests.fakes import HashingEmbedder
 
 
 class OnnxLikeEmbedder(HashingEmbedder):
@@ -42,7 +44,11 @@ def test_backend_settings_parse_from_the_environment(clean_rag_env, monkeypatch)
     monkeypatch.setenv("RAG_EMBEDDING_QUANTIZATION", "int8")
     monkeypatch.setenv("RAG_EMBEDDING_ONNX_DIR", "/models/minilm-int8")
     settings = Settings()
-    assert (settings.embedding_backend, settings.embedding_quantization, settings.embedding_onnx_dir) == ("onnx", "int8", Path("/models/minilm-int8"))
+    assert (settings.embedding_backend, settings.embedding_quantization, settings.embedding_onnx_dir) == (
+        "onnx",
+        "int8",
+        Path("/models/minilm-int8"),
+    )
     monkeypatch.setenv("RAG_EMBEDDING_BACKEND", "tensorrt")
     with pytest.raises(ValidationError, match="embedding_backend"):
         Settings()
@@ -51,11 +57,13 @@ def test_backend_settings_parse_from_the_environment(clean_rag_env, monkeypatch)
 def test_int8_without_onnx_is_refused_with_a_clear_line(clean_rag_env, monkeypatch, tmp_path):
     with pytest.raises(ValidationError, match="needs RAG_EMBEDDING_BACKEND=onnx"):
         Settings(embedding_quantization="int8")
-    from rag.cli import app
+    from rag.cli.main import app
 
     monkeypatch.setenv("RAG_EMBEDDING_QUANTIZATION", "int8")
     result = CliRunner().invoke(app, ["info"])
-    assert "invalid setting: Value error, RAG_EMBEDDING_QUANTIZATION=int8 needs RAG_EMBEDDING_BACKEND=onnx" in str(result.exception)
+    assert "invalid setting: Value error, RAG_EMBEDDING_QUANTIZATION=int8 needs RAG_EMBEDDING_BACKEND=onnx" in str(
+        result.exception
+    )
     assert "RAG_:" not in str(result.exception)  # a cross-field check names no single field
 
 
@@ -108,7 +116,11 @@ def test_onnx_embedder_without_files_says_how_to_make_them(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.onnx").write_bytes(b"not a model")
-    (broken / "tokenizer.json").write_text(json.dumps({"version": "1.0", "model": {"type": "WordLevel", "vocab": {"[PAD]": 0, "[UNK]": 1}, "unk_token": "[UNK]"}}))
+    (broken / "tokenizer.json").write_text(
+        json.dumps(
+            {"version": "1.0", "model": {"type": "WordLevel", "vocab": {"[PAD]": 0, "[UNK]": 1}, "unk_token": "[UNK]"}}
+        )
+    )
     with pytest.raises(ModelMissingError, match="cannot load the ONNX embedding model"):
         OnnxEmbedder(broken, name="m")
 
@@ -117,7 +129,11 @@ def test_manifest_records_the_build_and_old_manifests_read_as_torch(settings, co
     emb = OnnxLikeEmbedder()
     index_paths(settings, emb, [corpus_copy])
     manifest = read_manifest(settings.index_dir)
-    assert (manifest.embedding_backend, manifest.embedding_quantization, manifest.embedding_build) == ("onnx", "int8", "onnx int8")
+    assert (manifest.embedding_backend, manifest.embedding_quantization, manifest.embedding_build) == (
+        "onnx",
+        "int8",
+        "onnx int8",
+    )
     assert embedder_build(object()) == ("torch", "none")  # an embedder that does not say is the default build
     path = settings.index_dir / (settings.index_dir / "CURRENT").read_text() / "manifest.json"
     raw = json.loads(path.read_text())
@@ -135,7 +151,10 @@ def test_other_backend_may_search_but_not_add(settings, corpus_copy):
     extra = corpus_copy / "zz_new.txt"
     extra.write_text("A new story\n\nThe harbour board approved a second pier on Monday.\n")
     generation = loaded.generation
-    with pytest.raises(IndexMismatchError, match="embedded with the onnx backend, configured torch.*RAG_EMBEDDING_BACKEND=onnx.*reindex --rebuild"):
+    with pytest.raises(
+        IndexMismatchError,
+        match="embedded with the onnx backend, configured torch.*RAG_EMBEDDING_BACKEND=onnx.*reindex --rebuild",
+    ):
         index_paths(settings, torch_like, [extra])
     assert read_manifest(settings.index_dir).generation == generation  # nothing written
     # Removing embeds nothing, so it is allowed; the index stays an onnx build.
@@ -150,12 +169,16 @@ def test_other_backend_may_search_but_not_add(settings, corpus_copy):
 
 
 def test_info_warns_when_the_configured_backend_differs(clean_rag_env, monkeypatch, tmp_path):
-    from rag.cli import app
+    from rag.cli.main import app
 
     settings = Settings(_env_file=None, index_dir=tmp_path / "index")
     index_paths(settings, OnnxLikeEmbedder("torch", "none"), [Path(__file__).resolve().parents[2] / "data" / "corpus"])
     same = CliRunner().invoke(app, ["--index-dir", str(tmp_path / "index"), "info", "--json"])
-    assert same.exit_code == 0 and "warning" not in json.loads(same.output) and json.loads(same.output)["embedding_backend"] == "torch"
+    assert (
+        same.exit_code == 0
+        and "warning" not in json.loads(same.output)
+        and json.loads(same.output)["embedding_backend"] == "torch"
+    )
     monkeypatch.setenv("RAG_EMBEDDING_BACKEND", "onnx")
     monkeypatch.setenv("RAG_EMBEDDING_QUANTIZATION", "int8")
     other = CliRunner().invoke(app, ["--index-dir", str(tmp_path / "index"), "info", "--json"])
@@ -175,7 +198,15 @@ def test_onnx_vectors_come_back_in_input_order(tmp_path):
     from tokenizers import Tokenizer
 
     vocab = {"[PAD]": 0, "[UNK]": 1, "a": 2}
-    tok = Tokenizer.from_str(json.dumps({"version": "1.0", "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}, "pre_tokenizer": {"type": "Whitespace"}}))
+    tok = Tokenizer.from_str(
+        json.dumps(
+            {
+                "version": "1.0",
+                "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"},
+                "pre_tokenizer": {"type": "Whitespace"},
+            }
+        )
+    )
     emb._tokenizer, emb._pad_id, emb.batch_size, emb.threads, emb.query_threads = tok, 0, 2, 1, 1
     emb._sessions = {(1, True): Session()}
     texts = ["a", "a a a a", "a a", "a a a a a a", "a a a"]
@@ -183,7 +214,7 @@ def test_onnx_vectors_come_back_in_input_order(tmp_path):
 
 
 def test_token_batches_group_similar_lengths_within_the_budget():
-    from rag.onnx_embedder import token_batches
+    from rag.models.onnx_embedding import token_batches
 
     lengths = np.array([5, 256, 130, 12, 128, 131, 3])
     batches = token_batches(lengths, max_rows=3, budget=300)
@@ -199,6 +230,10 @@ def test_a_configured_folder_holding_another_quantization_is_refused(clean_rag_e
     (folder / "model.onnx").write_bytes(b"float export")
     (folder / "export.json").write_text(json.dumps({"quantization": "none"}))
     model = _fake_model(tmp_path / "pkg" / "model")
-    settings = Settings(embedding_backend="onnx", embedding_quantization="int8", embedding_model_path=model, embedding_onnx_dir=folder)
-    with pytest.raises(ModelMissingError, match="holds the none ONNX export, configured RAG_EMBEDDING_QUANTIZATION=int8"):
+    settings = Settings(
+        embedding_backend="onnx", embedding_quantization="int8", embedding_model_path=model, embedding_onnx_dir=folder
+    )
+    with pytest.raises(
+        ModelMissingError, match="holds the none ONNX export, configured RAG_EMBEDDING_QUANTIZATION=int8"
+    ):
         build_embedder(settings)

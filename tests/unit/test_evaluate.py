@@ -7,17 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import BadInputError
-from rag.evaluate import EvalQuestion, QualityRegressionError, judge, load_questions, run_eval
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline
-from rag.scoring import SUMMARY_KEYS, compare, contains, figures, lexical_support, missing_groups, normalise, percentile, split_figures
-from rag.squad import doc_id_for, export_squad, slugify
-from rag.types import Answer, AnswerSentence, Citation, Passage, ScoredPassage, Timings
+from rag.answer.pipeline import Pipeline
+from rag.core.errors import BadInputError
+from rag.core.types import Answer, AnswerSentence, Citation, Passage, ScoredPassage, Timings
+from rag.evaluate.harness import EvalQuestion, QualityRegressionError, judge, load_questions, run_eval
+from rag.evaluate.scoring import (
+    SUMMARY_KEYS,
+    compare,
+    contains,
+    figures,
+    lexical_support,
+    missing_groups,
+    normalise,
+    percentile,
+    split_figures,
+)
+from rag.evaluate.squad import doc_id_for, export_squad, slugify
+from rag.ingest.indexing import index_paths
 from tests.conftest import CORPUS, ROOT
 from tests.fakes import ScriptedGenerator, strength_rule
 
-COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at the table with the 31 allies."
+COUNCIL = (
+    "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at "
+    "the table with the 31 allies."
+)
 
 
 def always(ok: bool):
@@ -25,26 +38,56 @@ def always(ok: bool):
 
 
 def q(**fields) -> EvalQuestion:
-    base = {"id": "x1", "question": "What was decided?", "must_include": [["council"], ["equal", "full"]], "gold_docs": ["doc_a"], "type": "single"}
+    base = {
+        "id": "x1",
+        "question": "What was decided?",
+        "must_include": [["council"], ["equal", "full"]],
+        "gold_docs": ["doc_a"],
+        "type": "single",
+    }
     return EvalQuestion.model_validate({**base, **fields})
 
 
-def answer(text: str = "", *, abstained: bool = False, cited: list[tuple[str, str, str]] = (), docs: list[str] = ("doc_b", "doc_a"), total_s: float = 1.0) -> Answer:
+def answer(
+    text: str = "",
+    *,
+    abstained: bool = False,
+    cited: list[tuple[str, str, str]] = (),
+    docs: list[str] = ("doc_b", "doc_a"),
+    total_s: float = 1.0,
+) -> Answer:
     """cited: (sentence, quote, doc_id) triples, one citation each."""
     sources = [
-        ScoredPassage(passage=Passage(passage_id=f"{d}#0", doc_id=d, ordinal=0, text="t", start=0, end=1), score=1.0 / rank, rank=rank)
+        ScoredPassage(
+            passage=Passage(passage_id=f"{d}#0", doc_id=d, ordinal=0, text="t", start=0, end=1),
+            score=1.0 / rank,
+            rank=rank,
+        )
         for rank, d in enumerate(docs, start=1)
     ]
     sentences = [AnswerSentence(text=s, citations=[n]) for n, (s, _, _) in enumerate(cited, start=1)]
-    citations = [Citation(number=n, doc_id=d, passage_id=f"{d}#0", quote=quote, start=0, end=len(quote)) for n, (_, quote, d) in enumerate(cited, start=1)]
+    citations = [
+        Citation(number=n, doc_id=d, passage_id=f"{d}#0", quote=quote, start=0, end=len(quote))
+        for n, (_, quote, d) in enumerate(cited, start=1)
+    ]
     if not text:
         text = " ".join(f"{s} [{n}]" for n, (s, _, _) in enumerate(cited, start=1))
-    return Answer(question="q", standalone_question="q", text=text, mode="extractive", abstained=abstained, sentences=sentences, citations=citations, sources=sources, timings=Timings(total_s=total_s, retrieval_s=0.1))
+    return Answer(
+        question="q",
+        standalone_question="q",
+        text=text,
+        mode="extractive",
+        abstained=abstained,
+        sentences=sentences,
+        citations=citations,
+        sources=sources,
+        timings=Timings(total_s=total_s, retrieval_s=0.1),
+    )
 
 
 # --------------------------------------------------------------------------------------------- matching
 def test_normalise_folds_case_punctuation_whitespace_and_accents():
-    assert normalise("  The NATO–Ukraine\tCouncil,\n\"equal\" seat!  ") == "the nato ukraine council equal seat"
+    assert normalise('  The NATO–Ukraine\tCouncil,\n"equal" seat!  ') == "the nato ukraine council equal seat"
     assert normalise("Kraków’s 180,000 people") == "krakow s 180000 people"
 
 
@@ -99,7 +142,9 @@ def test_error_is_recorded_and_scored_wrong():
 def test_lexical_check_is_independent_of_the_verifier():
     assert lexical_support("The council gives Ukraine an equal seat.", COUNCIL)[0]
     assert not lexical_support("Penguins chair the council in Antarctica.", COUNCIL)[0]
-    assert not lexical_support("The council gives Ukraine a seat with the 45 allies.", COUNCIL)[0]  # number not in quote
+    assert not lexical_support("The council gives Ukraine a seat with the 45 allies.", COUNCIL)[
+        0
+    ]  # number not in quote
     r = judge(q(), answer(cited=[("Penguins chair the council equally.", COUNCIL, "doc_a")]), always(True))
     assert r.citations[0].verifier_ok and not r.citations[0].lexical_ok
 
@@ -108,17 +153,27 @@ def test_lexical_check_is_independent_of_the_verifier():
 def test_figures_over_hand_made_records():
     un = q(id="u", must_include=[], gold_docs=[], type="unanswerable")
     records = [
-        judge(q(id="a"), answer(cited=[(COUNCIL, COUNCIL, "doc_a")], docs=["doc_a"], total_s=1.0), always(True)),  # right, rank 1
-        judge(q(id="b"), answer(cited=[(COUNCIL, "Nothing alike here at all.", "doc_b")], total_s=2.0), always(False)),  # right text, bad citation, rank 2
-        judge(q(id="c"), answer("x", abstained=True, docs=["doc_b"], total_s=3.0), always(True)),  # wrong abstention, gold missing
+        judge(
+            q(id="a"), answer(cited=[(COUNCIL, COUNCIL, "doc_a")], docs=["doc_a"], total_s=1.0), always(True)
+        ),  # right, rank 1
+        judge(
+            q(id="b"), answer(cited=[(COUNCIL, "Nothing alike here at all.", "doc_b")], total_s=2.0), always(False)
+        ),  # right text, bad citation, rank 2
+        judge(
+            q(id="c"), answer("x", abstained=True, docs=["doc_b"], total_s=3.0), always(True)
+        ),  # wrong abstention, gold missing
         judge(un, answer("x", abstained=True, total_s=4.0), always(True)),  # right abstention
-        judge(un.model_copy(update={"id": "u2"}), answer(cited=[(COUNCIL, COUNCIL, "doc_a")], total_s=5.0), always(True)),  # should abstain
+        judge(
+            un.model_copy(update={"id": "u2"}), answer(cited=[(COUNCIL, COUNCIL, "doc_a")], total_s=5.0), always(True)
+        ),  # should abstain
     ]
     f = figures(records, k=5)
     assert f["n"] == 5 and f["n_answerable"] == 3 and f["n_unanswerable"] == 2
     assert f["answer_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert f["abstain_precision"] == 0.5 and f["abstain_recall"] == 0.5
-    assert f["citation_validity"] == pytest.approx(2 / 3, abs=1e-4) and f["citation_validity_lexical"] == pytest.approx(2 / 3, abs=1e-4)
+    assert f["citation_validity"] == pytest.approx(2 / 3, abs=1e-4) and f["citation_validity_lexical"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
     assert f["gold_doc_cited"] == 0.5  # a cites doc_a, b cites doc_b; c abstained and is not counted
     assert f["hit_at_1"] == pytest.approx(1 / 3, abs=1e-4) and f["hit_at_5"] == pytest.approx(2 / 3, abs=1e-4)
     assert f["mrr"] == pytest.approx((1 + 0.5 + 0) / 3, abs=1e-4)
@@ -129,14 +184,20 @@ def test_figures_over_hand_made_records():
 
 
 def test_left_out_answers_that_still_hold_the_reference_are_counted_apart():
-    from rag.evaluate import leave_gold_out
+    from rag.evaluate.harness import leave_gold_out
 
-    asked = leave_gold_out([q(id="a"), q(id="b"), q(id="c"), q(id="u", must_include=[], gold_docs=[], type="unanswerable")])
+    asked = leave_gold_out(
+        [q(id="a"), q(id="b"), q(id="c"), q(id="u", must_include=[], gold_docs=[], type="unanswerable")]
+    )
     assert [x.id for x in asked] == ["a", "b", "c"]  # unanswerable questions drop out
     assert all(x.should_abstain and x.left_out == frozenset({"doc_a"}) for x in asked)
     records = [
         judge(asked[0], answer(cited=[(COUNCIL, COUNCIL, "doc_b")]), always(True)),  # another article says it
-        judge(asked[1], answer(cited=[("The talks ended without a plan.", "The talks ended without a plan.", "doc_b")]), always(True)),  # wrong
+        judge(
+            asked[1],
+            answer(cited=[("The talks ended without a plan.", "The talks ended without a plan.", "doc_b")]),
+            always(True),
+        ),  # wrong
         judge(asked[2], answer("x", abstained=True), always(True)),  # the right behaviour
     ]
     f = figures(records, k=5)
@@ -152,15 +213,32 @@ def test_percentile_matches_linear_interpolation():
 
 # --------------------------------------------------------------------------------------------- question files
 def write_lines(path: Path, lines: list) -> Path:
-    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines), encoding="utf-8")
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines), encoding="utf-8"
+    )
     return path
 
 
-GOOD = {"id": "a", "question": "Who?", "answer": "Kuleba", "must_include": [["kuleba"]], "gold_docs": ["002_e0b0d12e770a7305"], "type": "single"}
+GOOD = {
+    "id": "a",
+    "question": "Who?",
+    "answer": "Kuleba",
+    "must_include": [["kuleba"]],
+    "gold_docs": ["002_e0b0d12e770a7305"],
+    "type": "single",
+}
 
 
 def test_unknown_fields_are_kept_and_history_parsed(tmp_path):
-    row = {**GOOD, "source": "hand-written", "difficulty": 3, "history": [{"role": "user", "content": "Who is the foreign minister?"}, {"role": "assistant", "content": "Kuleba."}]}
+    row = {
+        **GOOD,
+        "source": "hand-written",
+        "difficulty": 3,
+        "history": [
+            {"role": "user", "content": "Who is the foreign minister?"},
+            {"role": "assistant", "content": "Kuleba."},
+        ],
+    }
     (question,) = load_questions(write_lines(tmp_path / "q.jsonl", ["", row, "  "]))
     assert question.model_extra == {"source": "hand-written", "difficulty": 3}
     assert question.history[1].role == "assistant"
@@ -212,7 +290,7 @@ def test_bundled_question_set_is_well_formed():
 
 # --------------------------------------------------------------------------------------------- baseline gate
 def test_baseline_regression_detection():
-    base = {key: 0.8 for key in SUMMARY_KEYS} | {"n": 10, "latency_p50_s": 1.0}
+    base = dict.fromkeys(SUMMARY_KEYS, 0.8) | {"n": 10, "latency_p50_s": 1.0}
     same = compare(base, base, 0.05)
     assert not any(c.regressed for c in same)
     worse = base | {"answer_accuracy": 0.70, "mrr": 0.76, "latency_p50_s": 9.0}
@@ -220,8 +298,12 @@ def test_baseline_regression_detection():
     assert rows["answer_accuracy"].regressed and rows["answer_accuracy"].delta == pytest.approx(-0.1)
     assert not rows["mrr"].regressed  # within tolerance
     assert not rows["latency_p50_s"].regressed and not rows["latency_p50_s"].gated  # latency is not gated
-    assert not {c.figure: c for c in compare(base | {"hit_at_1": 0.75}, base, 0.05)}["hit_at_1"].regressed  # exactly the tolerance
-    assert not {c.figure: c for c in compare(base | {"abstain_precision": None}, base, 0.05)}["abstain_precision"].regressed
+    assert not {c.figure: c for c in compare(base | {"hit_at_1": 0.75}, base, 0.05)}[
+        "hit_at_1"
+    ].regressed  # exactly the tolerance
+    assert not {c.figure: c for c in compare(base | {"abstain_precision": None}, base, 0.05)}[
+        "abstain_precision"
+    ].regressed
     assert {c.figure: c for c in compare(worse, base, 0.2)}["answer_accuracy"].regressed is False
 
 
@@ -234,10 +316,26 @@ def fake_pipeline(settings, hashing_embedder, prompts, corpus_copy):
 
 
 def test_run_writes_reports_and_gates_on_a_baseline(tmp_path, settings, fake_pipeline):
-    questions = write_lines(tmp_path / "q.jsonl", [
-        {"id": "c", "question": "What was decided about the NATO-Ukraine Council?", "must_include": [["council"], ["equal"]], "gold_docs": ["001_d33884d0ecc97606"], "type": "single", "note": "kept"},
-        {"id": "h", "question": "What did NATO decide at its 2025 summit in The Hague?", "must_include": [], "gold_docs": [], "type": "unanswerable"},
-    ])
+    questions = write_lines(
+        tmp_path / "q.jsonl",
+        [
+            {
+                "id": "c",
+                "question": "What was decided about the NATO-Ukraine Council?",
+                "must_include": [["council"], ["equal"]],
+                "gold_docs": ["001_d33884d0ecc97606"],
+                "type": "single",
+                "note": "kept",
+            },
+            {
+                "id": "h",
+                "question": "What did NATO decide at its 2025 summit in The Hague?",
+                "must_include": [],
+                "gold_docs": [],
+                "type": "unanswerable",
+            },
+        ],
+    )
     outcome = run_eval(settings, questions, out_dir=tmp_path / "out", mode="generate", pipeline=fake_pipeline)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert list(report["summary"]) == list(SUMMARY_KEYS)
@@ -247,26 +345,48 @@ def test_run_writes_reports_and_gates_on_a_baseline(tmp_path, settings, fake_pip
     assert set(report["by_type"]) == {"single", "unanswerable"} and report["run"]["mode"] == "generate"
     assert report["questions"][0]["extra"] == {"note": "kept"} and report["questions"][0]["retrieved"][0]["rank"] == 1
     md = (tmp_path / "out" / "report.md").read_text()
-    assert md == outcome.markdown and "| answer accuracy (answerable) | 1.000 |" in md and "## Failed questions (0 of 2)" in md
+    assert (
+        md == outcome.markdown
+        and "| answer accuracy (answerable) | 1.000 |" in md
+        and "## Failed questions (0 of 2)" in md
+    )
     outcome.raise_for_regressions()  # no baseline, nothing to raise
 
     better = json.loads(json.dumps(report))
     better["summary"]["answer_accuracy"] = 1.0
     better["summary"]["hit_at_1"] = 1.5  # unreachable: any real run is "worse"
     (tmp_path / "base.json").write_text(json.dumps(better))
-    gated = run_eval(settings, questions, out_dir=tmp_path / "out2", mode="generate", pipeline=fake_pipeline, baseline_path=tmp_path / "base.json")
+    gated = run_eval(
+        settings,
+        questions,
+        out_dir=tmp_path / "out2",
+        mode="generate",
+        pipeline=fake_pipeline,
+        baseline_path=tmp_path / "base.json",
+    )
     assert [c.figure for c in gated.regressions] == ["hit_at_1"]
-    assert "dropped: hit_at_1" in gated.markdown and json.loads((tmp_path / "out2" / "report.json").read_text())["baseline"]["regressed"] == ["hit_at_1"]
+    assert "dropped: hit_at_1" in gated.markdown and json.loads((tmp_path / "out2" / "report.json").read_text())[
+        "baseline"
+    ]["regressed"] == ["hit_at_1"]
     with pytest.raises(QualityRegressionError, match=r"hit_at_1 1\.500 -> 1\.000"):
         gated.raise_for_regressions()
 
 
 def test_failed_questions_are_listed_with_what_went_wrong(tmp_path, settings, fake_pipeline):
-    questions = write_lines(tmp_path / "q.jsonl", [
-        {"id": "w", "question": "What was decided about the NATO-Ukraine Council?", "must_include": [["penguin"]], "gold_docs": ["002_e0b0d12e770a7305"], "type": "single"},
-    ])
+    questions = write_lines(
+        tmp_path / "q.jsonl",
+        [
+            {
+                "id": "w",
+                "question": "What was decided about the NATO-Ukraine Council?",
+                "must_include": [["penguin"]],
+                "gold_docs": ["002_e0b0d12e770a7305"],
+                "type": "single",
+            },
+        ],
+    )
     md = run_eval(settings, questions, out_dir=tmp_path / "out", mode="generate", pipeline=fake_pipeline).markdown
-    assert "## Failed questions (1 of 1)" in md and '**w** (single)' in md
+    assert "## Failed questions (1 of 1)" in md and "**w** (single)" in md
     assert 'answer lacks "penguin"' in md and "no citation points to a gold document" in md
 
 
@@ -292,22 +412,47 @@ def test_bad_input_stops_before_any_model_loads(tmp_path, settings, monkeypatch)
 # --------------------------------------------------------------------------------------------- SQuAD adapter
 def squad_file(tmp_path: Path) -> Path:
     def qa(i, impossible, answers=()):
-        return {"id": f"q{i}", "question": f"Question {i}?", "is_impossible": impossible, "answers": [{"text": a, "answer_start": 0} for a in answers]}
+        return {
+            "id": f"q{i}",
+            "question": f"Question {i}?",
+            "is_impossible": impossible,
+            "answers": [{"text": a, "answer_start": 0} for a in answers],
+        }
 
-    data = {"version": "v2.0", "data": [
-        {"title": "Sky_(United_Kingdom)", "paragraphs": [
-            {"context": "Sky plc is a British broadcaster.\nIt was founded in 1990.", "qas": [qa(1, False, ["1990", "in 1990", "1990"]), qa(2, True)]},
-            {"context": "Sky launched digital services in 1998.", "qas": [qa(3, False, ["1998"]), qa(4, True), qa(5, True)]},
-        ]},
-        {"title": "Kraków", "paragraphs": [{"context": "Kraków is a city in Poland on the Vistula.", "qas": [qa(6, False, ["Poland"]), qa(7, True), qa(8, False, ["Vistula", "the Vistula"])]}]},
-    ]}
+    data = {
+        "version": "v2.0",
+        "data": [
+            {
+                "title": "Sky_(United_Kingdom)",
+                "paragraphs": [
+                    {
+                        "context": "Sky plc is a British broadcaster.\nIt was founded in 1990.",
+                        "qas": [qa(1, False, ["1990", "in 1990", "1990"]), qa(2, True)],
+                    },
+                    {
+                        "context": "Sky launched digital services in 1998.",
+                        "qas": [qa(3, False, ["1998"]), qa(4, True), qa(5, True)],
+                    },
+                ],
+            },
+            {
+                "title": "Kraków",
+                "paragraphs": [
+                    {
+                        "context": "Kraków is a city in Poland on the Vistula.",
+                        "qas": [qa(6, False, ["Poland"]), qa(7, True), qa(8, False, ["Vistula", "the Vistula"])],
+                    }
+                ],
+            },
+        ],
+    }
     path = tmp_path / "squad.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
 
 
 def test_squad_export_writes_every_paragraph_and_a_question_file(tmp_path):
-    from rag.corpus import load_article
+    from rag.ingest.corpus import load_article
 
     result = export_squad(squad_file(tmp_path), tmp_path / "out")
     assert result.paragraphs == 3 and result.answerable == 4 and result.unanswerable == 4
@@ -316,8 +461,14 @@ def test_squad_export_writes_every_paragraph_and_a_question_file(tmp_path):
     assert article.meta.title == "Sky (United Kingdom), paragraph 0"
     assert article.text == "Sky plc is a British broadcaster. It was founded in 1990."
     questions = {x.id: x for x in load_questions(result.questions_path)}
-    assert questions["q1"].must_include == [["1990", "in 1990"]] and questions["q1"].gold_docs == ["squad_sky_united_kingdom_0"]
-    assert questions["q2"].should_abstain and questions["q2"].gold_docs == [] and questions["q2"].model_extra["squad_paragraph"] == "squad_sky_united_kingdom_0"
+    assert questions["q1"].must_include == [["1990", "in 1990"]] and questions["q1"].gold_docs == [
+        "squad_sky_united_kingdom_0"
+    ]
+    assert (
+        questions["q2"].should_abstain
+        and questions["q2"].gold_docs == []
+        and questions["q2"].model_extra["squad_paragraph"] == "squad_sky_united_kingdom_0"
+    )
     assert questions["q8"].gold_docs == ["squad_krakow_0"] and questions["q8"].type == "single"
 
 
@@ -339,17 +490,29 @@ def test_squad_sampling_is_seeded_and_keeps_the_whole_corpus(tmp_path):
         export_squad(write_lines(tmp_path / "x.json", [{"version": "v2.0"}]), tmp_path / "f")
 
 
-def test_a_generator_failure_costs_one_question_and_a_missing_generator_stops_the_run(tmp_path, settings, fake_pipeline):
-    from rag.errors import GeneratorError, ModelMissingError
-    from rag.report import render_markdown
+def test_a_generator_failure_costs_one_question_and_a_missing_generator_stops_the_run(
+    tmp_path, settings, fake_pipeline
+):
+    from rag.core.errors import GeneratorError, ModelMissingError
+    from rag.evaluate.report import render_markdown
 
     class Down(ScriptedGenerator):
         def stream(self, *a, **k):
             raise GeneratorError("server down")
 
-    questions = write_lines(tmp_path / "q.jsonl", [
-        {"id": f"c{i}", "question": "What was decided about the NATO-Ukraine Council?", "must_include": [["penguin"]], "gold_docs": [], "type": "single"} for i in range(3)
-    ])
+    questions = write_lines(
+        tmp_path / "q.jsonl",
+        [
+            {
+                "id": f"c{i}",
+                "question": "What was decided about the NATO-Ukraine Council?",
+                "must_include": [["penguin"]],
+                "gold_docs": [],
+                "type": "single",
+            }
+            for i in range(3)
+        ],
+    )
     fake_pipeline.generator = Down()
     outcome = run_eval(settings, questions, out_dir=tmp_path / "out", mode="generate", pipeline=fake_pipeline)
     assert outcome.report["details"]["n_errors"] == 3 and "GeneratorError: server down" in outcome.markdown
@@ -359,4 +522,9 @@ def test_a_generator_failure_costs_one_question_and_a_missing_generator_stops_th
     fake_pipeline.generator = None
     with pytest.raises(ModelMissingError, match="--mode extractive"):
         run_eval(settings, questions, out_dir=tmp_path / "out", mode="generate", pipeline=fake_pipeline)
-    assert run_eval(settings, questions, out_dir=tmp_path / "out", mode="extractive", pipeline=fake_pipeline).report["run"]["generator"] is None
+    assert (
+        run_eval(settings, questions, out_dir=tmp_path / "out", mode="extractive", pipeline=fake_pipeline).report[
+            "run"
+        ]["generator"]
+        is None
+    )

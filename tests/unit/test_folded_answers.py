@@ -6,14 +6,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rag.cli import print_answer
-from rag.indexing import index_paths, remove_documents
-from rag.pipeline import Pipeline
+from rag.answer.pipeline import Pipeline
+from rag.cli.main import print_answer
+from rag.ingest.indexing import index_paths, remove_documents
 from tests.fakes import ScriptedGenerator, strength_rule
 from tests.syndication import OUTLETS, doc_id_of, write_stories
 
 QUESTION = "What did the Kestrel Bay council decide about the tidal power plant on the Arden estuary?"
-REPLY = "The city council of Kestrel Bay voted 7 to 2 on Tuesday to build a tidal power plant at the mouth of the Arden estuary. [1]"
+REPLY = (
+    "The city council of Kestrel Bay voted 7 to 2 on Tuesday to build a tidal power plant at the mouth of the Arden "
+    "estuary. [1]"
+)
 COPIES = {doc_id_of(o) for o in OUTLETS}
 
 
@@ -66,7 +69,9 @@ def test_without_folding_the_copies_compete_as_before(make):
 
 def test_the_best_scoring_copy_speaks_for_the_story(make):
     """Folding comes after fusion: the copy that ranks first is kept, whichever is the group's representative."""
-    reworded_by_bay_times = "Its twelve turbines, anchored to the seabed, should power around 18,000 homes once the plant opens"
+    reworded_by_bay_times = (
+        "Its twelve turbines, anchored to the seabed, should power around 18,000 homes once the plant opens"
+    )
     unfolded = make(fold_syndicated=False).search(reworded_by_bay_times, top_k=10)
     best = next(r.passage.doc_id for r in unfolded if r.passage.doc_id in COPIES)
     assert best == doc_id_of("Bay Times")  # the only copy with that wording, though the Herald leads the group
@@ -105,7 +110,7 @@ def test_cli_and_api_show_the_other_outlets(make, capsys):
 
 def test_the_eval_counts_a_folded_copy_of_the_gold_article_as_found(make):
     """The gold article may be folded under a better-scoring copy; the reader still got that story, cited."""
-    from rag.evaluate import EvalQuestion, judge
+    from rag.evaluate.harness import EvalQuestion, judge
 
     answer = make().ask(QUESTION)
     shown = answer.citations[0].doc_id

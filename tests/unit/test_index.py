@@ -5,10 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedder import HashingEmbedder
-from rag.errors import DocumentNotFoundError, IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
-from rag.index import IndexLock, load_index, read_manifest
-from rag.indexing import add_document, index_paths, reindex, remove_documents
+from rag.core.errors import (
+    DocumentNotFoundError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexMissingError,
+)
+from rag.ingest.indexing import add_document, index_paths, reindex, remove_documents
+from rag.storage.manifest import IndexLock, read_manifest
+from rag.storage.segments import load_index
+from tests.fakes import HashingEmbedder
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -28,7 +35,9 @@ def test_index_persists_and_reloads(settings, corpus_copy):
     loaded = load_index(settings, embedding_model=emb.name, dimension=emb.dimension)
     assert [p.passage_id for p in loaded.passages] == [p.passage_id for p in index.passages]
     assert len(loaded.store) == len(loaded.passages) == loaded.manifest.count
-    manifest = json.loads((settings.index_dir / (settings.index_dir / "CURRENT").read_text() / "manifest.json").read_text())
+    manifest = json.loads(
+        (settings.index_dir / (settings.index_dir / "CURRENT").read_text() / "manifest.json").read_text()
+    )
     assert manifest["embedding_model"] == emb.name and manifest["dimension"] == 128
     assert manifest["chunk_size"] == settings.chunk_size and manifest["normalised"] is True
     assert set(manifest["documents"]) == set(report.added)
@@ -50,7 +59,9 @@ def test_changed_file_replaces_its_passages(settings, corpus_copy):
     emb = CountingEmbedder()
     index, _ = index_paths(settings, emb, [corpus_copy])
     target = corpus_copy / "000_ff6882ef16d64a7d.txt"
-    target.write_text("NATO ministers met in Oslo.\n\nThe zebra council approved a new striped flag for the alliance.\n")
+    target.write_text(
+        "NATO ministers met in Oslo.\n\nThe zebra council approved a new striped flag for the alliance.\n"
+    )
     before = emb.texts
     index, report = index_paths(settings, emb, [corpus_copy])
     assert report.updated == ["000_ff6882ef16d64a7d"]
@@ -130,7 +141,9 @@ def test_duplicate_content_under_new_name_is_refused(settings, corpus_copy):
 def test_reindex_rebuilds_from_stored_documents(settings, corpus_copy):
     emb = CountingEmbedder()
     index, _ = index_paths(settings, emb, [corpus_copy])
-    add_document(settings, emb, "upload1.md", b"# Uploaded\n\nThe uploaded note says the alliance met in Madrid in 2022.\n")
+    add_document(
+        settings, emb, "upload1.md", b"# Uploaded\n\nThe uploaded note says the alliance met in Madrid in 2022.\n"
+    )
     rebuilt_settings = settings.model_copy(update={"chunk_size": 80, "chunk_overlap": 10})
     rebuilt, report = reindex(rebuilt_settings, emb, rebuild=True)
     assert set(rebuilt.manifest.documents) == set(index.manifest.documents) | {"upload1"}

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from rag.cleaning import clean_text
-from rag.corpus import article_from_bytes
-from rag.outlets import known_outlet, outlet_from_url, registered_domain
+from rag.ingest.corpus import article_from_bytes
+from rag.text.cleaning import clean_text
+from rag.text.outlets import known_outlet, outlet_from_url, registered_domain
 
 
 @pytest.mark.parametrize(
     ("host", "domain"),
-    [("edition.cnn.com", "cnn.com"), ("www.bbc.co.uk", "bbc.co.uk"), ("www.eurointegration.com.ua", "eurointegration.com.ua"), ("cnn.com", "cnn.com")],
+    [
+        ("edition.cnn.com", "cnn.com"),
+        ("www.bbc.co.uk", "bbc.co.uk"),
+        ("www.eurointegration.com.ua", "eurointegration.com.ua"),
+        ("cnn.com", "cnn.com"),
+    ],
 )
 def test_registered_domain(host, domain):
     assert registered_domain(host) == domain
@@ -25,7 +30,10 @@ def test_outlet_from_url_names_large_sites_and_shows_other_domains():
     for bad in (None, "", "ftp://cnn.com/x", "not a url"):
         assert outlet_from_url(bad) is None
     # No registered domain: the host as written, as fetched pages have always been named; never a known outlet.
-    assert outlet_from_url("https://10.0.0.1/x") == "10.0.0.1" and outlet_from_url("http://localhost:8000/a") == "localhost"
+    assert (
+        outlet_from_url("https://10.0.0.1/x") == "10.0.0.1"
+        and outlet_from_url("http://localhost:8000/a") == "localhost"
+    )
     assert known_outlet("https://10.0.0.1/x") is None
 
 
@@ -46,7 +54,11 @@ def test_a_known_sites_address_beats_a_promo_lines_guess():
 
 
 def test_an_unknown_address_fills_an_empty_outlet_only():
-    text = PAGE.replace("www.usatoday.com", "www.example-news.org").replace("EXCLUSIVE OLYMPIC UPDATES: Sign up for texts to get the latest news and behind-the-scenes coverage from Beijing.\n\n", "")
+    text = PAGE.replace("www.usatoday.com", "www.example-news.org").replace(
+        "EXCLUSIVE OLYMPIC UPDATES: Sign up for texts to get the latest news and behind-the-scenes coverage from "
+        "Beijing.\n\n",
+        "",
+    )
     assert article_from_bytes("recap", "recap.txt", text.encode()).meta.source == "example-news.org"
 
 
@@ -59,5 +71,8 @@ def test_an_unknown_address_fills_an_empty_outlet_only():
     ],
 )
 def test_only_an_aggregators_credit_line_names_the_outlet(line, source):
-    body = f"A headline of the day\n\n{line}\n\nThe ministers met on Thursday and agreed to meet again in July to settle the open questions.\n"
+    body = (
+        f"A headline of the day\n\n{line}\n\nThe ministers met on Thursday and agreed to meet again in July to settle "
+        f"the open questions.\n"
+    )
     assert clean_text(body).meta.source == source

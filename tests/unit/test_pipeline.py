@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from rag.errors import BadInputError, TooLargeError
-from rag.indexing import index_paths
-from rag.pipeline import Pipeline, check_question
-from rag.types import ChatTurn
+from rag.answer.pipeline import Pipeline, check_question
+from rag.core.errors import BadInputError, TooLargeError
+from rag.core.types import ChatTurn
+from rag.ingest.indexing import index_paths
 from tests.fakes import ScriptedGenerator, strength_rule
 
-COUNCIL = "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at the table with the 31 allies."
+COUNCIL = (
+    "The NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council, giving the country an equal seat at "
+    "the table with the 31 allies."
+)
 
 
 @pytest.fixture
@@ -81,8 +84,12 @@ def test_model_refusal_with_strong_evidence_falls_back_to_quotes(build):
 def test_extractive_mode_needs_no_generator(settings, hashing_embedder, prompts, corpus_copy):
     index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
     pipeline = Pipeline(settings, index, hashing_embedder, None, prompts, strength_rule())
-    answer = pipeline.ask("Which Ukrainian foreign minister spoke about goals for the Washington summit?", mode="extractive")
-    assert answer.citations and all(pipeline.index.articles[c.doc_id].text[c.start : c.end] == c.quote for c in answer.citations)
+    answer = pipeline.ask(
+        "Which Ukrainian foreign minister spoke about goals for the Washington summit?", mode="extractive"
+    )
+    assert answer.citations and all(
+        pipeline.index.articles[c.doc_id].text[c.start : c.end] == c.quote for c in answer.citations
+    )
     assert any(c.doc_id == "002_e0b0d12e770a7305" for c in answer.citations)
 
 
@@ -129,7 +136,10 @@ def test_latest_question_prefers_recent_articles(build):
 
 def test_followup_is_rewritten_with_history(build):
     pipeline, _ = build(COUNCIL + " [1]")
-    history = [ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?"), ChatTurn(role="assistant", content="It was upgraded.")]
+    history = [
+        ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?"),
+        ChatTurn(role="assistant", content="It was upgraded."),
+    ]
     answer = pipeline.ask("And when did the commission meet?", history=history)
     assert "council" in answer.standalone_question.lower()
     assert answer.sources[0].passage.doc_id in {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
@@ -147,16 +157,22 @@ def test_model_refusal_stands_when_the_evidence_is_not_strong_enough_to_overrule
 
 def test_extractive_picker_compares_stemmed_terms_on_both_sides():
     # #17.8: question terms were stemmed ("ukrain"), sentence tokens not ("ukraine"): coverage 0, sentence skipped.
-    from rag.quoting import extract_sentences
-    from rag.types import Evidence, EvidenceSentence
+    from rag.answer.quoting import extract_sentences
+    from rag.core.types import Evidence, EvidenceSentence
 
     def sentence(text: str, relevance: float, start: int) -> EvidenceSentence:
-        return EvidenceSentence(text=text, doc_id="a", passage_id="a#0", start=start, end=start + len(text), relevance=relevance)
+        return EvidenceSentence(
+            text=text, doc_id="a", passage_id="a#0", start=start, end=start + len(text), relevance=relevance
+        )
 
-    evidence = Evidence(question="What will Ukraine gain?", sources=[], sentences=[
-        sentence("Ukraine gains an equal seat at the table with the allies.", 0.80, 0),
-        sentence("Ukraine would be able to call meetings of the new council.", 0.75, 60),
-    ])
+    evidence = Evidence(
+        question="What will Ukraine gain?",
+        sources=[],
+        sentences=[
+            sentence("Ukraine gains an equal seat at the table with the allies.", 0.80, 0),
+            sentence("Ukraine would be able to call meetings of the new council.", 0.75, 60),
+        ],
+    )
     picked = extract_sentences(evidence, 3)
     assert [s.start for s in picked] == [0, 60]
 
@@ -176,7 +192,9 @@ def test_as_of_leaves_out_later_articles_and_is_reported(build):
 def test_excluded_articles_are_never_retrieved(build):
     pipeline, _ = build(COUNCIL + " [1]")
     gold = {"001_d33884d0ecc97606", "000_ff6882ef16d64a7d"}
-    answer = pipeline.ask("What was decided about the NATO-Ukraine Council?", mode="extractive", exclude_docs=frozenset(gold))
+    answer = pipeline.ask(
+        "What was decided about the NATO-Ukraine Council?", mode="extractive", exclude_docs=frozenset(gold)
+    )
     assert answer.sources and not gold & {sp.passage.doc_id for sp in answer.sources}
 
 
@@ -202,14 +220,19 @@ def test_questions_without_words_or_with_broken_unicode_are_refused(build, quest
 
 def test_invisible_characters_are_stripped_before_retrieval(build):
     pipeline, _ = build(COUNCIL + " [1]")
-    assert check_question(pipeline.settings, "NATO\u200b-Ukraine\u0000 Council\tnow\u00ad?") == "NATO-Ukraine Council now?"
+    assert (
+        check_question(pipeline.settings, "NATO\u200b-Ukraine\u0000 Council\tnow\u00ad?") == "NATO-Ukraine Council now?"
+    )
     answer = pipeline.ask("What was decided about the NATO-\u200bUkraine Council?\u0000")
     assert answer.question == "What was decided about the NATO-Ukraine Council?" and answer.citations
 
 
 def test_a_new_topic_after_a_nato_exchange_is_searched_as_asked(build):
     pipeline, gen = build(COUNCIL + " [1]", rewrite_with_model=True)
-    history = [ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?"), ChatTurn(role="assistant", content="It was upgraded.")]
+    history = [
+        ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?"),
+        ChatTurn(role="assistant", content="It was upgraded."),
+    ]
     question = "How many books does the floating library in Lowmere hold, and who built its shelves?"
     answer = pipeline.ask(question, history=history)
     assert answer.standalone_question == question
@@ -228,7 +251,9 @@ def test_a_typed_question_whose_evidence_states_the_answer_is_quoted_without_gen
 
 def test_a_generated_answer_ends_with_the_best_quote_unless_it_already_rests_on_it(build):
     question = "What was decided about the NATO-Ukraine Council?"
-    vague = "NATO has no official presence in Ukraine and as an organization provides only nonlethal support to Kyiv. [1]"
+    vague = (
+        "NATO has no official presence in Ukraine and as an organization provides only nonlethal support to Kyiv. [1]"
+    )
     pipeline, _ = build(vague)
     answer = pipeline.ask(question)
     assert not answer.abstained and answer.fallback is None
@@ -241,21 +266,27 @@ def test_a_generated_answer_ends_with_the_best_quote_unless_it_already_rests_on_
 
 
 def test_how_did_it_develop_gets_one_dated_sentence_per_article_oldest_first():
-    from rag.quoting import is_timeline, timeline_sentences
-    from rag.types import Evidence, EvidenceSentence
+    from rag.answer.quoting import is_timeline, timeline_sentences
+    from rag.core.types import Evidence, EvidenceSentence
 
     def sentence(doc: str, text: str, relevance: float) -> EvidenceSentence:
-        return EvidenceSentence(text=text, doc_id=doc, passage_id=f"{doc}#0", start=0, end=len(text), relevance=relevance)
+        return EvidenceSentence(
+            text=text, doc_id=doc, passage_id=f"{doc}#0", start=0, end=len(text), relevance=relevance
+        )
 
     question = "How did the NATO-Ukraine relationship develop between May and July?"
     assert is_timeline(question) and not is_timeline("What was decided about the NATO-Ukraine Council?")
-    evidence = Evidence(question=question, sources=[], sentences=[
-        sentence("june", "In June ministers backed a NATO-Ukraine Council.", 0.70),
-        sentence("may", "In May NATO foreign ministers met in Oslo on Ukraine.", 0.66),
-        sentence("june", "The June meeting also discussed ammunition.", 0.65),
-        sentence("july", "In July leaders met in Vilnius on Ukraine's path.", 0.64),
-        sentence("undated", "Ukraine wants to join NATO.", 0.69),
-    ])
+    evidence = Evidence(
+        question=question,
+        sources=[],
+        sentences=[
+            sentence("june", "In June ministers backed a NATO-Ukraine Council.", 0.70),
+            sentence("may", "In May NATO foreign ministers met in Oslo on Ukraine.", 0.66),
+            sentence("june", "The June meeting also discussed ammunition.", 0.65),
+            sentence("july", "In July leaders met in Vilnius on Ukraine's path.", 0.64),
+            sentence("undated", "Ukraine wants to join NATO.", 0.69),
+        ],
+    )
     dates = {"may#0": "2023-05-31", "june#0": "2023-06-15", "july#0": "2023-07-11", "undated#0": None}
     picked = timeline_sentences(evidence, dates, 5)
     assert [s.doc_id for s in picked] == ["may", "june", "july"]

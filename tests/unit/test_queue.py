@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from api.queue import GenerationQueue
-from rag.errors import BusyError
-from rag.generator import Usage
+from rag.core.errors import BusyError
+from rag.models.generator import Usage
 
 WAIT_S = 20  # how long a helper waits for a state the test expects; never what a test measures
 # Arrivals spaced off the gate's 50 ms poll, as real requests are: waiters that poll a lock re-queue each
@@ -37,19 +37,30 @@ class Turnstile:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, messages, *, max_tokens: int, temperature: float, stop=None, priority: bool = False) -> Iterator[str]:
+    def stream(
+        self, messages, *, max_tokens: int, temperature: float, stop=None, priority: bool = False
+    ) -> Iterator[str]:
         self.order.append(messages[0]["content"])
         assert self.turns.acquire(timeout=WAIT_S)
         yield "done"
 
 
-def ask(queue: GenerationQueue, generator, name: str, results: dict, should_stop: Callable[[], bool] | None = None, klass: str = "generate") -> threading.Thread:
+def ask(
+    queue: GenerationQueue,
+    generator,
+    name: str,
+    results: dict,
+    should_stop: Callable[[], bool] | None = None,
+    klass: str = "generate",
+) -> threading.Thread:
     ticket = queue.admit(klass)
 
     def run() -> None:
         queue.bind_thread(should_stop, ticket)
         try:
-            results[name] = "".join(queue.gate(generator).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0))
+            results[name] = "".join(
+                queue.gate(generator).stream([{"role": "user", "content": name}], max_tokens=1, temperature=0.0)
+            )
         except BusyError as exc:
             results[name] = exc
         finally:
@@ -66,7 +77,7 @@ def test_staggered_requests_get_the_model_in_arrival_order():
     wait_for(lambda: model.order == ["0"], "the first request to hold the model")
     for i in range(1, 8):
         threads.append(ask(queue, model, str(i), results))
-        wait_for(lambda: queue.depth == i, f"request {i} to wait")  # staggered: each arrives after the last waits
+        wait_for(lambda i=i: queue.depth == i, f"request {i} to wait")  # staggered: each arrives after the last waits
         time.sleep(STAGGER_S)
     for _ in range(8):
         model.turns.release()
@@ -110,10 +121,17 @@ def test_streamed_asks_take_the_model_ahead_of_generated_ones_but_cannot_starve_
     queue, model, results = GenerationQueue(max_waiting=16, timeout_s=60), Turnstile(), {}
     threads = [ask(queue, model, "g0", results)]
     wait_for(lambda: model.order == ["g0"], "the first request to hold the model")
-    arrivals = [("g1", "generate"), ("g2", "generate"), ("s1", "stream"), ("s2", "stream"), ("s3", "stream"), ("s4", "stream")]
+    arrivals = [
+        ("g1", "generate"),
+        ("g2", "generate"),
+        ("s1", "stream"),
+        ("s2", "stream"),
+        ("s3", "stream"),
+        ("s4", "stream"),
+    ]
     for i, (name, klass) in enumerate(arrivals, start=1):
         threads.append(ask(queue, model, name, results, klass=klass))
-        wait_for(lambda: queue.waiting == i, f"{name} to wait")
+        wait_for(lambda i=i: queue.waiting == i, f"{name} to wait")
         time.sleep(STAGGER_S)
     for _ in range(len(arrivals) + 1):
         model.turns.release()
@@ -147,7 +165,7 @@ def test_with_two_slots_two_requests_hold_the_model_and_the_rest_wait_in_order()
     assert queue.waiting == 0
     for i in range(2, 5):
         threads.append(ask(queue, model, str(i), results))
-        wait_for(lambda: queue.waiting == i - 1, f"request {i} to wait")
+        wait_for(lambda i=i: queue.waiting == i - 1, f"request {i} to wait")
         time.sleep(STAGGER_S)
     model.turns.release()  # one answer ends: exactly one waiter takes its slot
     wait_for(lambda: len(model.order) == 3, "the first waiter to get the freed slot")

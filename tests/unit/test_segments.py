@@ -9,16 +9,22 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.dedup import Signatures
-from rag.index import Index, Manifest, load_index, read_manifest
-from rag.indexing import add_document, index_paths, optimize_index, remove_documents
-from rag.lexical import LexicalIndex
-from rag.retriever import Retriever
-from rag.segments import merge_candidates
-from rag.vectorstore import FaissStore, Part, SegmentedFaissStore
+from rag.ingest.indexing import add_document, index_paths, optimize_index, remove_documents
+from rag.search.retriever import Retriever
+from rag.storage.bm25 import LexicalIndex
+from rag.storage.faiss_store import FaissStore, Part, SegmentedFaissStore
+from rag.storage.index import Index
+from rag.storage.manifest import Manifest, read_manifest
+from rag.storage.segments import load_index, merge_candidates
+from rag.text.syndication import Signatures
 
 DIM = 32
-QUERIES = ["NATO Ukraine council summit", "harbour ferry strike", "Vilnius declaration membership", "tidal power plant vote"]
+QUERIES = [
+    "NATO Ukraine council summit",
+    "harbour ferry strike",
+    "Vilnius declaration membership",
+    "tidal power plant vote",
+]
 
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -27,7 +33,7 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def options(**kw) -> dict:
-    return dict(ann_threshold=10**9, hnsw_m=16, ef_search=128) | kw
+    return {"ann_threshold": 10**9, "hnsw_m": 16, "ef_search": 128} | kw
 
 
 def segmented_and_flat(rng: np.random.Generator) -> tuple[SegmentedFaissStore, FaissStore, np.ndarray]:
@@ -64,9 +70,11 @@ def test_flat_segments_search_exactly_like_one_flat_index():
 
 
 def test_a_part_with_many_tombstones_is_still_exact(monkeypatch):
-    import rag.vectorstore
+    import rag.storage.faiss_store
 
-    monkeypatch.setattr(rag.vectorstore, "OVERFETCH_DEAD", 5)  # search its live rows through an allow set instead
+    monkeypatch.setattr(
+        rag.storage.faiss_store, "OVERFETCH_DEAD", 5
+    )  # search its live rows through an allow set instead
     store, flat, queries = segmented_and_flat(np.random.default_rng(4))
     allow = set(flat.ids[::5]) | {"c0-3"}
     for query in queries[:10]:
@@ -86,12 +94,18 @@ def test_hnsw_segments_recall_what_exact_search_finds():
         store.parts[-1].store.apply(add_ids=ids, add_vectors=vectors, remove_ids=[])
         flat.apply(add_ids=ids, add_vectors=vectors, remove_ids=[])
     assert store.kind == "hnsw"
-    recalls = [len({p for p, _ in store.search(q, 10)} & {p for p, _ in flat.search(q, 10)}) / 10 for q in unit_rows(rng, 30)]
+    recalls = [
+        len({p for p, _ in store.search(q, 10)} & {p for p, _ in flat.search(q, 10)}) / 10 for q in unit_rows(rng, 30)
+    ]
     assert np.mean(recalls) >= 0.9
 
 
 def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 STORY = b"Ferry strike ends\n\nThe harbour ferry union ended its strike after the council met on Tuesday in Lowmere.\n"
@@ -114,9 +128,13 @@ def test_a_commit_writes_only_its_own_rows(settings, hashing_embedder, corpus_co
     index, _ = remove_documents(settings, hashing_embedder, ["001_d33884d0ecc97606"])
     after = read_manifest(root)
     assert [e.name for e in after.segments] == [e.name for e in manifest.segments]  # a removal writes no segment
-    assert after.segments[0].deleted == ["001_d33884d0ecc97606"] and folder_state(root / "segments" / first.name) == before
+    assert (
+        after.segments[0].deleted == ["001_d33884d0ecc97606"] and folder_state(root / "segments" / first.name) == before
+    )
     loaded = load_index(settings, embedding_model=hashing_embedder.name, dimension=hashing_embedder.dimension)
-    assert "001_d33884d0ecc97606" not in {p.doc_id for p in loaded.passages} and len(loaded.store) == len(loaded.passages)
+    assert "001_d33884d0ecc97606" not in {p.doc_id for p in loaded.passages} and len(loaded.store) == len(
+        loaded.passages
+    )
 
 
 def snapshot(index: Index, embedder) -> dict:
@@ -148,7 +166,9 @@ def test_many_commits_equal_one_big_index(settings, hashing_embedder, corpus_cop
     answers exactly what an index of the same documents built in one commit answers (BM25 over all rows)."""
     stepwise = settings.model_copy(update={"commit_every_articles": 2})
     index_paths(stepwise, hashing_embedder, [corpus_copy])
-    (corpus_copy / "000_ff6882ef16d64a7d.txt").write_text("NATO ministers met in Oslo.\n\nThe zebra council approved a striped flag.\n")
+    (corpus_copy / "000_ff6882ef16d64a7d.txt").write_text(
+        "NATO ministers met in Oslo.\n\nThe zebra council approved a striped flag.\n"
+    )
     add_document(stepwise, hashing_embedder, "ferry.txt", STORY)
     index_paths(stepwise, hashing_embedder, [corpus_copy])
     remove_documents(stepwise, hashing_embedder, ["002_e0b0d12e770a7305"])
@@ -183,25 +203,42 @@ def test_optimize_merges_into_one_segment_without_tombstones(settings, hashing_e
 def test_more_segments_than_the_setting_are_merged_after_a_commit(settings, hashing_embedder, corpus_copy, tmp_path):
     capped = settings.model_copy(update={"max_segments": 3})
     for i in range(8):
-        add_document(capped, hashing_embedder, f"note{i}.txt", f"Note {i}\n\nThe harbour council met {i} times about the ferry.\n".encode())
+        add_document(
+            capped,
+            hashing_embedder,
+            f"note{i}.txt",
+            f"Note {i}\n\nThe harbour council met {i} times about the ferry.\n".encode(),
+        )
         assert len(read_manifest(settings.index_dir).segments) <= 3
     index_paths(capped, hashing_embedder, [corpus_copy])
     loaded = load_index(settings, embedding_model=hashing_embedder.name, dimension=hashing_embedder.dimension)
     assert len(loaded.manifest.documents) == 13 and len(loaded.store) == len(loaded.passages)
     assert not list((settings.index_dir / "segments").glob("tmp-*"))
-    assert len(list((settings.index_dir / "segments").iterdir())) <= 3 + 3  # the live ones and the previous generation's
+    assert (
+        len(list((settings.index_dir / "segments").iterdir())) <= 3 + 3
+    )  # the live ones and the previous generation's
 
 
 def test_merge_candidates_pick_a_crowded_tier_and_mostly_dead_segments():
     def manifest(sizes: dict[str, tuple[int, int]]) -> Manifest:
-        from rag.index import DocumentRecord, SegmentEntry
+        from rag.storage.manifest import DocumentRecord, SegmentEntry
 
         docs, entries = {}, []
         for name, (written, live) in sizes.items():
             entries.append(SegmentEntry(name=name, documents=written, passages=written * 2))
             for i in range(live):
-                docs[f"{name}-{i}"] = DocumentRecord(doc_id=f"{name}-{i}", content_hash="x", passages=2, indexed_at="", segment=name)
-        return Manifest(embedding_model="m", dimension=4, chunk_size=110, chunk_overlap=25, vector_backend="faiss", documents=docs, segments=entries)
+                docs[f"{name}-{i}"] = DocumentRecord(
+                    doc_id=f"{name}-{i}", content_hash="x", passages=2, indexed_at="", segment=name
+                )
+        return Manifest(
+            embedding_model="m",
+            dimension=4,
+            chunk_size=110,
+            chunk_overlap=25,
+            vector_backend="faiss",
+            documents=docs,
+            segments=entries,
+        )
 
     sizes = {"big": (5000, 5000), "a": (1, 1), "b": (1, 1), "c": (1, 1), "mid": (100, 100)}
     assert merge_candidates(manifest(sizes), 5) == set()
@@ -212,11 +249,13 @@ def test_merge_candidates_pick_a_crowded_tier_and_mostly_dead_segments():
 
 
 def write_format1(index: Index, folder: Path) -> None:
-    """An index as format 1 wrote it (rag/index.py before segments): every file in the generation's folder."""
+    """An index as format 1 wrote it (rag/storage/index.py before segments): every file in the generation's folder."""
     folder.mkdir(parents=True)
     for name, rows in (("articles.jsonl", index.articles.values()), ("passages.jsonl", index.passages)):
         (folder / name).write_text("".join(r.model_dump_json() + "\n" for r in rows))
-    ids, vectors = zip(*[(pid, v) for batch_ids, batch in index.store.iter_vectors() for pid, v in zip(batch_ids, batch)])
+    ids, vectors = zip(
+        *[(pid, v) for batch_ids, batch in index.store.iter_vectors() for pid, v in zip(batch_ids, batch)]
+    )
     flat = FaissStore(index.manifest.dimension, kind="flat", **options())
     flat.apply(add_ids=list(ids), add_vectors=np.stack(vectors), remove_ids=[])
     flat.save(folder)
@@ -232,7 +271,9 @@ def write_format1(index: Index, folder: Path) -> None:
 
 
 def test_a_format1_index_loads_and_the_next_write_converts_it(settings, hashing_embedder, corpus_copy, tmp_path):
-    reference, _ = index_paths(settings.model_copy(update={"index_dir": tmp_path / "ref"}), hashing_embedder, [corpus_copy])
+    reference, _ = index_paths(
+        settings.model_copy(update={"index_dir": tmp_path / "ref"}), hashing_embedder, [corpus_copy]
+    )
     root = settings.index_dir
     write_format1(reference, root / "gen-000004")
     (root / "CURRENT").write_text("gen-000004")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rag.vectorstore
-from rag.vectorstore import FaissStore
+import rag.storage.faiss_store
+from rag.storage.faiss_store import FaissStore
 
 ROWS, DIM, K = 12_000, 32, 50
 
@@ -51,12 +51,15 @@ def test_a_filter_allowing_few_rows_is_searched_exactly(world):
     allowed = np.sort(rng.choice(ROWS, 60, replace=False))
     query = x[allowed[3]]
     found = store.search(query, 5, {f"p{i}" for i in allowed})
-    assert [pid for pid, _ in found] == exact_top(x, query, allowed, 5) and found[0] == (f"p{allowed[3]}", pytest.approx(1.0, abs=1e-5))
+    assert [pid for pid, _ in found] == exact_top(x, query, allowed, 5) and found[0] == (
+        f"p{allowed[3]}",
+        pytest.approx(1.0, abs=1e-5),
+    )
     assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
 
 
 def test_a_filter_allowing_many_rows_still_finds_k_good_ones_through_hnsw(world, monkeypatch):
-    monkeypatch.setattr(rag.vectorstore, "EXACT_FILTER_ROWS", 100)  # force the HNSW path at this size
+    monkeypatch.setattr(rag.storage.faiss_store, "EXACT_FILTER_ROWS", 100)  # force the HNSW path at this size
     for share in (0.5, 0.05):
         fewest, recall = filtered_runs(world, share=share)
         assert fewest == K and recall >= 0.9, (share, fewest, recall)

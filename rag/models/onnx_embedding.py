@@ -1,0 +1,367 @@
+"""MiniLM through ONNX Runtime: exported once, offline, from the local sentence-transformers folder.
+
+sentence-transformers' own `backend="onnx"` goes through optimum-onnx, whose only release caps transformers
+below 4.58 (we pin 5.23), so the export and the runtime are done here with what that path uses underneath:
+`torch.onnx.export` of the same weights with the pooling and normalisation inside the graph, and
+`onnxruntime` + `tokenizers` at run time, which import no torch. The export folder holds `model.onnx`,
+`tokenizer.json` and `export.json` (what it was made from), under ~/.cache/newsrag/onnx/ by default.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag.core.errors import ModelMissingError
+from rag.models.model_files import default_embedding_model_path, model_label
+
+if TYPE_CHECKING:
+    from rag.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+META_FILE = "export.json"
+# Part of the cache folder's name: a change to the exported graph (inputs, pooling, opset) gets a new folder
+# instead of silently reusing an old export.
+EXPORT_VERSION = 1
+OPSET = 17
+EXPORT_HINT = "create it with `make onnx` (or `python -m rag.models.onnx_embedding`)"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def default_onnx_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsrag" / "onnx"
+
+
+def _weights_file(model_path: Path) -> Path | None:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (model_path / name).is_file():
+            return model_path / name
+    return None
+
+
+def _source_key(model_path: Path) -> str:
+    """Identifies the weights without reading 90 MB at every start: config bytes, weights size and mtime. A
+    reinstall of the same package gets a new key and one re-export; a changed model never reuses a stale one."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=5)
+    digest.update(f"v{EXPORT_VERSION}".encode())
+    config = model_path / "config.json"
+    digest.update(config.read_bytes() if config.is_file() else b"")
+    weights = _weights_file(model_path)
+    if weights is not None:
+        stat = weights.stat()
+        digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def onnx_dir_for(settings: Settings, model_path: Path) -> Path:
+    """Where the export for these settings lives: RAG_EMBEDDING_ONNX_DIR, else a cache folder named by model,
+    weights and quantisation, so two models or two quantisations never share a file."""
+    if settings.embedding_onnx_dir is not None:
+        return Path(settings.embedding_onnx_dir)
+    return default_onnx_root() / f"{model_label(model_path)}-{_source_key(model_path)}-{settings.embedding_quantization}"
+
+
+def _pooling_mode(model_path: Path) -> str:
+    config = model_path / "1_Pooling" / "config.json"
+    if not config.is_file():
+        return "mean"  # sentence-transformers' default for a plain transformer folder
+    modes = json.loads(config.read_text())
+    if modes.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if modes.get("pooling_mode_cls_token"):
+        return "cls"
+    raise ModelMissingError(f"the ONNX embedding backend exports mean or CLS pooling; {config} asks for another: use RAG_EMBEDDING_BACKEND=torch")
+
+
+def export_onnx(model_path: Path, target: Path, *, quantization: str = "none") -> Path:
+    """Export `model_path` into `target` (idempotent: returns at once when the export is there). Several
+    processes may start at once (`rag serve` workers): a lock lets one export while the others wait for it."""
+    from filelock import FileLock
+
+    if (target / ONNX_FILE).is_file():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(target.parent / f".{target.name}.lock"))
+        with lock:
+            if (target / ONNX_FILE).is_file():
+                return target
+            _export_into(model_path, target, quantization)
+    except OSError as exc:
+        raise ModelMissingError(f"cannot write the ONNX embedding model to {target} ({exc.strerror or exc}); {EXPORT_HINT} with a writable RAG_EMBEDDING_ONNX_DIR") from exc
+    return target
+
+
+def _export_into(model_path: Path, target: Path, quantization: str) -> None:
+    if _weights_file(model_path) is None or not (model_path / "tokenizer.json").is_file():
+        raise ModelMissingError(
+            f"cannot export the ONNX embedding model: {model_path} has no weights or tokenizer.json to export from; "
+            f"{EXPORT_HINT} once the model is there, or set RAG_EMBEDDING_BACKEND=torch"
+        )
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp", dir=target.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; the cache is for every user of the machine to read
+    try:
+        if quantization == "int8":
+            # Quantised from the float export (its own cache folder), as onnxruntime's dynamic quantiser expects.
+            plain = export_onnx(model_path, target.with_name(target.name.removesuffix("-int8") + "-none") if target.name.endswith("-int8") else work / "float")
+            _quantize_int8(plain / ONNX_FILE, work / ONNX_FILE)
+        else:
+            _export_float(model_path, work / ONNX_FILE)
+        shutil.copyfile(model_path / "tokenizer.json", work / "tokenizer.json")
+        shutil.rmtree(work / "float", ignore_errors=True)
+        (work / ".float.lock").unlink(missing_ok=True)
+        meta = {"source": str(model_path), "source_key": _source_key(model_path), "quantization": quantization, "pooling": _pooling_mode(model_path), "opset": OPSET, "export_version": EXPORT_VERSION}
+        (work / META_FILE).write_text(json.dumps(meta, indent=2))
+        if target.exists():  # a half-made folder from a killed export: never has model.onnx, see the check above
+            shutil.rmtree(target)
+        os.replace(work, target)  # whole folder or nothing: a reader never sees model.onnx without its tokenizer
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _export_float(model_path: Path, out: Path) -> None:
+    # Offline and quiet before the import, as for the torch embedder: no hub, no "Loading weights" bar.
+    for key, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(key, value)
+    try:
+        import torch
+        from transformers import AutoModel
+    except ImportError as exc:
+        raise ModelMissingError(f"cannot export the ONNX embedding model without torch and transformers ({exc}); {EXPORT_HINT}") from exc
+    try:
+        import onnx  # noqa: F401  torch.onnx.export needs it; missing, it fails deep inside with an odd message
+    except ImportError as exc:
+        raise ModelMissingError(f"cannot export the ONNX embedding model: the onnx package is missing (pip install onnx==1.23.2; make install does); {EXPORT_HINT}") from exc
+    pooling = _pooling_mode(model_path)
+    # Eager attention: SDPA's tracing keeps Python branches on the example's shapes; eager is plain matmuls.
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True, attn_implementation="eager").eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001  traced, not called by us
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    # The example has padding, so nothing in the trace can assume an all-ones mask.
+    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102], [101, 2460, 102, 0, 0, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS} | {"sentence_embedding": {0: "batch"}}
+    import warnings
+
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's advice about the legacy exporter, not the user's concern
+        # The TorchScript exporter (dynamo=False): the dynamo one needs onnxscript and gave no faster graph here.
+        torch.onnx.export(Pooled(model), (ids, mask, torch.zeros_like(ids)), str(out), input_names=list(_INPUTS), output_names=["sentence_embedding"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    if model.config.model_type == "bert":
+        _fuse_bert(out, num_heads=model.config.num_attention_heads, hidden_size=model.config.hidden_size)
+
+
+def _fuse_bert(path: Path, *, num_heads: int, hidden_size: int) -> None:
+    """onnxruntime's transformer optimizer folds each layer's attention, skip + layer norm and bias + GELU into
+    single fused kernels (6 Attention, 12 SkipLayerNormalization, 6 BiasGelu for MiniLM-L6): the graph the
+    runtime's own session-level passes do not fully reach. Vectors unchanged (cosine 1.0000 to torch)."""
+    from onnxruntime.transformers import optimizer
+
+    fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=1)
+    fused.save_model_to_file(str(path))
+
+
+def _quantize_int8(source: Path, out: Path) -> None:
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise ModelMissingError(f"cannot quantise the ONNX embedding model ({exc}); {EXPORT_HINT}") from exc
+    # Weights int8, activations quantised per batch at run time: no calibration data needed. Per channel: one
+    # scale per output column kept cosine to torch at 0.983-0.989 (min over passages) where one scale per
+    # tensor fell to 0.926. The fused Attention op's inputs have no inferred type, hence DefaultTensorType.
+    import onnx
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process, printed on the root logger; measured fine without
+    try:
+        quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Attention"], extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
+
+
+# Tokens per ONNX Runtime call when indexing (rows x the batch's longest text). Sorted by token count and cut
+# by this budget, the bench's SQuAD passages are padded by 9% over their real tokens, where batches of 64 sorted
+# by characters were padded by 40% (one 256-token passage set the width of 63 others), and attention costs the
+# square of the width: int8 indexing went from 1.3x to 2.0x raw torch (bench/README.md). 2048 pads by 4% but
+# measured no faster; each call also gets its own int8 activation scale, so vectors move at the 4th decimal.
+TOKEN_BUDGET = 4096
+
+
+def token_batches(lengths: np.ndarray, max_rows: int, budget: int = TOKEN_BUDGET) -> list[np.ndarray]:
+    """Row numbers of each batch: longest texts first, each batch at most `max_rows` rows and `budget` padded
+    tokens (at least one row), so a batch holds texts of similar length and short questions still go together."""
+    order = np.argsort(-lengths, kind="stable")
+    out: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        width = max(int(lengths[order[start]]), 1)
+        rows = max(1, min(max_rows, budget // width))
+        out.append(order[start : start + rows])
+        start += rows
+    return out
+
+
+class OnnxEmbedder:
+    """The same model as SentenceTransformerEmbedder, run by ONNX Runtime: same tokenizer, truncation, pooling."""
+
+    backend = "onnx"
+
+    def __init__(self, folder: Path, *, name: str, max_seq_length: int = 256, batch_size: int = 64, threads: int | None = None, query_threads: int | None = None, quantization: str = "none"):
+        if not (folder / ONNX_FILE).is_file() or not (folder / "tokenizer.json").is_file():
+            raise ModelMissingError(f"no ONNX embedding model at {folder}: {EXPORT_HINT}")
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ModelMissingError(f"the ONNX embedding backend needs onnxruntime ({exc}): pip install onnxruntime==1.32.0 (make install does), or set RAG_EMBEDDING_BACKEND=torch") from exc
+        self._ort = onnxruntime
+        self.folder = folder
+        self.name = name
+        self.quantization = quantization
+        self.batch_size = batch_size
+        self.threads = threads or os.cpu_count() or 1
+        self.query_threads = query_threads or self.threads
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._counter = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        # As sentence-transformers tokenises: truncate to max_seq_length. No padding here (the MiniLM file asks
+        # for a fixed 128): embed() pads each batch itself, to that batch's longest text.
+        self._tokenizer.enable_truncation(max_length=max_seq_length)
+        self._tokenizer.no_padding()
+        self._pad_id = self._tokenizer.token_to_id("[PAD]") or 0
+        self._sessions: dict[tuple[int, bool], Any] = {}
+        self.dimension = int(self.embed(["dimension probe"]).shape[1])
+
+    def _session(self, threads: int, *, indexing: bool = False) -> Any:
+        # onnxruntime fixes a session's thread pool when it is made, so a query (query_threads) and an indexing
+        # batch (threads) each get their own session; the second is made only when first needed.
+        spin = not (indexing and threads > 1)
+        if (threads, spin) not in self._sessions:
+            options = self._ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if not spin:
+                # An indexing batch's ops each run for milliseconds, so busy-waiting between them buys nothing,
+                # and on shared cores a spinning thread takes the core its partner needs (8-15% faster indexing
+                # at load 4-6 without). A query's ops take microseconds: its session keeps spinning.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            try:
+                self._sessions[threads, spin] = self._ort.InferenceSession(str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own kinds for a truncated or foreign file
+                raise ModelMissingError(f"cannot load the ONNX embedding model {self.folder / ONNX_FILE}: {exc}; delete the folder and {EXPORT_HINT}") from exc
+        return self._sessions[threads, spin]
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
+        indexing = len(texts) > self.batch_size
+        session = self._session(self.threads if indexing else self.query_threads, indexing=indexing)
+        encoded = self._tokenizer.encode_batch(texts, add_special_tokens=True)
+        lengths = np.fromiter((len(e.ids) for e in encoded), dtype=np.int64, count=len(encoded))
+        out: np.ndarray | None = None  # sized by the first batch: the probe in __init__ runs before self.dimension
+        for rows in token_batches(lengths, self.batch_size):
+            width = int(lengths[rows[0]])  # longest first: the batch's first row sets its width
+            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+            for r, i in enumerate(rows):
+                ids[r, : lengths[i]] = encoded[i].ids
+            mask = (np.arange(width) < lengths[rows][:, None]).astype(np.int64)
+            vectors = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+        assert out is not None
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+
+def _export_meta(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError):
+        return {}  # a folder made by hand (model.onnx + tokenizer.json) is taken as configured
+
+
+def build_onnx_embedder(settings: Settings, model_path: Path) -> OnnxEmbedder:
+    """Exports on first use when the cache folder is empty, rather than refusing: the export is local (the
+    same weights, no network), takes seconds, and happens once per machine; a missing cache (a new user, a
+    cleared ~/.cache, another RAG_EMBEDDING_MODEL_PATH) would otherwise break a setting that only picks a
+    faster path. Where it cannot be made (no weights, no torch/onnx, an unwritable folder) the error names
+    the make target."""
+    folder = onnx_dir_for(settings, model_path)
+    if not (folder / ONNX_FILE).is_file():
+        logger.warning("exporting the embedding model to ONNX (%s) into %s; once per machine", settings.embedding_quantization, folder)
+        export_onnx(model_path, folder, quantization=settings.embedding_quantization)
+    made = _export_meta(folder).get("quantization", settings.embedding_quantization)
+    if made != settings.embedding_quantization:
+        # Only a configured RAG_EMBEDDING_ONNX_DIR can hold another quantisation: the cache names it in the folder.
+        raise ModelMissingError(
+            f"{folder} holds the {made} ONNX export, configured RAG_EMBEDDING_QUANTIZATION={settings.embedding_quantization}: "
+            "point RAG_EMBEDDING_ONNX_DIR at another folder (or unset it) and rerun"
+        )
+    return OnnxEmbedder(
+        folder,
+        name=model_label(model_path),
+        max_seq_length=settings.embedding_max_seq_length,
+        batch_size=settings.embedding_batch_size,
+        threads=settings.n_threads,
+        query_threads=settings.query_threads,
+        quantization=settings.embedding_quantization,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rag.models.onnx_embedding [none] [int8]`: the export `make onnx` runs; a no-op when it is there."""
+    import sys
+
+    from rag.core.errors import RagError
+    from rag.core.settings import Settings
+
+    quantizations = (argv if argv is not None else sys.argv[1:]) or ["none", "int8"]
+    try:
+        if Settings().embedding_onnx_dir is not None:
+            # One configured folder holds one export: the configured quantisation's, not every one asked for.
+            quantizations = [Settings(embedding_backend="onnx").embedding_quantization]
+        for quantization in quantizations:
+            settings = Settings(embedding_backend="onnx", embedding_quantization=quantization)
+            model_path = Path(settings.embedding_model_path or default_embedding_model_path())
+            folder = onnx_dir_for(settings, model_path)
+            done = (folder / ONNX_FILE).is_file()
+            export_onnx(model_path, folder, quantization=quantization)
+            print(f"ONNX embedding model ({quantization}) {'already in' if done else 'exported to'} {folder}")
+    except (RagError, ValueError) as exc:  # ValueError: a quantisation the settings do not know
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
