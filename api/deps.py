@@ -24,8 +24,8 @@ from rag.answer.pipeline import Pipeline
 from rag.core.errors import IndexMissingError, ModelMissingError, RagError
 from rag.core.settings import Settings
 from rag.storage.index import Index
+from rag.storage.loading import load_index
 from rag.storage.manifest import current_generation_dir
-from rag.storage.segments import load_index
 from rag.storage.store import open_store
 
 

@@ -131,7 +131,9 @@ class Metrics:
             self.tokens_per_s.observe(t.tokens_per_s)
         if t.completion_tokens:
             self.completion_tokens.inc(t.completion_tokens)
-        outcome = "abstained" if answer.abstained else ("fallback" if answer.fallback else "answered")
+        # "quoted": the model was the caller's choice and was not used (extractive mode asked for quotes)
+        bypassed = answer.written_by == "quotes" and answer.quoted_because != "extractive_mode"
+        outcome = "abstained" if answer.abstained else ("quoted" if bypassed else "answered")
         self.answers.labels(answer.mode, outcome).inc()
 
     def render(self) -> tuple[bytes, str]:

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.core.settings import Settings
-from rag.core.types import Answer, ChatTurn, Citation, ScoredPassage, StoryCopy, Timings
+from rag.core.types import Answer, ChatTurn, Citation, QuoteReason, ScoredPassage, StoryCopy, Timings, WrittenBy
 from rag.ingest.corpus import SUPPORTED_SUFFIXES
 from rag.ingest.feeds import FeedInfo, FeedResult
 from rag.storage.manifest import DocumentRecord
@@ -150,14 +150,19 @@ class AskResponse(BaseModel):
     mode: ModeField
     abstained: bool
     abstain_reason: str | None = None
-    fallback: str | None = Field(
-        None,
-        description='"extractive" when no generated sentence survived verification; "quoted" when generate mode quoted '
-        "the "
-        "evidence without calling the model (the question asks who/when/where/how many and a sentence states it, asks "
-        "which outlet reported something, when or under what headline, or the model's drafts were measured to fail "
-        "verification: RAG_GENERATION_MIN_SURVIVAL)",
+    written_by: WrittenBy = Field(
+        description='who wrote the answer\'s sentences: "model" (each kept only where its cited quote supports it), '
+        '"quotes" (the articles\' sentences verbatim), or "nobody" (a refusal)'
     )
+    quoted_because: QuoteReason | None = Field(
+        None,
+        description="why the answer is quotes rather than the model's words: extractive_mode (asked for), "
+        "no_generator (none could be loaded: generator_problem), draft_unsupported (no sentence of the model's draft "
+        "passed verification), typed_answer (who/when/where/how many, and a sentence states it), "
+        "drafts_measured_weak (RAG_GENERATION_MIN_SURVIVAL), timeline, reporting_question (which outlet, when, "
+        "what headline)",
+    )
+    generator_problem: str | None = Field(None, description="why no generator could be loaded")
     confidence: float | None = Field(
         None, description="the answer decision's probability that the evidence answers the question"
     )
@@ -175,17 +180,15 @@ class AskResponse(BaseModel):
             mode=a.mode,
             abstained=a.abstained,
             abstain_reason=a.abstain_reason,
-            fallback=a.fallback,
+            written_by=a.written_by,
+            quoted_because=a.quoted_because,
+            generator_problem=a.generator_problem,
             confidence=a.confidence,
             as_of=a.as_of,
             citations=[CitationOut.of(c) for c in a.citations],
             sources=[PassageOut.of(s) for s in a.sources],
             timings=a.timings,
         )
-
-
-class TokenEvent(BaseModel):
-    text: str = Field(description="a piece of the unverified draft; the `answer` event carries the checked text")
 
 
 class SearchRequest(ApiRequest):
@@ -287,107 +290,6 @@ class Readiness(BaseModel):
 
 
 # --- OpenAI-compatible ------------------------------------------------------------------------------------
-
-
-class ContentPart(ApiRequest):
-    type: str
-    text: str | None = None
-
-
-class ChatMessage(ApiRequest):
-    role: str
-    content: str | list[ContentPart] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return "".join(p.text or "" for p in self.content if p.type == "text")
-        return self.content or ""
-
-
-class ChatCompletionRequest(ApiRequest):
-    model: str = "newsrag"
-    messages: list[ChatMessage]
-    stream: bool = False
-    # Our extras; OpenAI clients send them through `extra_body`.
-    mode: ModeField | None = None
-    top_k: int | None = None
-    since: str | None = Field(None, description=SINCE_DOC)
-    until: str | None = Field(None, description=UNTIL_DOC)
-    as_of: str | None = None
-
-
-class ChatCompletionMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str
-
-
-class ChatChoice(BaseModel):
-    index: int = 0
-    message: ChatCompletionMessage
-    finish_reason: Literal["stop", "length"] = "stop"
-
-
-class CompletionUsage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-    @classmethod
-    def of(cls, t: Timings) -> CompletionUsage:
-        return cls(
-            prompt_tokens=t.prompt_tokens,
-            completion_tokens=t.completion_tokens,
-            total_tokens=t.prompt_tokens + t.completion_tokens,
-        )
-
-
-class ChatCompletion(BaseModel):
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[ChatChoice]
-    usage: CompletionUsage
-    citations: list[CitationOut] = Field(
-        description="verified citations; the [n] in the content refer to these numbers"
-    )
-    abstained: bool
-    timings: Timings
-
-
-class ChunkDelta(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-
-
-class ChunkChoice(BaseModel):
-    index: int = 0
-    delta: ChunkDelta
-    finish_reason: Literal["stop", "length"] | None = None
-
-
-class ChatCompletionChunk(BaseModel):
-    id: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
-    choices: list[ChunkChoice]
-    usage: CompletionUsage | None = None
-    citations: list[CitationOut] | None = Field(None, description="on the final chunk only")
-    abstained: bool | None = None
-    timings: Timings | None = None
-
-
-class ModelCard(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int = 0
-    owned_by: str = "newsrag"
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
 
 
 # --- URLs and feeds (rag/ingest/fetch.py, rag/ingest/feeds.py)

@@ -165,7 +165,8 @@ def main() -> None:
                     "raw_total_s": raw["total_s"],
                     "raw_tokens": raw["tokens"],
                     "fresh_ttft_s": fresh["ttft_s"],
-                    "fallback": answer.fallback,
+                    "written_by": answer.written_by,
+                    "quoted_because": answer.quoted_because,
                 }
             )
             print(

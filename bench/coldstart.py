@@ -58,7 +58,7 @@ def child_ours(prompt_out: Path) -> dict[str, float]:
     from rag.models.embedding import build_embedder
     from rag.models.generator import build_generator
     from rag.models.prompts import PromptSet
-    from rag.storage.segments import load_index
+    from rag.storage.loading import load_index
 
     embedder = build_embedder(settings)
     mark("load embedder")

@@ -132,7 +132,8 @@ def commit_one(work: Path, passages: int, rounds: int) -> dict:
     from rag.ingest.batches import Batch, IndexReport
     from rag.ingest.corpus import load_article
     from rag.ingest.indexing import apply_articles
-    from rag.storage.segments import commit, load_index, rewrite
+    from rag.storage.loading import load_index
+    from rag.storage.segments import commit, rewrite
     from tests.fakes import HashingEmbedder
 
     settings = Settings(_env_file=None, index_dir=work / "after", faiss_kind="flat")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rag.core.settings import Settings  # noqa: E402
-from rag.evaluate.harness import load_questions  # noqa: E402
+from rag.evaluate.questions import load_questions  # noqa: E402
 from rag.models.reader import reader_input  # noqa: E402
 
 

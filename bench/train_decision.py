@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from rag.answer.decision import BASE_FEATURES, FEATURES  # noqa: E402
 from rag.core.settings import Settings  # noqa: E402
 from rag.evaluate.calibrate import GRID, Row, collect, curve, fit, rows_from_json, rows_to_json, split  # noqa: E402
-from rag.evaluate.harness import EvalQuestion, load_questions  # noqa: E402
+from rag.evaluate.questions import EvalQuestion, load_questions  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "benchmarks"
 

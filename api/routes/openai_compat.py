@@ -20,8 +20,7 @@ from starlette.background import BackgroundTask
 
 from api.deps import PipelineDep, RuntimeDep
 from api.errors import payload_for
-from api.runner import AskJob, AskParams
-from api.schemas import (
+from api.openai_schemas import (
     ChatChoice,
     ChatCompletion,
     ChatCompletionChunk,
@@ -29,12 +28,12 @@ from api.schemas import (
     ChatCompletionRequest,
     ChunkChoice,
     ChunkDelta,
-    CitationOut,
     CompletionUsage,
     ModelCard,
     ModelList,
-    error_responses,
 )
+from api.runner import AskJob, AskParams
+from api.schemas import CitationOut, error_responses
 from rag.core.errors import BadInputError, DocumentNotFoundError
 from rag.core.types import Answer, ChatTurn
 from rag.verify.citations import copies_line

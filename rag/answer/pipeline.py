@@ -1,22 +1,34 @@
-"""A question's whole path: rewrite -> retrieve -> select evidence -> generate or extract -> verify -> Answer."""
+"""A question's whole path: rewrite -> route -> retrieve -> select evidence -> decide -> quote, or generate and
+verify -> Answer. `Pipeline.ask` is the router; each path is a small function in this package."""
 
 from __future__ import annotations
 
-import re
 import time
-import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from rag.answer.compose import abstain, quote
 from rag.answer.decision import Decision, DecisionModel, decide, load_model
 from rag.answer.evidence import date_sentences, select_evidence, standing
-from rag.answer.provenance import ProvenanceAsk, attribute, headline_article, outlet_scope, parse_provenance
-from rag.answer.quoting import extract_sentences, is_timeline, ranking_key, states_typed_answer, timeline_sentences
+from rag.answer.generate import AnswerWriter, StopCheck, TokenSink, build_messages
+from rag.answer.provenance import ProvenanceAsk, attribute, headline_article
+from rag.answer.quoting import is_timeline, ranking_key, states_typed_answer
+from rag.answer.requests import check_mode, check_question, check_request
 from rag.answer.rewrite import rewrite_followup
-from rag.core.errors import BadInputError, ModelMissingError, TooLargeError, VectorStoreError
+from rag.answer.routing import Route, route, scope_note
+from rag.core.errors import BadInputError, ModelMissingError, VectorStoreError
 from rag.core.settings import Settings
-from rag.core.types import Answer, AnswerSentence, ChatTurn, Citation, Evidence, Mode, ScoredPassage, Timings
+from rag.core.types import (
+    Answer,
+    AnswerSentence,
+    ChatTurn,
+    Citation,
+    Evidence,
+    Mode,
+    QuoteReason,
+    ScoredPassage,
+    Timings,
+)
 from rag.models.drafting import DraftPolicy, draft_policy
 from rag.models.embedding import Embedder
 from rag.models.generator import Generator
@@ -27,11 +39,9 @@ from rag.search.retriever import Retriever
 from rag.storage.index import Index
 from rag.text.answer_types import question_type
 from rag.text.timeframe import parse_as_of, resolve
-from rag.verify.citations import CitationBuilder, CitationVerifier, render_answer
+from rag.verify.citations import CitationVerifier, render_answer
 
-TokenSink = Callable[[str], None]
-StopCheck = Callable[[], bool]
-ABSTAIN_MARKER = "articles don't say"
+__all__ = ["Pipeline", "TokenSink", "StopCheck", "check_question", "check_request"]
 
 
 @dataclass
@@ -165,77 +175,87 @@ class Pipeline:
         articles published after it are left out. `exclude_docs`: articles to leave out (leave-the-gold-out eval)."""
         started = time.perf_counter()
         question = self.check_question(question)
-        mode = mode or self.settings.mode
-        if mode not in ("generate", "extractive"):
-            raise BadInputError(f"mode must be 'generate' or 'extractive', got {mode!r}")
-        since_d, until_d = parse_date(since, field="since"), parse_date(until, field="until")
+        mode, problem = self._mode(mode)
+        window = {"top_k": top_k, "since": parse_date(since, field="since"), "until": parse_date(until, field="until")}
         as_of_d, _ = parse_as_of(as_of)
-        history = (history or [])[-self.settings.max_history_turns :] if self.settings.max_history_turns else []
-        fallback = None
-        if mode == "generate" and self.generator is None:
-            if not self.generator_problem:
-                raise ModelMissingError("no generator is loaded; use --mode extractive or configure RAG_GGUF_PATH")
-            mode, fallback = "extractive", f"extractive: {self.generator_problem}"
-
-        # A model whose drafts were measured not to survive is not asked to reword the question either.
-        rewriter = self.generator if self.settings.rewrite_with_model and self.drafts.draft else None
-        standalone = rewrite_followup(question, history, generator=rewriter, prompts=self.prompts)
-        asked, scope = self._route(standalone)
-        if scope:
-            exclude_docs = exclude_docs | {
-                d.doc_id for d in self.index.manifest.documents.values() if d.source != scope[1]
-            }
-        query = asked.claim if asked else scope[0] if scope else standalone
-        found = self.gather(
-            query, mode=mode, top_k=top_k, since=since_d, until=until_d, as_of=as_of_d, exclude_docs=exclude_docs
-        )
-        attributed = self._attribute(found, asked) if asked else None
-        if asked and found.decision.answer and attributed is None:  # no such metadata on record: the text must say
-            found = self.gather(
-                standalone,
-                mode=mode,
-                top_k=top_k,
-                since=since_d,
-                until=until_d,
-                as_of=as_of_d,
-                exclude_docs=exclude_docs,
-            )
-        evidence, verdict = found.evidence, found.decision
-        timings = Timings(retrieval_s=time.perf_counter() - started)
+        standalone = self._standalone(question, history)
+        path = route(standalone, self._outlets())
+        found, attributed = self._gather_routed(path, mode, as_of_d, exclude_docs, window)
         answer = Answer(
             question=question,
             standalone_question=standalone,
             text="",
             mode=mode,
             sources=found.scored,
-            timings=timings,
-            fallback=fallback,
-            confidence=round(verdict.probability, 4),
+            timings=Timings(retrieval_s=time.perf_counter() - started),
+            confidence=round(found.decision.probability, 4),
             as_of=as_of_d.isoformat(),
+            generator_problem=problem,
         )
-
         if attributed is not None:
             answer.sentences, answer.citations = attributed
             answer.text = render_answer(answer.sentences)
-            answer.fallback = "quoted" if mode == "generate" else None
-            return self._finish(answer, started)
-        if not verdict.answer:
-            within = (
-                f" (only {scope[1]}{'’' if scope[1].endswith('s') else '’s'} articles were searched, as the question "
-                "asks)"
-                if scope
-                else ""
+            answer.quoted_because = "reporting_question"
+        elif not found.decision.answer:
+            reason = (found.decision.reason or "evidence too weak") + scope_note(path.outlet)
+            abstain(answer, reason, self.prompts)
+        elif because := self._quote_reason(mode, problem, standalone, found.evidence):
+            quote(answer, found.evidence, because, self.settings, self.prompts)
+        else:
+            writer = AnswerWriter(
+                self.generator, self.verifier, self.settings, self.prompts, confident=self.decision.confident
             )
-            return self._finish(self._abstain(answer, (verdict.reason or "evidence too weak") + within), started)
-        if mode == "extractive" or is_timeline(standalone):
-            return self._finish(self._extract(answer, evidence), started)
+            writer.write(answer, found.evidence, found.decision, started, on_token, should_stop)
+        answer.timings.total_s = time.perf_counter() - started
+        return answer
+
+    def _mode(self, mode: str | None) -> tuple[Mode, str | None]:
+        """The mode answers are made in, and why the generator is missing when generate mode has to quote."""
+        mode = check_mode(mode or self.settings.mode)
+        if mode == "generate" and self.generator is None:
+            if not self.generator_problem:
+                raise ModelMissingError("no generator is loaded; use --mode extractive or configure RAG_GGUF_PATH")
+            return "extractive", self.generator_problem
+        return mode, None
+
+    def _standalone(self, question: str, history: list[ChatTurn] | None) -> str:
+        turns = self.settings.max_history_turns
+        history = (history or [])[-turns:] if turns else []
+        # A model whose drafts were measured not to survive is not asked to reword the question either.
+        rewriter = self.generator if self.settings.rewrite_with_model and self.drafts.draft else None
+        return rewrite_followup(question, history, generator=rewriter, prompts=self.prompts)
+
+    def _gather_routed(
+        self, path: Route, mode: Mode, as_of: date, exclude_docs: frozenset[str], window: dict
+    ) -> tuple[Gathered, tuple[list[AnswerSentence], list[Citation]] | None]:
+        """Retrieve and judge what the route asks; a provenance question whose articles have no such field on
+        record is asked again of the text."""
+        if path.outlet:
+            others = {d.doc_id for d in self.index.manifest.documents.values() if d.source != path.outlet}
+            exclude_docs = exclude_docs | others
+        found = self.gather(path.query, mode=mode, as_of=as_of, exclude_docs=exclude_docs, **window)
+        attributed = self._attribute(found, path.asked) if path.asked else None
+        if path.asked and found.decision.answer and attributed is None:
+            found = self.gather(path.standalone, mode=mode, as_of=as_of, exclude_docs=exclude_docs, **window)
+        return found, attributed
+
+    def _quote_reason(self, mode: Mode, problem: str | None, standalone: str, evidence: Evidence) -> QuoteReason | None:
+        """Why this answer is quoted rather than drafted by the model, or None to ask the model."""
+        if problem:
+            return "no_generator"
+        if mode == "extractive":
+            return "extractive_mode"
+        if is_timeline(standalone):
+            return "timeline"
         # Quote at once, without the seconds of generation, when this model's drafts were measured to lose to
-        # quoting (rag/models/drafting.py), or when the question asks who/when/where/how many and a sentence states that
-        # kind of answer: the sentence is the answer, and a small model rewording it only adds ways to be wrong.
-        if not self.drafts.draft or (self.settings.quote_typed_answers and states_typed_answer(evidence)):
-            answer.fallback = "quoted"
-            return self._finish(self._extract(answer, evidence), started)
-        return self._finish(self._generate(answer, evidence, verdict, started, on_token, should_stop), started)
+        # quoting (rag/models/drafting.py), or when the question asks who/when/where/how many and a sentence
+        # states that kind of answer: the sentence is the answer, and a small model rewording it only adds ways
+        # to be wrong.
+        if not self.drafts.draft:
+            return "drafts_measured_weak"
+        if self.settings.quote_typed_answers and states_typed_answer(evidence):
+            return "typed_answer"
+        return None
 
     def gather(
         self,
@@ -291,47 +311,6 @@ class Pipeline:
     def decide(self, evidence: Evidence, scored: list[ScoredPassage], frame, idf) -> Decision:
         return decide(self.decision, evidence, scored, frame, idf, threshold=self.settings.answer_threshold)
 
-    def _abstain(self, answer: Answer, reason: str) -> Answer:
-        answer.abstained = True
-        answer.abstain_reason = reason
-        answer.text = self.prompts.abstain.render(topic="")
-        answer.sentences, answer.citations = [], []
-        return answer
-
-    def _extract(self, answer: Answer, evidence: Evidence) -> Answer:
-        """Quote the best sentences verbatim: faithful by construction, and no model needed."""
-        if is_timeline(evidence.question):
-            picked = timeline_sentences(
-                evidence,
-                {sp.passage.passage_id: sp.passage.meta.date for sp in evidence.sources},
-                self.settings.extractive_max_sentences + 2,
-            )
-        else:
-            picked = extract_sentences(evidence, self.settings.extractive_max_sentences)
-        if not picked:
-            return self._abstain(answer, "no sentence of the evidence answers the question")
-        builder = CitationBuilder(evidence.sources)
-        answer.sentences = [
-            AnswerSentence(text=s.text, citations=[builder.cite(s, s.relevance)], supported=True, support=s.relevance)
-            for s in picked
-        ]
-        answer.citations = builder.citations
-        answer.text = render_answer(answer.sentences)
-        return answer
-
-    def _route(self, standalone: str) -> tuple[ProvenanceAsk | None, tuple[str, str] | None]:
-        """What a question asks of the reporting, and the outlet it is scoped to: "Which outlet reported X?" is
-        X retrieved and judged, answered from the reporting article's record; "..., according to Euractiv?" is
-        asked without the phrase, of that outlet's articles only (scope: the question to ask, the outlet)."""
-        asked = parse_provenance(standalone)
-        if asked is None:
-            return None, outlet_scope(standalone, self._outlets())
-        if asked.outlet is None:
-            return asked, None
-        named = self._outlet_named(asked.outlet)
-        # "When did NATO publish its report on X": a publisher that is no indexed outlet; the text must say.
-        return (asked, (asked.claim, named)) if named else (None, outlet_scope(standalone, self._outlets()))
-
     def _outlets(self) -> set[str]:
         """The outlets of the indexed articles, once per manifest (a commit, or a replica's reload, brings a new
         one)."""
@@ -339,11 +318,6 @@ class Pipeline:
         if self._outlets_of[0] is not manifest:
             self._outlets_of = (manifest, {d.source for d in manifest.documents.values() if d.source})
         return self._outlets_of[1]
-
-    def _outlet_named(self, name: str) -> str | None:
-        """The indexed outlet a question names ("the Libertarian Institute"), as recorded."""
-        wanted = name.lower().removeprefix("the ")
-        return next((o for o in self._outlets() if o.lower().removeprefix("the ") == wanted), None)
 
     def _attribute(self, found: Gathered, asked: ProvenanceAsk) -> tuple[list[AnswerSentence], list[Citation]] | None:
         """Attribute the claim when the decision stands by it, or when one retrieved headline states it."""
@@ -359,148 +333,4 @@ class Pipeline:
         return attribute(evidence, asked, key, only_doc=doc) if doc else None
 
     def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:
-        # The best few sentences only, in the order the sources are numbered: a small model copies from them.
-        kind = question_type(evidence.question)
-        best = sorted(
-            evidence.sentences, key=lambda s: -ranking_key(s, kind, evidence.question, evidence.reader_weight)
-        )
-        chosen = {(s.passage_id, s.start) for s in best[: self.settings.generation_sentences]}
-        blocks = []
-        for number, sp in enumerate(evidence.sources, start=1):
-            p = sp.passage
-            texts = [
-                s.text for s in evidence.sentences if s.passage_id == p.passage_id and (s.passage_id, s.start) in chosen
-            ]
-            if not texts:
-                continue
-            blocks.append(
-                self.prompts.source.render(
-                    number=number,
-                    title=p.meta.title or p.doc_id,
-                    source=p.meta.source or "unknown source",
-                    date=p.meta.date or "undated",
-                    text=" ".join(texts),
-                )
-            )
-        user = self.prompts.answer.render(sources="\n\n".join(blocks), question=evidence.question)
-        return [{"role": "system", "content": self.prompts.system.render()}, {"role": "user", "content": user}]
-
-    def _generate(
-        self,
-        answer: Answer,
-        evidence: Evidence,
-        verdict: Decision,
-        started: float,
-        on_token: TokenSink | None,
-        should_stop: StopCheck | None,
-    ) -> Answer:
-        assert self.generator is not None
-        messages = self.build_messages(evidence)
-        gen_start = time.perf_counter()
-        pieces: list[str] = []
-        stream = self.generator.stream(
-            messages, max_tokens=self.settings.max_new_tokens, temperature=self.settings.temperature
-        )
-        try:
-            for piece in stream:
-                if not pieces:
-                    answer.timings.ttft_s = time.perf_counter() - started
-                pieces.append(piece)
-                if on_token:
-                    on_token(piece)
-                if should_stop and should_stop():
-                    break
-        finally:
-            stream.close()
-        raw = "".join(pieces).strip()
-        answer.raw_generation = raw
-        answer.timings.generation_s = time.perf_counter() - gen_start
-        answer.timings.prompt_tokens = self.generator.usage.prompt_tokens
-        answer.timings.completion_tokens = self.generator.usage.completion_tokens
-        if answer.timings.generation_s > 0 and answer.timings.completion_tokens:
-            answer.timings.tokens_per_s = answer.timings.completion_tokens / answer.timings.generation_s
-
-        refused = ABSTAIN_MARKER in raw.lower().replace("’", "'")
-        builder = CitationBuilder(evidence.sources)
-        sentences, citations = ([], []) if refused else self.verifier.verify(raw, evidence, builder)
-        if any(s.supported for s in sentences):
-            if self.settings.anchor_quote:
-                sentences = self._anchor(sentences, evidence, builder)
-            answer.sentences, answer.citations = sentences, builder.citations
-            answer.text = render_answer(sentences)
-            return answer
-        if refused and verdict.probability < self.decision.confident:
-            # The model read the evidence and found no answer, and the evidence is not strong enough on its
-            # own measure to overrule it: an honest refusal beats quoting a sentence that may not answer.
-            return self._abstain(
-                answer, f"the model found no answer in the closest passages (confidence {verdict.probability:.2f})"
-            )
-        # The model said nothing the evidence supports although the evidence is strong: quote the evidence
-        # instead of refusing a question the articles do answer.
-        answer.fallback = "extractive"
-        return self._extract(answer, evidence)
-
-    def _anchor(
-        self, sentences: list[AnswerSentence], evidence: Evidence, builder: CitationBuilder
-    ) -> list[AnswerSentence]:
-        """Close a generated answer with the evidence sentence that best answers the question, quoted, unless
-        the model's own sentences already rest on it: the small model's verified text is often a faithful
-        but empty restatement ("The article discusses the discussions"), and the quote carries the fact."""
-        best = extract_sentences(evidence, 1)
-        if not best:
-            return sentences
-        top = best[0]
-        cited = {(q.start, q.end) for c in builder.citations for q in c.quotes}
-        if (top.start, top.end) in cited:
-            return sentences
-        number = builder.cite(top, top.relevance)
-        return [*sentences, AnswerSentence(text=top.text, citations=[number], supported=True, support=top.relevance)]
-
-    def _finish(self, answer: Answer, started: float) -> Answer:
-        answer.timings.total_s = time.perf_counter() - started
-        return answer
-
-
-def check_question(settings: Settings, question: str) -> str:
-    """The question as retrieval sees it: invisible characters gone, whitespace collapsed, at least one word."""
-    if not isinstance(question, str) or not question.strip():
-        raise BadInputError("the question is empty")
-    if len(question) > settings.max_question_chars:
-        raise TooLargeError(
-            f"the question has {len(question)} characters; the limit is {settings.max_question_chars} "
-            "(RAG_MAX_QUESTION_CHARS)"
-        )
-    # A lone surrogate (JSON "\ud800", undecodable argv bytes) survives the whole search and then fails
-    # when the reply is encoded: refuse it here, where the caller can be told why.
-    if any("\ud800" <= ch <= "\udfff" for ch in question):
-        raise BadInputError("the question is not valid Unicode text (it holds an unpaired surrogate)")
-    # Control and format characters (NUL, zero-width space, BOM) are invisible: they must neither count as
-    # a question nor reach the tokenizers, where they would glue or split words.
-    visible = "".join(ch for ch in question if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf"))
-    if not visible.strip():
-        raise BadInputError("the question is empty")
-    if not re.search(r"[^\W_]", visible):
-        raise BadInputError("the question has no words, only punctuation or symbols")
-    return " ".join(visible.split())
-
-
-def check_request(
-    settings: Settings,
-    question: str,
-    *,
-    mode: str | None = None,
-    top_k: int | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    as_of: str | None = None,
-) -> None:
-    """Every check that needs neither model nor index, so a caller can refuse a bad request before loading them."""
-    check_question(settings, question)
-    parse_as_of(as_of)
-    if mode is not None and mode not in ("generate", "extractive"):
-        raise BadInputError(f"mode must be 'generate' or 'extractive', got {mode!r}")
-    if top_k is not None and not 1 <= top_k <= settings.max_top_k:
-        raise BadInputError(f"top_k must be between 1 and {settings.max_top_k}, got {top_k}")
-    since_d, until_d = parse_date(since, field="since"), parse_date(until, field="until")
-    if since_d and until_d and since_d > until_d:
-        raise BadInputError(f"since {since_d} is after until {until_d}")
+        return build_messages(evidence, self.settings, self.prompts)

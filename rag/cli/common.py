@@ -67,3 +67,8 @@ def index_progress() -> Iterator[Callable[[IndexProgress], None] | None]:
             bar.update(task, completed=state.articles_done, total=state.articles_total, rate=rate)
 
         yield show
+
+
+def one_line(message: str) -> str:
+    # Some messages embed a library's multi-line text (pydantic's validation report); an error stays one line.
+    return " ".join(message.split())

@@ -122,7 +122,7 @@ def calibrate_cmd(
     from rag.answer.pipeline import Pipeline
     from rag.core.errors import BadInputError
     from rag.evaluate.calibrate import GRID, collect, curve, fit
-    from rag.evaluate.harness import load_questions
+    from rag.evaluate.questions import load_questions
 
     settings = settings_of(ctx)
     if not 0.0 < min_answered <= 1.0:

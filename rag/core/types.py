@@ -142,6 +142,27 @@ class Timings(BaseModel):
 
 
 Mode = Literal["generate", "extractive"]
+# Who wrote an answer's sentences: the model (each sentence kept only where its cited quote supports it), the
+# articles (sentences quoted verbatim, with a lead written from the article's record for questions about the
+# reporting), or nobody (the answer is a refusal).
+WrittenBy = Literal["model", "quotes", "nobody"]
+# Why an answer is quotes rather than the model's words:
+#   extractive_mode     the caller asked for quotes (--mode extractive)
+#   no_generator        generate mode, but no generator could be loaded (generator_problem says why)
+#   draft_unsupported   the model was asked, and none of its sentences passed verification
+#   typed_answer        who/when/where/how many, and a sentence states that kind of answer: it is the answer
+#   drafts_measured_weak  this model's drafts were measured to lose to quoting (rag/models/drafting.py)
+#   timeline            the question asks how something developed: dated quotes in order answer it
+#   reporting_question  the question asks which outlet reported something, when, or under what headline
+QuoteReason = Literal[
+    "extractive_mode",
+    "no_generator",
+    "draft_unsupported",
+    "typed_answer",
+    "drafts_measured_weak",
+    "timeline",
+    "reporting_question",
+]
 
 
 class Answer(BaseModel):
@@ -155,10 +176,9 @@ class Answer(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     sources: list[ScoredPassage] = Field(default_factory=list)  # closest sources, shown even on abstain
     raw_generation: str | None = None  # the model's text before verification
-    # "extractive" when no generated sentence survived verification; "quoted" when generate mode quoted without
-    # calling the model (the evidence states the kind of answer asked for, or the model's drafts were measured to
-    # fail: rag/models/drafting.py); "extractive: why" when no generator could be loaded.
-    fallback: str | None = None
+    written_by: WrittenBy = "quotes"
+    quoted_because: QuoteReason | None = None  # set whenever written_by is "quotes"
+    generator_problem: str | None = None  # why no generator could be loaded, when quoted_because is "no_generator"
     confidence: float | None = None  # the answer decision's probability that the evidence answers the question
     as_of: str | None = None  # the date the question was asked from (YYYY-MM-DD)
     timings: Timings = Field(default_factory=Timings)

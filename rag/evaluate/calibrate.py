@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rag.answer.decision import BASE_FEATURES, DecisionModel
 from rag.answer.rewrite import rewrite_followup
-from rag.evaluate.harness import EvalQuestion
+from rag.evaluate.questions import EvalQuestion
 from rag.evaluate.scoring import missing_groups
 from rag.text.timeframe import parse_as_of
 

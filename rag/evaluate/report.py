@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.evaluate.scoring import QuestionRecord, figures, figures_by_type, split_figures
+from rag.evaluate.scoring import QUALITY_KEYS, QuestionRecord, figures, figures_by_type, split_figures
 
 if TYPE_CHECKING:
     from rag.answer.pipeline import Pipeline
@@ -234,17 +234,7 @@ def render_markdown(report: dict[str, Any], *, failed_limit: int | None = None) 
         "MRR",
         "p50 s",
     ]
-    type_keys = [
-        "answer_accuracy",
-        "abstain_precision",
-        "abstain_recall",
-        "citation_validity",
-        "gold_doc_cited",
-        "hit_at_1",
-        "hit_at_5",
-        "mrr",
-        "latency_p50_s",
-    ]
+    type_keys = [*QUALITY_KEYS, "latency_p50_s"]
     type_rows = [[t, str(f["n"]), *(fmt(f[key], key) for key in type_keys)] for t, f in report["by_type"].items()]
     lines += ["", "## By question type", "", *_table(type_head, type_rows)]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.core.errors import BadInputError
-from rag.evaluate.harness import read_json
+from rag.evaluate.questions import read_json
 from rag.evaluate.scoring import normalise
 
 DEFAULT_SEED = 13

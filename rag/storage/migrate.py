@@ -16,8 +16,8 @@ from rag.core.errors import BadInputError, IndexCorruptError
 from rag.core.settings import Settings
 from rag.storage.faiss_store import build_vector_store
 from rag.storage.index import Index
+from rag.storage.loading import load_index
 from rag.storage.manifest import IndexLock, read_manifest
-from rag.storage.segments import load_index
 from rag.storage.store import open_store
 
 BACKENDS: tuple[str, ...] = ("faiss", "milvus")

@@ -18,8 +18,8 @@ from typing import Protocol
 from rag.core.settings import Settings
 from rag.storage import segments
 from rag.storage.index import Index
+from rag.storage.loading import load_index
 from rag.storage.manifest import ChangeSet
-from rag.storage.segments import load_index
 
 
 class IndexStore(Protocol):

@@ -16,6 +16,7 @@ from rag.text.dates import DATE, DATE_LABEL, PARTIAL_DATE, TIME, WEEKDAY, iso_da
 from rag.text.outlets import known_outlet
 
 __all__ = ["CleanResult", "clean_text", "parse_date"]
+from rag.text import page_patterns as page
 
 
 @dataclass
@@ -23,113 +24,6 @@ class CleanResult:
     text: str
     removed_lines: list[str] = field(default_factory=list)
     meta: ArticleMeta = field(default_factory=ArticleMeta)
-
-
-# ---------------------------------------------------------------- line cleaner
-
-_TERMINAL = re.compile(r"(?:[.!?]|…)[\"'”’»)\]]*$")
-_SENTENCE_END = re.compile(r"[.!?][\"'”’]?(?:\s|$)")
-_LABEL = re.compile(r"^[A-Z][a-z]{2,15}:\s+\S")  # "Background: ...", "Source: ..." (not "Ukraine war: ...")
-_TIMESTAMP = re.compile(
-    r"^(?:\d{1,2}[:.]\d{2}(?:\s*[ap]\.?m\.?)?|\d{1,3}\s+(?:min(?:ute)?s?|hours?|hrs?|days?|weeks?)\s+ago)$", re.I
-)
-_URL = re.compile(r"^<?(https?://\S+?)>?$")
-_BULLET = re.compile(r"^[•·▪►»›◦*–—-]\s*")
-_AD = re.compile(
-    r"^(?:advertisement|advertising|ad|sponsored(?: content)?|promoted|partner content|"
-    r"(?:story )?continues below(?: advertisement)?|continue reading below|scroll to continue.*)\s*:?$",
-    re.I,
-)
-_SHARE_WORD = (
-    r"(?:share|tweet|email|e-mail|print|copy(?: "
-    r"link)?|link|facebook|twitter|x|whatsapp|telegram|linkedin|reddit|pinterest|messenger|flipboard|comments?|save|\d+"
-    r")"
-)
-_SHARE = re.compile(rf"^(?:{_SHARE_WORD}(?:[\s|•·,/]+|$))+$|^share (?:this|on|via)\b.{{0,40}}$", re.I)
-_NAV = frozenset(
-    "all sections|sections|menu|main menu|home|search|skip to content|skip to main content|close|"
-    "navigation|toggle navigation|back to top|top|news|world|live|subscribe|sign in|log in|"
-    "login|register|account|my account|edition|choose edition".split("|")
-)
-_CAPTION = re.compile(
-    r"\b(?:REUTERS|Reuters|AFP|EPA(?:-EFE)?|AP|Getty|Anadolu|Pool)/\S"
-    r"|\bFile Photo\s*$|(?:Getty Images|Shutterstock|AP Photo[^.]*)\s*$"
-    r"|^(?:Photo|Photograph|Image|Picture|Illustration)(?:\s+credit)?\s*:|\((?:Photo|Image)[^)]*\)\s*$"
-)
-_VIA = re.compile(r"^via\s+\S+(?:\s+\S+){0,5}$", re.I)
-_BYLINE = re.compile(r"^(?:by|posted by|written by)\b\s*[|:,–-]?\s*(?P<rest>.*)$", re.I)
-_CREDITS = re.compile(
-    r"^\(?\s*(?:additional\s+)?(?:reporting|writing|editing|compiled|edited|reported)\s+by\b.{0,250}$", re.I
-)
-_REPORTER = re.compile(
-    r"(?:reporting|written|writing|reported)\s+by\s+(.+?)(?:\s+in\s+[A-Z][\w-]+)?\s*(?:[;)]|,\s*(?:additional|editing|writing)|$)",
-    re.I,
-)
-_DATELINE = re.compile(
-    r"^[A-Z][A-Z.'’ -]{2,40}(?:,\s*[A-Z][A-Za-z.'’ -]{2,30})?\s*(?:\((?P<agency>[A-Z][\w.&' -]{1,30})\))?\s*[-–—:]?$"
-)
-# "New York CNN Business —", "Jackson, Wyoming CNN —": a wire dateline whose parentheses the scrape dropped. A
-# headline does not end on a dash.
-_DASH_DATELINE = re.compile(r"^[A-Z][\w.'’-]*(?:,?\s+[A-Z][\w.'’-]*){0,7}\s*[-–—]$")
-# "By Jane Doe Ann Lee, Jane Doe, Ann Lee": a list of names, however long; not "By Friday the talks had ended".
-_NAMES_ONLY = re.compile(r"^(?:[A-Z][\w.'’-]*|and|&|,)(?:[\s,]+(?:[A-Z][\w.'’-]*|and|&))*$")
-# "Yellowstone still closed as flooding recedes and thousands ...": a headline cut short by the page it was
-# scraped from (a space before the dots). Not a sentence's end, so not prose.
-_CUT_SHORT = re.compile(r"\s(?:\.{3}|…)$")
-_AGENCY = re.compile(r"^[A-Z][A-Za-z.'’ ,-]{1,60}?\((?P<agency>[A-Z][\w.&' -]{1,30})\)\s*[-–—]")
-_LIST_HEADING = re.compile(
-    r"^(?:related(?: \w+){0,2}|read (?:more|also|next)|also read|"
-    r"see also|more (?:from|on|in|stories|news)\b.*|next in\b.*|recent (?:news|posts|articles|stories)|"
-    r"latest(?: news| stories| articles| headlines)?|(?:others|people|readers) also read|"
-    r"you (?:may|might) also like|recommended(?: for you| stories| articles| reading)?|"
-    r"most (?:popular|read|viewed|shared|commented)|popular(?: now| stories| news)?|trending(?: now| stories)?|"
-    r"top (?:stories|news|headlines)|all (?:news|stories|articles|headlines)|editor'?s picks|"
-    r"what to read next|in other news|further reading|don'?t miss|around the web|topics|tags)\s*:?$",
-    re.I,
-)
-_TEASER = re.compile(
-    r"^(?:read (?:more|also|next)|also read|see also|related|watch|listen)\s*[:|»›]\s*\S.{0,200}$", re.I
-)
-_OWN_PROMO_HEADING = re.compile(
-    r"^our (?:books|podcasts?|newsletters?|apps?|shop|store|events|partners|products|journalism)$", re.I
-)
-# Phrases that only appeals and site chrome use; they mark a line unless it is a long paragraph.
-_PROMO = re.compile(
-    r"\bsupport\s+(?:us|our\s+(?:work|journalism|newsroom)|independent\s+journalism)\b|\byour\s+(?:support|donation)\b|"
-    r"\bbecome\s+(?:our|a)\s+(?:patron|member|subscriber|supporter)\b|\bfollow\s+us\b|\bjoin\s+us\s+on\b|"
-    r"\bthank\s+you\s+for\s+(?:reading|registering|subscribing|signing|your\s+support)\b|\bcreate\s+an\s+account\b|"
-    r"\brefresh\s+(?:the|this|your)\s+(?:page|browser)\b|\bbrowser\s+(?:preferences|settings)\b|\bpatreon\b|"
-    r"\bclick\s+here\b|\ball\s+rights\s+reserved\b|©|\bbreaking\s+news\s+alerts?\b|\bdownload\s+(?:our|the)\s+app\b|"
-    r"\bstay\s+(?:up\s+to\s+date|informed|updated|tuned)\s+with\b|\b(?:sign\s+up|subscribe)\s+(?:to|for|now|today|here)\b|"
-    r"\blogged\s+in\b|^(?:sign\s*(?:up|in)|log\s*in|register|subscribe)\b.{0,30}$",
-    re.I,
-)
-# Words news also uses ("donated tanks", "said on his Telegram channel"); they mark a line only
-# when it also addresses the reader.
-_PROMO_WEAK = re.compile(
-    r"\bsubscri(?:be|bed|bing|ption|ptions|bers?)\b|\bnewsletters?\b|\bdonat(?:e|es|ed|ing|ion|ions)\b|\bpatrons?\b|"
-    r"\bnotifications?\b|\bcookies?\b|\bbrowser\b|\bsign\s*(?:up|in)\b|\blog\s*in\b|\bregist(?:er|ering|ration)\b|"
-    r"\bpaywalls?\b|\bjournalism\b|\bprivacy\s+(?:policy|settings)\b|\bterms\s+of\s+(?:use|service)\b|\blaunched\b|"
-    r"\b(?:whatsapp|telegram|twitter|facebook|instagram|youtube|viber|tiktok)\b",
-    re.I,
-)
-# First and second person outside quotes: how appeals talk ("we need your support") and reports do not.
-_WEAK = re.compile(r"\b(?:[Ww]e|[Oo]urs?|us|[Yy]ou|[Yy]ours?)\b")
-_QUOTED = re.compile(r"“[^”]*(?:”|$)|\"[^\"]*(?:\"|$)|«[^»]*(?:»|$)")
-_CAP = r"[A-Z][\w'’&-]*(?:\.\w+)*"  # a capitalised word; "Institute. Will" stops at the full stop
-_NAME = rf"{_CAP}(?:\s+(?:of\s+)?{_CAP}){{0,3}}"
-_FROM_PUBLISHER = re.compile(rf"\bfrom\s+((?:The\s+)?{_NAME})\s*[.!]?$")
-_SUPPORT_PUBLISHER = re.compile(rf"\bSupport\s+((?:The\s+)?{_NAME})")
-_AFFILIATION = re.compile(
-    rf"\b(?:editor|writer|reporter|correspondent|columnist|contributor|director|fellow)\s+(?:of|at|for)\s+(?:the\s+)?({_NAME})"
-)
-# An aggregator crediting its source: "Euractiv writes about this, citing sources". Not "Arkansas reports first
-# coronavirus case" or "Charles Finch writes the Lenox mysteries", which made RealTime QA outlets of both.
-_WRITES = re.compile(
-    rf"^({_NAME})\s+(?:writes|reports|wrote|reported)(?:\s+about\s+(?:this|it))?,?\s+(?:citing|quoting)\b|^({_NAME})\s+(?:writes|reports)\s+about\s+(?:this|it)\b"
-)
-_BIO = re.compile(r"^About\s+(?:the\s+authors?|(?P<names>[A-Z][\w.'’-]+(?:\s+(?:[A-Z][\w.'’-]+|and|&))*))$")
-_NOT_PUBLISHER = frozenset({"us", "our", "the", "this", "we", "independent journalism"})  # "Support Us"
 
 
 @dataclass
@@ -147,7 +41,7 @@ class _Hints:
 
     def add(self, key: str, rank: int, value: str | None) -> None:
         value = (value or "").strip(" ,;:|-–—")
-        if value and value.lower() not in _NOT_PUBLISHER:
+        if value and value.lower() not in page.NOT_PUBLISHER:
             bucket = self.found.setdefault(key, [])
             bucket.append((rank, len(bucket), value))
 
@@ -168,14 +62,16 @@ def _is_body(text: str) -> bool:
     first = _first_alnum(text)
     if not first or first.islower():
         return False
-    if _CUT_SHORT.search(text) and _words(text) <= 30:
+    if page.CUT_SHORT.search(text) and _words(text) <= 30:
         return False
-    return bool(_TERMINAL.search(text)) or _words(text) >= 25 or (bool(_LABEL.match(text)) and _words(text) >= 12)
+    return (
+        bool(page.TERMINAL.search(text)) or _words(text) >= 25 or (bool(page.LABEL.match(text)) and _words(text) >= 12)
+    )
 
 
 def _weak(text: str, publisher: str | None) -> int:
-    outside = _QUOTED.sub(" ", text)
-    return len(_WEAK.findall(outside)) + (1 if publisher and publisher in text else 0)
+    outside = page.QUOTED.sub(" ", text)
+    return len(page.WEAK.findall(outside)) + (1 if publisher and publisher in text else 0)
 
 
 def _norm(text: str) -> str:
@@ -191,8 +87,8 @@ def _looks_wrapped(block: list[str]) -> bool:
         min(widths) >= 40
         and max(widths) - min(widths) <= 20
         and max(widths) <= 120
-        and any(not _TERMINAL.search(line) for line in block[:-1])
-        and bool(_SENTENCE_END.search(" ".join(block)))
+        and any(not page.TERMINAL.search(line) for line in block[:-1])
+        and bool(page.SENTENCE_END.search(" ".join(block)))
     )
 
 
@@ -217,10 +113,10 @@ def _units(raw: str, unwrap: bool) -> list[_Unit]:
                 unwrap
                 and prev
                 and _first_alnum(line).islower()
-                and not _TERMINAL.search(prev.text)
+                and not page.TERMINAL.search(prev.text)
                 and not prev.text.endswith(":")
-                and not _TIMESTAMP.match(prev.text)
-                and not _URL.match(line)
+                and not page.TIMESTAMP.match(prev.text)
+                and not page.URL.match(line)
             ):
                 prev.text += " " + line
                 prev.lines.append(line)
@@ -241,73 +137,77 @@ def _date_line(text: str, hints: _Hints) -> bool:
     if _words(re.sub(r"[^\w'’ ]+", " ", residue)) > 4:
         return False
     hints.add("date", 0, iso_date(dates[0]))
-    if m := re.search(rf"\bby\s+({_NAME}(?:\s+(?:and|&)\s+{_NAME})?)", text):  # "Posted June 3, 2023 by Jane Doe"
+    if m := re.search(
+        rf"\bby\s+({page.NAME}(?:\s+(?:and|&)\s+{page.NAME})?)", text
+    ):  # "Posted June 3, 2023 by Jane Doe"
         hints.add("author", 1, m.group(1))
     # "European PravdaThursday, 1 June 2023": a name glued before the date is the publisher.
     prefix = DATE_LABEL.sub(" ", WEEKDAY.sub(" ", text[: dates[0].start()])).strip(" ,|•·-–—")
-    if prefix and re.fullmatch(_NAME, prefix) and not any(c.isdigit() for c in prefix):
+    if prefix and re.fullmatch(page.NAME, prefix) and not any(c.isdigit() for c in prefix):
         hints.add("source", 2, prefix)
     return True
 
 
 def _classify(text: str, hints: _Hints) -> str | None:
     """Why a line is clutter judged on its own, or None; records metadata it reveals."""
-    bare = _BULLET.sub("", text).strip()
+    bare = page.BULLET.sub("", text).strip()
     low = bare.lower().rstrip(":").strip()
     n = _words(bare)
-    terminal = bool(_TERMINAL.search(bare))
+    terminal = bool(page.TERMINAL.search(bare))
     tokens = bare.split()
-    if _TIMESTAMP.match(bare):
+    if page.TIMESTAMP.match(bare):
         return "timestamp"
-    if m := _URL.match(bare):
+    if m := page.URL.match(bare):
         hints.add("url", 0, m.group(1))
         return "url"
-    if _AD.match(bare):
+    if page.AD.match(bare):
         return "ad"
-    if _SHARE.match(bare):
+    if page.SHARE.match(bare):
         return "share"
-    if _LIST_HEADING.match(bare):
+    if page.LIST_HEADING.match(bare):
         return "list-heading"
-    if low in _NAV or (bare != text and n <= 3 and not terminal):
+    if low in page.NAV or (bare != text and n <= 3 and not terminal):
         return "nav"
     if 2 <= n <= 8 and not terminal and all(t.isalpha() and len(t) <= 3 and t[0].isupper() for t in tokens):
         return "nav"  # a language switcher such as "EN UA RU"
-    if _CAPTION.search(bare):
+    if page.CAPTION.search(bare):
         return "caption"
-    if _CREDITS.match(bare) and (bare.startswith("(") or ";" in bare or n <= 12):
-        if m := _REPORTER.search(bare):
+    if page.CREDITS.match(bare) and (bare.startswith("(") or ";" in bare or n <= 12):
+        if m := page.REPORTER.search(bare):
             hints.add("author", 1, m.group(1))
         return "byline"
-    if (m := _BYLINE.match(bare)) and n <= 14 and not terminal:
+    if (m := page.BYLINE.match(bare)) and n <= 14 and not terminal:
         # "By Jane Doe | May 8, 2023", "by | May 8, 2023"; not "By Friday the talks had ended"
         author = DATE.sub("", re.split(r"\s*[|•·]\s*", m.group("rest"))[0]).split(",")[0].strip()
-        if not author or re.fullmatch(rf"{_NAME}(?:\s+(?:and|&)\s+{_NAME})?", author):
+        if not author or re.fullmatch(rf"{page.NAME}(?:\s+(?:and|&)\s+{page.NAME})?", author):
             hints.add("author", 0, author)
             hints.add("date", 1, parse_date(m.group("rest")))
             return "byline"
-    if (m := _BYLINE.match(bare)) and n <= 60 and not terminal and _NAMES_ONLY.match(m.group("rest")):
+    if (m := page.BYLINE.match(bare)) and n <= 60 and not terminal and page.NAMES_ONLY.match(m.group("rest")):
         names = [x.strip() for x in re.split(r"\s*(?:,|\band\b|&)\s*", m.group("rest")) if x.strip()]
-        if author := next((x for x in names if re.fullmatch(_NAME, x) and len(x.split()) <= 3), None):
+        if author := next((x for x in names if re.fullmatch(page.NAME, x) and len(x.split()) <= 3), None):
             hints.add("author", 0, author)
         return "byline"
-    if _VIA.match(bare) and not terminal:
+    if page.VIA.match(bare) and not terminal:
         return "byline"
-    if m := _DATELINE.match(bare):
+    if m := page.DATELINE.match(bare):
         hints.add("source", 1, m.group("agency"))
         return "dateline"
-    if n <= 8 and _DASH_DATELINE.match(bare):
+    if n <= 8 and page.DASH_DATELINE.match(bare):
         return "dateline"
     if _date_line(bare, hints):
         return "date"
-    if _OWN_PROMO_HEADING.match(bare):
+    if page.OWN_PROMO_HEADING.match(bare):
         return "promo"
-    if (_PROMO.search(bare) and (n <= 40 or _weak(bare, None))) or (_PROMO_WEAK.search(bare) and _weak(bare, None)):
-        if m := _FROM_PUBLISHER.search(bare):
+    if (page.PROMO.search(bare) and (n <= 40 or _weak(bare, None))) or (
+        page.PROMO_WEAK.search(bare) and _weak(bare, None)
+    ):
+        if m := page.FROM_PUBLISHER.search(bare):
             hints.add("source", 3, m.group(1))
-        if m := _SUPPORT_PUBLISHER.search(bare):
+        if m := page.SUPPORT_PUBLISHER.search(bare):
             hints.add("source", 4, m.group(1))
         return "promo"
-    if _TEASER.match(bare):
+    if page.TEASER.match(bare):
         return "teaser"
     if _first_alnum(bare).islower() and n <= 5:
         return "fragment"
@@ -329,7 +229,7 @@ def _drop_promo_neighbours(units: list[_Unit], publisher: str | None) -> None:
 def _drop_bios(units: list[_Unit], hints: _Hints) -> None:
     """'About <author>' followed by paragraphs naming that person is a bio, not the story."""
     for i, u in enumerate(units):
-        m = _BIO.match(u.text)
+        m = page.BIO.match(u.text)
         if u.drop or not m:
             continue
         names = [x for x in re.split(r"\s*(?:,|\band\b|&)\s*", m.group("names") or "") if x.strip()]
@@ -345,7 +245,7 @@ def _drop_bios(units: list[_Unit], hints: _Hints) -> None:
             if names and not any(name in v.text for name in names):
                 break
             v.drop = "bio"
-            if a := _AFFILIATION.search(v.text):
+            if a := page.AFFILIATION.search(v.text):
                 hints.add("source", 5, a.group(1))
             if not names:
                 break
@@ -438,11 +338,11 @@ def clean_text(raw: str, *, known_title: str | None = None, unwrap: bool = True)
 
     kept = [u for u in units if not u.drop]
     for u in kept:
-        if m := _AGENCY.match(u.text):
+        if m := page.AGENCY.match(u.text):
             hints.add("source", 0, m.group("agency"))
             break
     for u in kept:
-        if m := _WRITES.match(u.text):
+        if m := page.WRITES.match(u.text):
             hints.add("source", 6, m.group(1) or m.group(2))
     hints.add("source", 2, known_outlet(hints.best("url")))  # after datelines and agencies, before promo guesses
     meta = ArticleMeta(

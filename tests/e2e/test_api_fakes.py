@@ -153,7 +153,8 @@ def test_ask_about_the_reporting_names_the_outlet_without_calling_the_model(clie
     question = "Which outlet reported that the NATO-Ukraine Commission is set to be upgraded to a NATO-Ukraine Council?"
     body = client.post("/v1/ask", json={"question": question}).json()
     assert (
-        body["answer"].startswith("The Independent reported it on 15 June 2023: “") and body["fallback"] == "quoted"
+        body["answer"].startswith("The Independent reported it on 15 June 2023: “")
+        and body["quoted_because"] == "reporting_question"
     ), body["answer"]
     assert body["citations"][0]["source"] == "The Independent" and body["timings"]["completion_tokens"] == 0
 

@@ -17,8 +17,8 @@ import pytest
 
 from rag.core.settings import Settings
 from rag.ingest.fetch import page_id
+from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
-from rag.storage.segments import load_index
 from tests.conftest import ROOT
 from tests.fakes import HashingEmbedder
 from tests.newsserver import STORIES, NewsServer, Route, article_page, atom, http_date, rss

@@ -301,7 +301,8 @@ def test_a_writer_killed_on_a_lite_file_and_rerun_leaves_each_article_once(tmp_p
     from milvus_lite.server_manager import server_manager_instance
 
     from rag.core.settings import Settings
-    from rag.storage.milvus.records import MilvusRecords, load_stored
+    from rag.storage.milvus.collections import MilvusRecords
+    from rag.storage.milvus.records import load_stored
 
     batch = tmp_path / "batch"
     batch.mkdir()

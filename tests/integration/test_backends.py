@@ -16,10 +16,10 @@ from rag.core.settings import Settings
 from rag.ingest.indexing import index_paths, reindex, remove_documents
 from rag.models.prompts import PromptSet
 from rag.storage.faiss_store import FaissStore, SegmentedFaissStore, VectorStore, build_vector_store
+from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
 from rag.storage.migrate import migrate
 from rag.storage.milvus import client as milvus_client
-from rag.storage.segments import load_index
 from tests.conftest import CORPUS
 from tests.fakes import HashingEmbedder
 from tests.servers import MilvusLiteServer

@@ -19,9 +19,10 @@ from rag.core.settings import Settings
 from rag.ingest.indexing import add_document, index_paths, optimize_index, reindex, remove_documents
 from rag.models.prompts import PromptSet
 from rag.search.retriever import Retriever
+from rag.storage.loading import load_index
 from rag.storage.migrate import migrate_store
-from rag.storage.milvus.records import MilvusRecords, MilvusRecordStore
-from rag.storage.segments import load_index
+from rag.storage.milvus.collections import MilvusRecords
+from rag.storage.milvus.records import MilvusRecordStore
 from rag.storage.store import load_live, open_store
 from tests.conftest import CORPUS
 from tests.fakes import HashingEmbedder

@@ -10,8 +10,8 @@ from rag.core.errors import IndexMismatchError
 from rag.ingest.batches import passage_text_for_embedding
 from rag.ingest.indexing import index_paths
 from rag.models.embedding import build_embedder
+from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
-from rag.storage.segments import load_index
 from tests.conftest import CORPUS
 
 SENTENCES = [

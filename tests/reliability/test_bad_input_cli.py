@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rag.core.settings import Settings
-from rag.evaluate.harness import load_questions
+from rag.evaluate.questions import load_questions
 from rag.ingest.indexing import index_paths
 from tests.conftest import CORPUS
 from tests.fakes import HashingEmbedder

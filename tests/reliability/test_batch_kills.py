@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from rag.core.settings import Settings
+from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
-from rag.storage.segments import load_index
 from tests.reliability.conftest import FULL, RAG, clean_env, read_disk_index, run_rag
 from tests.syndication import STORY
 

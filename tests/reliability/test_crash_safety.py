@@ -22,7 +22,7 @@ import rag.storage.segment_files
 from rag.core.errors import IndexLockedError
 from rag.ingest.indexing import index_paths
 from rag.search.retriever import Retriever
-from rag.storage.segments import load_index
+from rag.storage.loading import load_index
 from tests.reliability import crash_child
 from tests.reliability.conftest import FULL, DiskIndex, live_generation, read_disk_index
 from tests.reliability.crash_child import child_main, embedder, hold_lock, run_op, settings_for

@@ -98,7 +98,7 @@ def test_a_model_that_obeys_the_injection_gets_nothing_cited(hostile_index, ques
     no_injection_in(answer)
     citations_hold(answer, pipeline.verifier, pipeline.index.articles)
     if question == COUNCIL_Q:  # the real answer is still there, quoted from the real reporting
-        assert not answer.abstained and answer.fallback == "extractive"
+        assert not answer.abstained and answer.quoted_because == "draft_unsupported"
         assert {c.doc_id for c in answer.citations} & COUNCIL_DOCS
 
 

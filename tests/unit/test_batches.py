@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from rag.ingest.indexing import IndexProgress, index_paths, reindex
+from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
-from rag.storage.segments import load_index
 from tests.fakes import HashingEmbedder
 from tests.syndication import write_stories
 from tests.unit.test_segments import assert_same, snapshot

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from api.routes.openai_compat import content_with_sources
-from rag.cli.main import print_answer
+from rag.cli.asking import print_answer
 from rag.core.types import Answer, ArticleMeta, Evidence, EvidenceSentence, Passage, ScoredPassage
 from rag.evaluate.harness import check_citations
 from rag.verify.citations import CitationBuilder, CitationVerifier, split_claims

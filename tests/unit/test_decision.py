@@ -384,7 +384,7 @@ def test_an_article_date_counts_as_a_mention_of_its_month_and_year():
 def test_collect_labels_questions_as_the_pipeline_would_answer_them(settings, hashing_embedder, prompts, corpus_copy):
     from rag.answer.pipeline import Pipeline
     from rag.evaluate.calibrate import collect
-    from rag.evaluate.harness import EvalQuestion
+    from rag.evaluate.questions import EvalQuestion
     from rag.ingest.indexing import index_paths
     from tests.fakes import strength_rule
 

@@ -102,14 +102,14 @@ def test_quoting_policy_skips_the_model_and_quotes_the_evidence(settings, hashin
     gen = ScriptedGenerator(COUNCIL + " [1]")
     pipeline = Pipeline(loose, index, hashing_embedder, gen, prompts, strength_rule())
     drafted = pipeline.ask(QUESTION)
-    assert gen.calls and drafted.fallback is None
+    assert gen.calls and drafted.written_by == "model"
 
     quiet = ScriptedGenerator(COUNCIL + " [1]")
     pipeline = Pipeline(loose, index, hashing_embedder, quiet, prompts, strength_rule())
     pipeline.drafts = DraftPolicy(draft=False, reason="measured")
     quoted = pipeline.ask(QUESTION)
     assert not quiet.calls, "the model was called although its drafts were measured not to survive"
-    assert quoted.fallback == "quoted" and quoted.citations and not quoted.abstained
+    assert quoted.quoted_because == "drafts_measured_weak" and quoted.citations and not quoted.abstained
     assert all(s.supported for s in quoted.sentences)
 
 

@@ -17,8 +17,8 @@ from rag.core.settings import Settings
 from rag.ingest.indexing import index_paths, reindex, remove_documents
 from rag.models.embedding import build_embedder, embedder_build
 from rag.models.onnx_embedding import OnnxEmbedder, default_onnx_root, export_onnx, onnx_dir_for
+from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
-from rag.storage.segments import load_index
 from tests.fakes import HashingEmbedder
 
 

@@ -10,7 +10,8 @@ import pytest
 from rag.answer.pipeline import Pipeline
 from rag.core.errors import BadInputError
 from rag.core.types import Answer, AnswerSentence, Citation, Passage, ScoredPassage, Timings
-from rag.evaluate.harness import EvalQuestion, QualityRegressionError, judge, load_questions, run_eval
+from rag.evaluate.harness import QualityRegressionError, judge, run_eval
+from rag.evaluate.questions import EvalQuestion, load_questions
 from rag.evaluate.scoring import (
     SUMMARY_KEYS,
     compare,
@@ -184,7 +185,7 @@ def test_figures_over_hand_made_records():
 
 
 def test_left_out_answers_that_still_hold_the_reference_are_counted_apart():
-    from rag.evaluate.harness import leave_gold_out
+    from rag.evaluate.questions import leave_gold_out
 
     asked = leave_gold_out(
         [q(id="a"), q(id="b"), q(id="c"), q(id="u", must_include=[], gold_docs=[], type="unanswerable")]

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from rag.answer.pipeline import Pipeline
-from rag.cli.main import print_answer
+from rag.cli.asking import print_answer
 from rag.ingest.indexing import index_paths, remove_documents
 from tests.fakes import ScriptedGenerator, strength_rule
 from tests.syndication import OUTLETS, doc_id_of, write_stories
@@ -110,7 +110,8 @@ def test_cli_and_api_show_the_other_outlets(make, capsys):
 
 def test_the_eval_counts_a_folded_copy_of_the_gold_article_as_found(make):
     """The gold article may be folded under a better-scoring copy; the reader still got that story, cited."""
-    from rag.evaluate.harness import EvalQuestion, judge
+    from rag.evaluate.harness import judge
+    from rag.evaluate.questions import EvalQuestion
 
     answer = make().ask(QUESTION)
     shown = answer.citations[0].doc_id

@@ -13,8 +13,8 @@ from rag.core.errors import (
     IndexMissingError,
 )
 from rag.ingest.indexing import add_document, index_paths, reindex, remove_documents
+from rag.storage.loading import load_index
 from rag.storage.manifest import IndexLock, read_manifest
-from rag.storage.segments import load_index
 from tests.fakes import HashingEmbedder
 
 

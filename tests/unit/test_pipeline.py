@@ -64,7 +64,7 @@ def test_number_not_in_evidence_is_not_cited(build):
     pipeline, _ = build(COUNCIL.replace("31 allies", "45 allies") + " [1]")
     answer = pipeline.ask("What was decided about the NATO-Ukraine Council?")
     assert "45" not in answer.text
-    assert answer.fallback == "extractive"  # nothing generated survived; the evidence is quoted instead
+    assert answer.quoted_because == "draft_unsupported"  # nothing generated survived; the evidence is quoted instead
 
 
 def test_abstains_when_question_names_what_articles_never_mention(build):
@@ -78,7 +78,7 @@ def test_abstains_when_question_names_what_articles_never_mention(build):
 def test_model_refusal_with_strong_evidence_falls_back_to_quotes(build):
     pipeline, _ = build("The articles don't say.")
     answer = pipeline.ask("What was decided about the NATO-Ukraine Council?")
-    assert not answer.abstained and answer.fallback == "extractive" and answer.citations
+    assert not answer.abstained and answer.quoted_because == "draft_unsupported" and answer.citations
 
 
 def test_extractive_mode_needs_no_generator(settings, hashing_embedder, prompts, corpus_copy):
@@ -243,10 +243,10 @@ def test_a_typed_question_whose_evidence_states_the_answer_is_quoted_without_gen
     question = "How many allies will Ukraine sit with as an equal at the NATO-Ukraine Council?"
     pipeline, gen = build(COUNCIL + " [1]")
     answer = pipeline.ask(question)
-    assert not answer.abstained and answer.fallback == "quoted" and gen.calls == []
+    assert not answer.abstained and answer.quoted_because == "typed_answer" and gen.calls == []
     assert "31" in answer.text and answer.citations
     generating, gen = build(COUNCIL + " [1]", quote_typed_answers=False)
-    assert generating.ask(question).fallback is None and gen.calls
+    assert generating.ask(question).written_by == "model" and gen.calls
 
 
 def test_a_generated_answer_ends_with_the_best_quote_unless_it_already_rests_on_it(build):
@@ -256,7 +256,7 @@ def test_a_generated_answer_ends_with_the_best_quote_unless_it_already_rests_on_
     )
     pipeline, _ = build(vague)
     answer = pipeline.ask(question)
-    assert not answer.abstained and answer.fallback is None
+    assert not answer.abstained and answer.written_by == "model"
     quotes = [q.text for c in answer.citations for q in c.quotes]
     assert answer.sentences[-1].text in quotes  # the anchor is a verbatim quote, cited
     plain, _ = build(vague, anchor_quote=False)

@@ -105,7 +105,9 @@ def test_the_outlet_of_the_article_stating_the_claim_is_the_answer(build, corpus
     assert not answer.abstained, answer.abstain_reason
     assert answer.text.startswith("The Independent reported it on 15 June 2023: “"), answer.text
     assert answer.citations[0].doc_id == "001_d33884d0ecc97606" and "Council" in answer.citations[0].quote
-    assert answer.fallback == "quoted" and not gen.calls  # metadata, quoted: nothing for a model to write
+    assert (
+        answer.quoted_because == "reporting_question" and not gen.calls
+    )  # metadata, quoted: nothing for a model to write
 
 
 def test_a_claim_no_article_states_is_refused(build, corpus_copy):

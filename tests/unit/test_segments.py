@@ -14,8 +14,9 @@ from rag.search.retriever import Retriever
 from rag.storage.bm25 import LexicalIndex
 from rag.storage.faiss_store import FaissStore, Part, SegmentedFaissStore
 from rag.storage.index import Index
+from rag.storage.loading import load_index
 from rag.storage.manifest import Manifest, read_manifest
-from rag.storage.segments import load_index, merge_candidates
+from rag.storage.segments import merge_candidates
 from rag.text.syndication import Signatures
 
 DIM = 32

@@ -318,9 +318,9 @@ function renderAnswer(turn) {
     parts.push(h("div", { class: "abstain" }, h("p", { class: "abstain-title" }, "The articles don't say"), h("p", {}, a.answer)));
   } else {
     parts.push(h("p", { class: "answer-text" }, linkMarkers(turn, a.answer)));
-    if (a.fallback === "extractive") {
+    if (a.quoted_because === "draft_unsupported") {
       parts.push(h("p", { class: "note" }, "None of the model's sentences passed the check against the articles, so these are quotes from them."));
-    } else if (a.fallback === "quoted") {
+    } else if (a.quoted_because === "typed_answer" || a.quoted_because === "reporting_question" || a.quoted_because === "drafts_measured_weak") {
       parts.push(h("p", { class: "note" }, "The articles state this directly, so it is quoted rather than reworded."));
     }
   }

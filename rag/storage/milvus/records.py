@@ -20,185 +20,24 @@ article's previous version or none, never a mixture, and the next request reload
 from __future__ import annotations
 
 import json
-import logging
-import re
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.core.errors import IndexMissingError, VectorStoreError
+from rag.core.errors import IndexMissingError
 from rag.core.settings import Settings
 from rag.core.types import Article, ArticleMeta, Passage
 from rag.storage.index import Index
 from rag.storage.manifest import DocumentRecord, Manifest, now_utc
-from rag.storage.milvus.client import CONNECT_TIMEOUT_S, WRITE_BATCH, is_lite_uri, resolve_uri
-from rag.storage.milvus.search import CALL_TIMEOUT_S, RecordLexical, RecordVectors, call_milvus, in_expr
+from rag.storage.milvus.client import WRITE_BATCH
+from rag.storage.milvus.collections import MilvusRecords
+from rag.storage.milvus.rows import LIVE_KEY, article_rows, passage_row
+from rag.storage.milvus.search import CALL_TIMEOUT_S, RecordLexical, RecordVectors, in_expr
 from rag.text.syndication import Signatures
 
 if TYPE_CHECKING:
     from rag.storage.manifest import ChangeSet
-
-LIVE_KEY = "~live"  # the index's own row; no document id starts with "~" (rag/ingest/corpus.py validate_doc_id)
-TEXT_PIECE = 16_000  # characters of article text per row: at most 64 KB in UTF-8, Milvus's VARCHAR limit
-MAX_VARCHAR = 65_535
-SEPARATOR = "/"  # "<doc_id>/<piece>": document ids hold no "/"
-READ_BATCH = 2000
-RELEASED = re.compile(r"state 'released'|not loaded|call load\(\)", re.I)  # how Milvus says a collection is not loaded
-
-
-def bm25_terms(tokens: list[str]) -> str:
-    """Our tokens as text Milvus's "standard" analyser keeps whole (its only other tokenizer is Chinese): it would
-    split "nato-ukraine" and "5.1", which rag/storage/bm25.py already split where that helps, so the ranking is the
-    same BM25 over the same terms as the local index."""
-    return " ".join(re.sub(r"\W", "_", t) for t in tokens)
-
-
-class MilvusRecords:
-    """The connection and the two collections; every call's failure becomes a VectorStoreError (HTTP 503)."""
-
-    def __init__(self, settings: Settings, dimension: int | None):
-        """`dimension` None: only open collections that exist (a reader that learns the dimension from them)."""
-        from pymilvus import MilvusClient, MilvusException
-
-        self.uri = resolve_uri(settings)
-        self.dimension = dimension
-        self.passages = f"{settings.milvus_store_prefix}_passages"
-        self.articles = f"{settings.milvus_store_prefix}_articles"
-        if is_lite_uri(self.uri):
-            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
-            logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
-            # Lite hands out no session timestamp for a scan, so the client uses its clock: the scan still sees
-            # every write acknowledged before it. The warning about it on every load says nothing to act on.
-            logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
-        token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
-        try:
-            self.client = MilvusClient(uri=self.uri, token=token, timeout=CONNECT_TIMEOUT_S)
-        except MilvusException as exc:
-            hint = (
-                " (is another process using this Milvus Lite file? run a Milvus server to share it)"
-                if is_lite_uri(self.uri)
-                else ""
-            )
-            raise VectorStoreError(f"cannot reach Milvus at {self.uri}: {exc.message}{hint}") from exc
-        self.call(self._open)
-
-    def call(self, fn, *args, **kwargs):
-        try:
-            return call_milvus(self.uri, fn, *args, **kwargs)
-        except VectorStoreError as exc:
-            # A restarted server holds every collection released until someone loads it: load, and try once more.
-            if not RELEASED.search(str(exc)):
-                raise
-            call_milvus(self.uri, self._load)
-            return call_milvus(self.uri, fn, *args, **kwargs)
-
-    def _open(self) -> None:
-        for name, create in ((self.passages, self._create_passages), (self.articles, self._create_articles)):
-            if not self.client.has_collection(name):
-                if self.dimension is None:
-                    raise IndexMissingError(f"no index in Milvus at {self.uri}: collection {name} does not exist")
-                create()
-        self._load()
-
-    def _load(self) -> None:
-        for name in (self.passages, self.articles):
-            self.client.load_collection(name)  # a no-op once loaded
-
-    def _create_passages(self) -> None:
-        from pymilvus import DataType, Function, FunctionType, MilvusClient
-
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("passage_id", DataType.VARCHAR, is_primary=True, max_length=512)
-        schema.add_field("doc_id", DataType.VARCHAR, max_length=256)
-        schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
-        schema.add_field("ordinal", DataType.INT64)
-        schema.add_field("start", DataType.INT64)
-        schema.add_field("end", DataType.INT64)
-        schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
-        schema.add_field("tokens", DataType.VARCHAR, max_length=MAX_VARCHAR)
-        schema.add_field(
-            "terms",
-            DataType.VARCHAR,
-            max_length=MAX_VARCHAR,
-            enable_analyzer=True,
-            analyzer_params={"tokenizer": "standard"},
-        )
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
-        schema.add_function(
-            Function(
-                name="terms_bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["terms"],
-                output_field_names=["sparse"],
-            )
-        )
-        index = self.client.prepare_index_params()
-        index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
-        # k1 and b as bm25s uses them locally, so the two stores rank keyword matches alike.
-        index.add_index(
-            field_name="sparse",
-            index_type="SPARSE_INVERTED_INDEX",
-            metric_type="BM25",
-            params={"bm25_k1": 1.5, "bm25_b": 0.75},
-        )
-        # Strong: a replica's search right after another's upload must see it.
-        self.client.create_collection(self.passages, schema=schema, index_params=index, consistency_level="Strong")
-
-    def _create_articles(self) -> None:
-        from pymilvus import DataType, MilvusClient
-
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=512)
-        schema.add_field("doc_id", DataType.VARCHAR, max_length=256)
-        schema.add_field("piece", DataType.INT64)
-        schema.add_field("body", DataType.VARCHAR, max_length=MAX_VARCHAR)
-        schema.add_field("record", DataType.VARCHAR, max_length=MAX_VARCHAR)
-        # Milvus refuses a collection without a vector field; this one is never searched.
-        schema.add_field("unused_vector", DataType.FLOAT_VECTOR, dim=2)
-        index = self.client.prepare_index_params()
-        index.add_index(field_name="unused_vector", index_type="AUTOINDEX", metric_type="L2")
-        self.client.create_collection(self.articles, schema=schema, index_params=index, consistency_level="Strong")
-
-    def drop(self) -> None:
-        """Both collections gone and made again, empty: `rag migrate --store milvus` starts from nothing."""
-
-        def recreate() -> None:
-            for name in (self.passages, self.articles):
-                if self.client.has_collection(name):
-                    self.client.drop_collection(name)
-            self._open()
-
-        self.call(recreate)
-
-    def live_row(self) -> dict | None:
-        rows = self.call(
-            self.client.query, self.articles, ids=[LIVE_KEY], output_fields=["record"], timeout=CALL_TIMEOUT_S
-        )
-        return json.loads(rows[0]["record"]) if rows else None
-
-    def stamp(self) -> str | None:
-        """What identifies the index's current state: it changes with every commit of any replica."""
-        row = self.live_row()
-        return row["stamp"] if row else None
-
-    def scan(self, collection: str, fields: list[str]) -> Iterator[dict]:
-        iterator = self.call(self.client.query_iterator, collection, batch_size=READ_BATCH, output_fields=fields)
-        try:
-            while rows := self.call(iterator.next):
-                yield from rows
-        finally:
-            iterator.close()
-
-    def upsert(self, collection: str, rows: list[dict]) -> None:
-        for start in range(0, len(rows), WRITE_BATCH):
-            self.call(self.client.upsert, collection, rows[start : start + WRITE_BATCH], timeout=CALL_TIMEOUT_S)
-
-    def delete(self, collection: str, expr: str) -> None:
-        self.call(self.client.delete, collection, filter=expr, timeout=CALL_TIMEOUT_S)
 
 
 def load_stored(settings: Settings) -> Index:
@@ -476,43 +315,3 @@ class MilvusRecordStore:
         for start in range(0, len(orphans), WRITE_BATCH):
             records.delete(records.articles, in_expr("key", orphans[start : start + WRITE_BATCH]))
         return index
-
-
-def passage_row(passage: Passage, tokens: list[str], vector: np.ndarray, content_hash: str) -> dict:
-    return {
-        "passage_id": passage.passage_id,
-        "doc_id": passage.doc_id,
-        "content_hash": content_hash,
-        "ordinal": passage.ordinal,
-        "start": passage.start,
-        "end": passage.end,
-        "text": passage.text,
-        "tokens": " ".join(tokens),
-        "terms": bm25_terms(tokens),
-        "vector": np.asarray(vector, dtype=np.float32).tolist(),
-    }
-
-
-def article_rows(article: Article, record: DocumentRecord, signature: np.ndarray | None) -> list[dict]:
-    """The record row (piece 0, with the text's first piece) and one row per further piece of the text, which
-    carries the content hash of its version in `record`."""
-    text = article.text
-    bodies = [text[i : i + TEXT_PIECE] for i in range(0, len(text), TEXT_PIECE)] or [""]
-    head = {
-        "record": record.model_dump(),
-        "meta": article.meta.model_dump(),
-        "path": article.path,
-        "pieces": len(bodies),
-        "signature": signature.tolist() if signature is not None else None,
-    }
-    return [
-        {
-            "key": f"{article.doc_id}{SEPARATOR}{n}",
-            "doc_id": article.doc_id,
-            "piece": n,
-            "body": body,
-            "record": json.dumps(head, ensure_ascii=False) if n == 0 else article.content_hash,
-            "unused_vector": [0.0, 0.0],
-        }
-        for n, body in enumerate(bodies)
-    ]

@@ -9,6 +9,7 @@ changes what it holds in memory and nothing in Milvus.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from rag.storage.milvus.client import FILTER_CHUNK, MAX_TOPK, OVERFETCH
 from rag.text.tokens import tokenize
 
 if TYPE_CHECKING:
-    from rag.storage.milvus.records import MilvusRecords
+    from rag.storage.milvus.collections import MilvusRecords
 
 CALL_TIMEOUT_S = 10.0  # per Milvus call: an unreachable server is a 503 within this, not a hung request
 
@@ -136,8 +137,6 @@ class RecordLexical(LexicalIndex):
     records: MilvusRecords | None = None  # set when the store attaches the index (MilvusRecordStore._attach)
 
     def search(self, query: str, k: int, allow: set[str] | None = None) -> list[tuple[str, float]]:
-        from rag.storage.milvus.search import bm25_terms
-
         terms = bm25_terms(tokenize(query))
         if not self.ids or not terms or k <= 0:
             return []
@@ -169,3 +168,10 @@ class RecordLexical(LexicalIndex):
 
     def save_model(self, directory: Path) -> None:
         """Nothing to save: Milvus keeps the BM25 index."""
+
+
+def bm25_terms(tokens: list[str]) -> str:
+    """Our tokens as text Milvus's "standard" analyser keeps whole (its only other tokenizer is Chinese): it would
+    split "nato-ukraine" and "5.1", which rag/storage/bm25.py already split where that helps, so the ranking is the
+    same BM25 over the same terms as the local index."""
+    return " ".join(re.sub(r"\W", "_", t) for t in tokens)
