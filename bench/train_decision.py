@@ -1,8 +1,8 @@
-"""Fit the packaged answer decision (rag/decision.json) on three kinds of question at once, and report it
+"""Fit the packaged answer decision (rag/answer/decision.json) on three kinds of question at once, and report it
 on halves it never saw.
 
     .venv/bin/python bench/train_decision.py --squad-index build/squad-index --rtqa-index build/rtqa-index \
-        --nato-index build/eval-index [--write rag/decision.json]
+        --nato-index build/eval-index [--write rag/answer/decision.json]
 
 Sources (read from ../shared at run time; nothing of them is committed):
 - SQuAD 2.0 dev: `--squad-n` questions sampled with seed 7 (half unanswerable) from those *not* in the
@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic model")
     ap.add_argument("--min-answered", type=float, default=0.85)
     ap.add_argument(
-        "--write", type=Path, help="write the model fitted without the reader here (rag/decision.json ships it)"
+        "--write", type=Path, help="write the model fitted without the reader here (rag/answer/decision.json ships it)"
     )
     ap.add_argument(
         "--reader",
@@ -140,7 +140,7 @@ def main() -> None:
     ap.add_argument(
         "--write-reader",
         type=Path,
-        help="write the model fitted with the reader here (rag/decision-reader.json ships it)",
+        help="write the model fitted with the reader here (rag/answer/decision-reader.json ships it)",
     )
     args = ap.parse_args()
 

@@ -57,7 +57,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         "answer_decision": str(
             settings.decision_model
             or model_path(settings.index_dir)
-            or f"packaged (rag/{READER_MODEL_FILE if reader and settings.use_reader else MODEL_FILE})"
+            or f"packaged (rag/answer/{READER_MODEL_FILE if reader and settings.use_reader else MODEL_FILE})"
         ),
         "updated_at": manifest.updated_at,
     }

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # "Answers decoded together").
 SERVE_MODEL_SLOTS = 2
 
-# Per request class; see README "Serving under load" for how to size them. Limits of generate and stream count
+# Per request class; see docs/api.md "Serving under load" for how to size them. Limits of generate and stream count
 # requests in flight for the model (retrieving, in line, generating); RAG_QUEUE_MAX bounds them together.
 ADMISSION_LIMITS: dict[str, int | None] = {"search": None, "extractive": None, "upload": 1, "generate": 3, "stream": 3}
 ADMISSION_QUEUES: dict[str, int] = {"search": 16, "extractive": 4, "upload": 2}
@@ -186,7 +186,7 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=list)
     queue_max: int = Field(8, ge=1)  # requests allowed to wait for the model before 503
     queue_timeout_s: float = Field(60.0, gt=0)
-    # Admission by request class (api/admission.py, README "Serving under load"): search, extractive, upload run
+    # Admission by request class (api/admission.py, docs/api.md "Serving under load"): search, extractive, upload run
     # in a pool of cpu_threads (None = the cores llama.cpp's n_threads leave, at least 1); generate and stream
     # wait for the model. A request that would not start within its class's deadline is refused at once (503).
     # Given as JSON, e.g. RAG_ADMISSION_DEADLINES_S='{"search": 2}'; classes left out keep these defaults.
