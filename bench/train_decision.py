@@ -60,14 +60,27 @@ def squad_questions(n: int, eval_questions: Path, *, half: str | None = None) ->
 
 
 def rows_for(
-    name: str, index_dir: Path, questions: list[EvalQuestion], cache: Path, refresh: bool, reader: Path | None
+    name: str,
+    index_dir: Path,
+    questions: list[EvalQuestion],
+    cache: Path,
+    refresh: bool,
+    reader: Path | None,
+    judge: Path | None = None,
 ) -> list[Row]:
-    path = cache / f"rows-{name}{'-reader' if reader else ''}.json"
+    path = cache / f"rows-{name}{'-reader' if reader else ''}{'-judge' if judge else ''}.json"
     if path.is_file() and not refresh:
         return rows_from_json(json.loads(path.read_text()))
     from rag.answer.pipeline import Pipeline
 
-    settings = Settings(_env_file=None, index_dir=index_dir, reader_path=reader, use_reader=reader is not None)
+    settings = Settings(
+        _env_file=None,
+        index_dir=index_dir,
+        reader_path=reader,
+        use_reader=reader is not None,
+        use_judge=judge is not None,
+        judge_path=judge,
+    )
     pipeline = Pipeline.from_settings(settings, with_generator=False)
     rows = collect(
         pipeline,
@@ -138,11 +151,19 @@ def main() -> None:
         help="a reader folder (make reader): gather rows with it and fit a second model on its scores too",
     )
     ap.add_argument(
+        "--judge",
+        type=Path,
+        help="a judge folder (make judge): its answers head is the reader; rows and the second model use its scores",
+    )
+    ap.add_argument(
         "--write-reader",
         type=Path,
         help="write the model fitted with the reader here (rag/answer/decision-reader.json ships it)",
     )
     args = ap.parse_args()
+    if args.judge and args.reader:
+        ap.error("--reader and --judge each fill the reader's place: give one")
+    scored_by = args.judge or args.reader
 
     rtqa = list(load_questions(SHARED / "realtimeqa-2022-summer" / "questions.jsonl"))
     nato = load_questions(ROOT / "data/questions/nato_questions.jsonl")
@@ -150,13 +171,13 @@ def main() -> None:
     nato_fit_ids, _ = split([q.id for q in nato])
     # With a reader (trained on SQuAD title split A), SQuAD questions come from split B only and half of them
     # are held out too, so every figure below is on paragraphs neither the reader nor the fit has seen.
-    squad = squad_questions(args.squad_n, args.squad_eval_questions, half="B" if args.reader else None)
-    squad_fit_ids = split([q.id for q in squad])[0] if args.reader else {q.id for q in squad}
+    squad = squad_questions(args.squad_n, args.squad_eval_questions, half="B" if scored_by else None)
+    squad_fit_ids = split([q.id for q in squad])[0] if scored_by else {q.id for q in squad}
 
     all_rows = {
-        "squad": rows_for("squad", args.squad_index, squad, args.cache, args.refresh, args.reader),
-        "rtqa": rows_for("rtqa", args.rtqa_index, rtqa, args.cache, args.refresh, args.reader),
-        "nato": rows_for("nato", args.nato_index, nato, args.cache, args.refresh, args.reader),
+        "squad": rows_for("squad", args.squad_index, squad, args.cache, args.refresh, args.reader, args.judge),
+        "rtqa": rows_for("rtqa", args.rtqa_index, rtqa, args.cache, args.refresh, args.reader, args.judge),
+        "nato": rows_for("nato", args.nato_index, nato, args.cache, args.refresh, args.reader, args.judge),
     }
     paraphrased = {q.id for q in rtqa if q.type == "rtqa_paraphrased"}
     fit_rows = (
@@ -165,7 +186,7 @@ def main() -> None:
         + [r for r in all_rows["nato"] if r.id in nato_fit_ids]
     )
     squad_source = f"{args.squad_n} questions, seed 7, disjoint from the seed-13 eval sample"
-    if args.reader:
+    if scored_by:
         squad_source += f"; title split B only (the reader trained on A), {len(squad_fit_ids)} of them (split seed 7)"
     trained_on = {
         "script": "bench/train_decision.py",
@@ -188,12 +209,16 @@ def main() -> None:
             fit_rows, c=args.c, min_answered=args.min_answered, trained_on=trained_on, features=BASE_FEATURES
         )
     }
-    if args.reader:
+    if scored_by:
         models["with reader"] = fit(
             fit_rows,
             c=args.c,
             min_answered=args.min_answered,
-            trained_on={**trained_on, "reader": str(args.reader.name)},
+            trained_on={
+                **trained_on,
+                "reader": str(scored_by.name),
+                "reader_kind": "judge" if args.judge else "reader",
+            },
             features=FEATURES,
         )
     thresholds = [t for t in GRID if 0.2 <= t <= 0.8]

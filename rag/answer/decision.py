@@ -28,6 +28,7 @@ from rag.verify.support import IdfFn, coverage, question_terms
 
 MODEL_FILE = "decision.json"
 READER_MODEL_FILE = "decision-reader.json"  # the packaged model fitted with the reader's features
+JUDGE_MODEL_FILE = "decision-judge.json"  # ... and with the judge's answers head as the reader
 FEATURES = (
     "strength",  # best sentence relevance: 0.5 cosine + 0.5 idf coverage of its window
     "best_dense",  # best question-sentence cosine
@@ -135,16 +136,14 @@ def model_path(index_dir: Path | None = None, path: Path | None = None) -> Path 
     return own if own is not None and own.is_file() else None
 
 
-def load_model(index_dir: Path | None = None, path: Path | None = None, *, reader: bool = False) -> DecisionModel:
-    """`reader`: whether the pipeline runs a reader; the packaged model then is the one fitted with it."""
+def load_model(index_dir: Path | None = None, path: Path | None = None, *, reader: bool | str = False) -> DecisionModel:
+    """`reader`: whether the pipeline runs a reader, or which kind ("reader", "judge"); the packaged model then
+    is the one fitted with its scores."""
+    packaged = JUDGE_MODEL_FILE if reader == "judge" else READER_MODEL_FILE
     chosen = model_path(index_dir, path)
     if chosen is None:
         # The reader's model is missing only while bench/train_decision.py gathers the rows it is fitted on.
-        name = (
-            READER_MODEL_FILE
-            if reader and resources.files("rag.answer").joinpath(READER_MODEL_FILE).is_file()
-            else MODEL_FILE
-        )
+        name = packaged if reader and resources.files("rag.answer").joinpath(packaged).is_file() else MODEL_FILE
         data = json.loads(resources.files("rag.answer").joinpath(name).read_text(encoding="utf-8"))
         return DecisionModel.from_json(data, where=f"the packaged decision model {name}")
     try:

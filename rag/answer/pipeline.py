@@ -69,7 +69,7 @@ class Pipeline:
         self.generator = generator
         self.prompts = prompts
         self.reader = reader
-        self.decision = decision or load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
+        self.decision = decision or load_model(settings.index_dir, settings.decision_model, reader=reader_kind(reader))
         self.verifier = CitationVerifier(embedder, settings)
         self.generator_problem: str | None = None  # why generate mode falls back to extractive, if it does
         self.drafts = DraftPolicy(
@@ -107,7 +107,7 @@ class Pipeline:
                 dimension=embedder.dimension,
             )
         reader = load_reader(settings)
-        decision = load_model(settings.index_dir, settings.decision_model, reader=reader is not None)
+        decision = load_model(settings.index_dir, settings.decision_model, reader=reader_kind(reader))
         generator, problem = None, None
         if with_generator:
             try:
@@ -334,3 +334,8 @@ class Pipeline:
 
     def build_messages(self, evidence: Evidence) -> list[dict[str, str]]:
         return build_messages(evidence, self.settings, self.prompts)
+
+
+def reader_kind(reader: Reader | None) -> str | bool:
+    """Which packaged decision model a reader's scores go with ("reader" for a fake without a kind)."""
+    return getattr(reader, "kind", "reader") if reader is not None else False

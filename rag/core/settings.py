@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     reader_path: Path | None = None
     reader_default_path: Path = Path("models/reader")
     use_reader: bool = False
+    # The judge (rag/models/judge.py, `make judge`): a cross-encoder trained here that reads whether a sentence
+    # answers a question and whether a quote entails or contradicts a claim. Used when its folder exists (None =
+    # models/judge); as the answer-side reader only once a decision has been fitted on its scores
+    # (rag/answer/decision-judge.json).
+    use_judge: bool = True
+    judge_path: Path | None = None
+    judge_default_path: Path = Path("models/judge")
     # The best sentences by word and cosine match that the reader reads (each costs ~5 ms on two cores).
     reader_sentences: int = Field(8, ge=1, le=64)
     # What the reader's probability adds to a sentence's relevance when choosing what to quote.

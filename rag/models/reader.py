@@ -31,6 +31,7 @@ FORMAT = "newsrag-reader-1"
 @runtime_checkable
 class Reader(Protocol):
     name: str
+    kind: str  # "reader" or "judge": which packaged decision model was fitted on its scores
 
     def score(self, question: str, texts: list[str]) -> list[float]:
         """P(text answers question) for each text, in order."""
@@ -47,6 +48,8 @@ def reader_input(title: str | None, sentence: str) -> str:
 class CrossEncoderReader:
     """A BERT-style sequence classifier with one logit, loaded on first use: `rag search` and a server that
     only searches never pay for it (nor for torch, under the ONNX embedder)."""
+
+    kind = "reader"
 
     def __init__(self, path: Path, *, threads: int | None = None, max_length: int = 128, batch_size: int = 16):
         meta = read_meta(path)
@@ -113,9 +116,21 @@ def load_reader(settings: Settings) -> Reader | None:
     """None unless RAG_USE_READER=true; then the reader must be there (asking for it and silently running
     without it would report figures of a decision the user did not choose)."""
     if not settings.use_reader:
-        return None
+        return load_judge_reader(settings)
     path = reader_path(settings)
     if path is None:
         raise ModelMissingError(f"RAG_USE_READER=true but no reader at {settings.reader_default_path}: train it with `make reader` (needs ../shared) or set RAG_READER_PATH")
     threads = settings.query_threads or settings.n_threads or os.cpu_count() or 1
     return CrossEncoderReader(path, threads=threads)
+
+
+def load_judge_reader(settings: Settings) -> Reader | None:
+    """The judge as the reader, when it is built and a decision model was fitted on its scores (packaged as
+    rag/answer/decision-judge.json); otherwise None, and the decision reads no reader."""
+    from importlib import resources
+
+    from rag.models.judge import JudgeReader, settings_judge
+
+    judge = settings_judge(settings)
+    fitted = resources.files("rag.answer").joinpath("decision-judge.json").is_file()
+    return JudgeReader(judge) if judge is not None and (fitted or settings.judge_path is not None) else None
