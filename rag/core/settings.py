@@ -223,6 +223,11 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(15.0, gt=0)
     fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1)
     fetch_max_redirects: int = Field(5, ge=0, le=30)
+    # Addresses a fetch may reach (rag/ingest/addresses.py, README "Fetching pages and feeds"): public ones only,
+    # unless private ranges are opened (intranet feeds, tests on 127.0.0.1) or a host / CIDR is listed, as JSON,
+    # e.g. RAG_FETCH_ALLOW_HOSTS='["intranet.example", "10.1.0.0/16"]'.
+    fetch_allow_private: bool = False
+    fetch_allow_hosts: list[str] = Field(default_factory=list)
     feed_max_attempts: int = Field(3, ge=1)  # an item page failing this many updates is given up on
     feeds_update_interval_s: float = Field(0.0, ge=0)  # `rag serve` runs `rag update` this often; 0 = never
 
