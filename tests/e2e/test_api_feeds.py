@@ -228,3 +228,34 @@ def test_a_feed_item_linking_to_a_refused_address_is_skipped(make_client, site):
     skipped = report["feeds"][0]["skipped"]
     assert report["added"] == [] and total(client) == before and not site.hits("/secret")
     assert len(skipped) == 1 and "loopback" in skipped[0]["reason"]
+
+
+def test_url_uploads_take_the_upload_lane_like_file_uploads(settings, hashing_embedder, prompts, corpus_copy, site):
+    """Issue 25, 3: six parallel URL uploads of slow pages all fetched at once and skipped admission; they now
+    queue in the upload lane (1 running + 2 waiting by default), so three are refused with 503 as files are."""
+    import asyncio
+
+    import httpx
+
+    index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
+    s = settings.model_copy(update={"fetch_allow_private": True})
+    app = create_app(s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), prompts, strength_rule()))
+    paths = list(STORIES)[:5] + ["/news/extra"]
+    site.routes["/news/extra"] = Route(article_page("Extra", ["The harbour ferry timetable changes on Monday."]))
+    for path in paths:
+        site.routes[path].delay_s = 0.5
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as c:
+            posts = [c.post("/v1/documents", json={"url": site.url(p)}) for p in paths]
+            return await asyncio.gather(*posts)
+
+    try:
+        responses = asyncio.run(scenario())
+    finally:
+        app.state.runtime.admission.shutdown()
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201, 201, 201, 503, 503, 503], [r.text for r in responses]
+    assert all(r.json()["error"]["code"] == "busy" for r in responses if r.status_code == 503)
+    assert len(site.hits()) == 3  # the refused ones were never fetched
