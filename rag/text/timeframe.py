@@ -3,13 +3,18 @@
 A news question is asked at a moment: "Which automaker recalled cars this week?" means the week before the
 question's as-of date, and an archive answering "as of 2022-06-16" cannot use articles published after it.
 The as-of date defaults to today; question files carry it as `question_date` or `as_of`.
+
+One rule for dates (README "Dates and time zones"): every date is a UTC calendar date. Feed items are converted
+to their UTC date when indexed (rag/ingest/feeds.py), so "today" is the UTC date too, never the server's local
+date: in a zone behind UTC the local date is still yesterday while a feed item is already dated today, and the
+newest articles fell after the as-of date and out of every answer.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from rag.core.errors import BadInputError
 from rag.text.answer_types import MONTHS
@@ -53,6 +58,16 @@ _FORWARD = re.compile(
 )
 
 
+def utc_today() -> date:
+    """Today's date in UTC: the as-of date when none is given."""
+    return datetime.now(UTC).date()
+
+
+def days_before(day: date, days: int) -> date:
+    """`day` minus `days`, or the first day there is: an as-of date near year 1 must not crash date arithmetic."""
+    return day - timedelta(days=min(days, (day - date.min).days))
+
+
 @dataclass(frozen=True)
 class TimeFrame:
     """What a question's time words resolve to against its as-of date."""
@@ -69,7 +84,7 @@ class TimeFrame:
 def parse_as_of(value: str | date | None, *, today: date | None = None) -> tuple[date, bool]:
     """(the as-of date, whether the caller gave one). A value that is not a date is the caller's mistake."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        return today or date.today(), False
+        return today or utc_today(), False
     if isinstance(value, datetime):
         return value.date(), True
     if isinstance(value, date):
@@ -84,7 +99,7 @@ def parse_as_of(value: str | date | None, *, today: date | None = None) -> tuple
 def resolve(question: str, as_of: date) -> TimeFrame:
     for pattern, days in _WINDOWS:
         if pattern.search(question):
-            return TimeFrame(as_of=as_of, window=(as_of - timedelta(days=days), as_of), wants_recent=True)
+            return TimeFrame(as_of=as_of, window=(days_before(as_of, days), as_of), wants_recent=True)
     return TimeFrame(as_of=as_of, wants_recent=bool(_RECENT.search(question)))
 
 
@@ -126,6 +141,8 @@ def time_fit(article_date: str | None, frame: TimeFrame | None) -> float:
     if age is None:
         return 1.0
     if age < 0:
-        return 0.0
+        # After an as-of date in the past: not what the question meant. After today: a clock or zone difference
+        # (or a misdated page), the newest there is, never a reason to refuse.
+        return 1.0 if frame.as_of >= utc_today() else 0.0
     span = (frame.as_of - frame.window[0]).days if frame.window else 31
     return 1.0 if age <= span else span / age
