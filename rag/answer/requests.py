@@ -10,6 +10,7 @@ from rag.core.errors import BadInputError, TooLargeError
 from rag.core.settings import Settings
 from rag.core.types import Mode
 from rag.search.periods import parse_date
+from rag.text.normalise import normalise_text
 from rag.text.timeframe import parse_as_of
 
 MODES: tuple[Mode, ...] = ("generate", "extractive")
@@ -41,7 +42,9 @@ def check_question(settings: Settings, question: str) -> str:
         raise BadInputError("the question is empty")
     if not re.search(r"[^\W_]", visible):
         raise BadInputError("the question has no words, only punctuation or symbols")
-    return " ".join(visible.split())
+    # Typed as the articles are stored (rag/text/normalise.py): an en dash or curly apostrophe must not change
+    # which sentence matches.
+    return " ".join(normalise_text(visible).split())
 
 
 def check_request(
