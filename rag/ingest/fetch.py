@@ -27,7 +27,7 @@ from rag.core.errors import (
 from rag.core.settings import Settings
 from rag.core.types import Article
 from rag.ingest.addresses import AddressPolicy
-from rag.ingest.corpus import article_from_bytes
+from rag.ingest.corpus import META_CHARSET, article_from_bytes, decode_text
 from rag.ingest.indexing import IndexReport, SkippedFile, add_article, commit_articles, writes_index
 from rag.ingest.transport import PinnedTransport, deadline
 from rag.models.embedding import Embedder
@@ -194,16 +194,11 @@ def _looks_like_html(data: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 
 
-def _to_utf8(data: bytes, charset: str | None) -> bytes:
-    # rag.ingest.corpus reads UTF-8 only; the web also speaks Latin-1 and friends, declared in a header or a <meta>.
-    declared = re.search(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", data[:4096], re.I)
-    for encoding in (charset, declared.group(1).decode() if declared else None, "utf-8"):
-        if encoding:
-            try:
-                return data.decode(encoding).encode("utf-8")
-            except (LookupError, UnicodeDecodeError):
-                continue
-    return data.decode("cp1252", errors="replace").encode("utf-8")
+def _to_utf8(name: str, data: bytes, charset: str | None) -> bytes:
+    """The page in UTF-8, decoded by the one rule files and uploads follow (rag.ingest.corpus.decode_text), its
+    own charset declaration rewritten to say so: the stored copy must read the same on `rag reindex`."""
+    utf8 = decode_text(name, data, declared=charset).encode("utf-8")
+    return META_CHARSET.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + b"utf-8", utf8, count=1)
 
 
 def _declare(html: bytes, **meta: str | None) -> bytes:
@@ -230,7 +225,7 @@ def article_from_page(page: Fetched, url: str, *, date: str | None = None) -> In
         raise NotHtmlError(f"{url}: the server sent {page.content_type or 'no content type'}, not an HTML page")
     doc_id = page_id(url)
     name = f"{doc_id}.html"
-    data = _to_utf8(page.data, page.charset)
+    data = _to_utf8(url, page.data, page.charset)
     article = article_from_bytes(doc_id, name, data, path=url)
     missing = {
         "url": None if article.meta.url else page.url,
