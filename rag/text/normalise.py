@@ -33,5 +33,6 @@ _QUOTES = str.maketrans(
 
 def normalise_text(text: str) -> str:
     """NFKC (ligatures, full-width and compatibility forms), joining dashes as "-", curly quotes and apostrophes
-    straight, soft hyphens gone. Zero-width joiners and non-joiners stay: Persian and Hindi spell with them."""
+    straight, soft hyphens gone. Zero-width joiners and non-joiners are left as they are here; the cleaner and
+    check_question both remove them, so a word typed with or without them matches either way."""
     return _JOINING_DASH.sub("-", unicodedata.normalize("NFKC", text).translate(_QUOTES))

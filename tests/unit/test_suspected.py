@@ -59,3 +59,27 @@ def test_generations_after_gen_999999_are_ordered_by_number(tmp_path):
     (tmp_path / "CURRENT").write_text("gen-1000001")
     _prune(tmp_path)  # keeps the live generation and the one before it
     assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-1000000", "gen-1000001"]
+
+
+def test_zero_width_joiners_and_soft_hyphens_are_removed_from_questions_and_articles_alike(settings):
+    """Refuted: check_question strips every format character, ZWNJ and soft hyphen included, but the article
+    cleaner removes the same characters (rag/text/cleaning.py), so "می‌خواهد" typed with or without its ZWNJ
+    tokenises the same in a question and in an article, and "co\u00adoperation" matches "cooperation"."""
+    from rag.answer.requests import check_question
+    from rag.ingest.corpus import article_from_bytes
+    from rag.text.tokens import content_terms
+
+    joined, plain = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u062f", "\u0645\u06cc\u062e\u0648\u0627\u0647\u062f"
+    body = (
+        "\u062e\u0628\u0631\n\n\u0627\u0648 {} \u0628\u0631\u0648\u062f \u0648 \u0628\u0627\u0632 \u0622\u0645\u062f.\n"
+    )
+    for typed in (joined, plain):
+        question = check_question(settings, f"\u0686\u0647 \u06a9\u0633\u06cc {typed}\u061f")
+        for stored in (joined, plain):
+            article = article_from_bytes("fa", "fa.txt", body.format(stored).encode())
+            assert content_terms(plain) <= content_terms(question) and content_terms(plain) <= content_terms(
+                article.text
+            )
+    assert "cooperation" in check_question(settings, "What did the co\u00adoperation council decide?")
+    article = article_from_bytes("en", "en.txt", "Council\n\nThe co\u00adoperation council met on Monday.\n".encode())
+    assert "cooperation" in article.text
