@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     max_top_k: int = Field(50, ge=1)
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_history_turns: int = Field(20, ge=0)
+    # Characters in one history turn: a turn goes whole into the follow-up rewrite (and its prompt), so without a
+    # cap one request could send megabytes there. An answer of ours is far shorter (at most a few sentences).
+    max_history_chars: int = Field(8000, ge=10)
 
     # HTTP API
     host: str = "127.0.0.1"

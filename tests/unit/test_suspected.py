@@ -83,3 +83,31 @@ def test_zero_width_joiners_and_soft_hyphens_are_removed_from_questions_and_arti
     assert "cooperation" in check_question(settings, "What did the co\u00adoperation council decide?")
     article = article_from_bytes("en", "en.txt", "Council\n\nThe co\u00adoperation council met on Monday.\n".encode())
     assert "cooperation" in article.text
+
+
+def test_an_over_long_history_turn_is_refused_like_an_over_long_question(
+    settings, hashing_embedder, prompts, corpus_copy
+):
+    """Confirmed: history was capped by turns only, so one 500,000-character turn went whole into the follow-up
+    rewrite (and the model's prompt). Each turn is now capped by RAG_MAX_HISTORY_CHARS: 413, one CLI line."""
+    import pytest
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from rag.answer.pipeline import Pipeline
+    from rag.core.errors import TooLargeError
+    from rag.core.types import ChatTurn
+    from rag.ingest.indexing import index_paths
+    from tests.fakes import ScriptedGenerator, strength_rule
+
+    index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
+    pipeline = Pipeline(settings, index, hashing_embedder, ScriptedGenerator("x"), prompts, strength_rule())
+    huge = [ChatTurn(role="user", content="What about NATO? " * 30_000), ChatTurn(role="assistant", content="It met.")]
+    with pytest.raises(TooLargeError, match="RAG_MAX_HISTORY_CHARS"):
+        pipeline.ask("And when was that?", mode="extractive", history=huge)
+    fine = [ChatTurn(role="user", content="What was decided about the NATO-Ukraine Council?")] * 20
+    assert pipeline.ask("And when was that?", mode="extractive", history=fine).standalone_question
+    with TestClient(create_app(settings, pipeline)) as client:
+        body = {"question": "And when?", "mode": "extractive", "history": [t.model_dump() for t in huge]}
+        response = client.post("/v1/ask", json=body)
+    assert response.status_code == 413 and "RAG_MAX_HISTORY_CHARS" in response.json()["error"]["message"]
