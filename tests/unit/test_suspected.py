@@ -111,3 +111,25 @@ def test_an_over_long_history_turn_is_refused_like_an_over_long_question(
         body = {"question": "And when?", "mode": "extractive", "history": [t.model_dump() for t in huge]}
         response = client.post("/v1/ask", json=body)
     assert response.status_code == 413 and "RAG_MAX_HISTORY_CHARS" in response.json()["error"]["message"]
+
+
+def test_feed_failures_of_concurrent_updates_add_up_and_seen_stays_bounded():
+    """Confirmed both: an update copied its own snapshot of the failure counts over the record, so two updates
+    polling at once counted one attempt (an item was retried past RAG_FEED_MAX_ATTEMPTS); and `seen` kept every
+    item a feed ever listed. Counts now add onto the record under the lock, and `seen` keeps the items the feed
+    lists plus the last SEEN_KEPT others."""
+    from rag.ingest.feeds import SEEN_KEPT, FeedRecord, _apply, _Change
+
+    record = FeedRecord(url="http://feed", added_at="t", failures={"x": 1})
+    listed = ["x", "y"]
+    first, second = (_Change(title="F", listed=listed, seen=["y"], failed=["x"]) for _ in range(2))
+    _apply(record, first, max_attempts=5)
+    _apply(record, second, max_attempts=5)  # polled the same snapshot ({"x": 1}) concurrently
+    assert record.failures == {"x": 3} and record.seen == ["y"]
+    _apply(record, _Change(title="F", listed=listed, failed=["x"]), max_attempts=4)
+    assert record.failures == {} and "x" in record.seen  # given up at the fourth attempt
+
+    record.seen = [f"old-{n}" for n in range(5000)]
+    _apply(record, _Change(title="F", listed=["a", "b"], seen=["a", "b"]), max_attempts=3)
+    assert len(record.seen) == SEEN_KEPT + 2 and record.seen[-2:] == ["a", "b"] and "old-4999" in record.seen
+
