@@ -133,3 +133,43 @@ def test_feed_failures_of_concurrent_updates_add_up_and_seen_stays_bounded():
     _apply(record, _Change(title="F", listed=["a", "b"], seen=["a", "b"]), max_attempts=3)
     assert len(record.seen) == SEEN_KEPT + 2 and record.seen[-2:] == ["a", "b"] and "old-4999" in record.seen
 
+
+def test_closing_the_batched_generator_never_frees_the_context_under_a_running_decode():
+    """Confirmed: close() freed the llama.cpp context after join(timeout=30) even when the decoding thread was
+    still inside a decode (a use-after-free in C). Now the thread frees it as it leaves, once its decode ends."""
+    import threading
+
+    from rag.models.llama_batching import BatchedLlama
+
+    freed: list[str] = []
+
+    class FakeLlamaCpp:
+        @staticmethod
+        def llama_batch_free(batch) -> None:
+            freed.append("batch")
+
+        @staticmethod
+        def llama_free(ctx) -> None:
+            freed.append("ctx")
+
+    decoding, finish = threading.Event(), threading.Event()
+    llama = object.__new__(BatchedLlama)  # no model: only the close protocol is under test
+    llama._L, llama._batch, llama._ctx = FakeLlamaCpp, object(), object()
+    llama._wake, llama._closed, llama._running, llama._waiting = threading.Condition(), False, [], []
+    llama._stopped = llama._free_when_stopped = llama._freed = False
+
+    def long_decode() -> None:  # stands in for _loop stuck in one llama_decode
+        decoding.set()
+        finish.wait(10)
+
+    llama._loop = long_decode
+    llama._thread = threading.Thread(target=llama._run, daemon=True)
+    llama._thread.start()
+    assert decoding.wait(5)
+    llama.close(timeout_s=0.1)
+    assert freed == [], "the context was freed while a decode still ran on it"
+    finish.set()
+    llama._thread.join(5)
+    assert freed == ["batch", "ctx"]
+    llama.close(timeout_s=0.1)  # a second close frees nothing twice
+    assert freed == ["batch", "ctx"]
