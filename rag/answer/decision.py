@@ -20,6 +20,7 @@ import numpy as np
 from rag.answer.evidence import meta_text, standing
 from rag.core.errors import BadInputError
 from rag.core.types import Evidence, ScoredPassage
+from rag.storage.manifest import write_atomic
 from rag.text.answer_types import AnswerType, has_answer_type, question_type
 from rag.text.patterns import names_in, numbers_in
 from rag.text.timeframe import TimeFrame, age_days, as_date, asked_period_start, time_fit
@@ -121,7 +122,8 @@ class DecisionModel:
         return model
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        # Atomic: every command loads this file, so a save torn by a kill or a full disk must leave the old one.
+        write_atomic(Path(path), (json.dumps(self.to_json(), indent=2) + "\n").encode("utf-8"))
 
 
 def model_path(index_dir: Path | None = None, path: Path | None = None) -> Path | None:

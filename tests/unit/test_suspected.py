@@ -173,3 +173,64 @@ def test_closing_the_batched_generator_never_frees_the_context_under_a_running_d
     assert freed == ["batch", "ctx"]
     llama.close(timeout_s=0.1)  # a second close frees nothing twice
     assert freed == ["batch", "ctx"]
+
+
+def test_a_decision_model_save_torn_by_a_full_disk_leaves_the_old_file(tmp_path, monkeypatch):
+    """Confirmed: `rag calibrate` wrote decision.json in place (Path.write_text), so a save cut short left a
+    torn file that every command then failed to load. It is now written atomically; and the model records the
+    index generation and corpus fingerprint it was fitted on (rag.evaluate.calibrate.corpus_version)."""
+    import builtins
+    import errno
+    import io
+
+    import pytest
+
+    from rag.answer.decision import DecisionModel, load_model
+    from rag.evaluate.calibrate import corpus_version
+    from rag.storage.manifest import DocumentRecord, Manifest
+
+    path = tmp_path / "decision.json"
+    model = load_model()  # the packaged one
+    model.save(path)
+    before = path.read_bytes()
+    real_open = builtins.open
+
+    class HalfWriter:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def full_disk_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        return HalfWriter(fh) if "w" in mode else fh
+
+    changed = DecisionModel.from_json({**model.to_json(), "threshold": 0.77})
+    with monkeypatch.context() as m:
+        m.setattr(builtins, "open", full_disk_open)
+        m.setattr(io, "open", full_disk_open)
+        with pytest.raises(OSError):
+            changed.save(path)
+    assert path.read_bytes() == before and load_model(path=path).threshold == model.threshold
+    assert not list(tmp_path.glob(".*tmp*"))
+
+    manifest = Manifest.model_construct(
+        generation=7,
+        documents={
+            "a": DocumentRecord.model_construct(doc_id="a", content_hash="h1"),
+            "b": DocumentRecord.model_construct(doc_id="b", content_hash="h2"),
+        },
+    )
+    version = corpus_version(manifest)
+    assert version["generation"] == 7 and version["documents"] == 2 and len(version["corpus"]) == 16
