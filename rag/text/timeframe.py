@@ -68,6 +68,51 @@ def days_before(day: date, days: int) -> date:
     return day - timedelta(days=min(days, (day - date.min).days))
 
 
+# "in March 2024", "between March 2024 and May 2024", "in March and May of 2024", "during 2024": periods a question
+# sets its time frame with, for matching against the dates of the articles (period_words). Only after a word that
+# makes the period the time frame: "its June 2023 meeting" or "the 2025 summit" name one event, which an article
+# dated that month may not report, so its text must name it.
+_MONTH = "|".join(MONTHS)
+_FRAME = r"\b(?:in|during|throughout|between|from|through|over|and|to)\s+"
+_PERIOD = re.compile(
+    rf"{_FRAME}(?P<months>(?:{_MONTH})(?:\s*(?:,|and|or|to|-)\s*(?:{_MONTH}))*)\s+(?:of\s+)?(?P<year>(?:19|20)\d\d)\b"
+    rf"|{_FRAME}(?P<bare>(?:19|20)\d\d)\b",
+    re.I,
+)
+# "now" / "currently" as the other side of a comparison ("compared with now", "than currently") names no time to
+# search: the question is about the past it compares, not a request for the latest articles.
+_COMPARED_NOW = re.compile(
+    r"\b(?:compared?\s+(?:with|to)|than|versus|vs\.?|from|until|till|up\s+to|before)\s+(?:now|currently|today)\b"
+    r"|\b(?:now|today)\s+compared\b",
+    re.I,
+)
+
+
+def named_periods(question: str) -> list[tuple[int, int | None]]:
+    """(year, month or None) for every period the question names outright."""
+    periods: list[tuple[int, int | None]] = []
+    for m in _PERIOD.finditer(question):
+        if m.group("bare"):
+            periods.append((int(m.group("bare")), None))
+            continue
+        year = int(m.group("year"))
+        months = re.findall(_MONTH, m.group("months"), re.I)
+        periods += [(year, MONTHS.index(month.lower()) + 1) for month in months]
+    return list(dict.fromkeys(periods))
+
+
+def period_words(question: str, dates: list[str | None]) -> str:
+    """The words of the question's named periods that an article of one of `dates` is dated in ("March 2024" for
+    an article of 2024-03-14): an article's date is the time of what it reports, so a question "in March 2024"
+    is answered by its "on Thursday" as if the text spelled the month."""
+    days = [d for d in map(as_date, dates) if d is not None]
+    words = []
+    for year, month in named_periods(question):
+        if any(d.year == year and (month is None or d.month == month) for d in days):
+            words.append(f"{MONTHS[month - 1]} {year}" if month else str(year))
+    return " ".join(words)
+
+
 @dataclass(frozen=True)
 class TimeFrame:
     """What a question's time words resolve to against its as-of date."""
@@ -97,6 +142,7 @@ def parse_as_of(value: str | date | None, *, today: date | None = None) -> tuple
 
 
 def resolve(question: str, as_of: date) -> TimeFrame:
+    question = _COMPARED_NOW.sub(" ", question)
     for pattern, days in _WINDOWS:
         if pattern.search(question):
             return TimeFrame(as_of=as_of, window=(days_before(as_of, days), as_of), wants_recent=True)
