@@ -19,7 +19,7 @@ from tests.fakes import ScriptedGenerator, strength_rule
         ("NATO\u2014Ukraine", "NATO-Ukraine"),
         ("2022\u20132023 season", "2022-2023 season"),
         ("a deal \u2014 for now", "a deal \u2014 for now"),  # a spaced dash is punctuation, kept
-        ("Ukraine\u2019s \u201cbid\u201d", 'Ukraine\'s "bid"'),
+        ("Ukraine\u2019s \u201cbid\u201d", "Ukraine's \u201cbid\u201d"),  # double quotes kept: they mark quotations
         ("\ufb01nal \uff2e\uff21\uff34\uff2f", "final NATO"),  # ligature, full-width letters
         ("co\u00adoperation", "cooperation"),
         ("\u22125 degrees", "-5 degrees"),
