@@ -20,6 +20,7 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBody
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.core.errors import (
+    AddressRefusedError,
     BadInputError,
     BusyError,
     DocumentNotFoundError,
@@ -71,6 +72,8 @@ RAG_ERRORS: dict[type[BaseException], ErrorSpec] = {
     StorageError: ErrorSpec(503, "storage_unavailable"),
     # A page or feed elsewhere failed: the other server's fault, not the request's (413 and 415 above cover
     # oversize and non-HTML pages); a feed that is not one will not be fixed by retrying.
+    # The fetch policy refused the address (rag/ingest/addresses.py): forbidden here, whoever's page it is.
+    AddressRefusedError: ErrorSpec(403, "address_refused"),
     FetchTimeoutError: ErrorSpec(504, "fetch_timeout"),
     FetchError: ErrorSpec(502, "fetch_failed"),
     FeedError: ErrorSpec(422, "bad_feed"),

@@ -184,3 +184,50 @@ def atom(title: str, items: list[tuple[str, str, str]]) -> bytes:
         f'xmlns="http://www.w3.org/2005/Atom"><title>{escape(title)}</title>'
         f"<id>urn:test:{escape(title)}</id><updated>2024-05-03T00:00:00Z</updated>{entries}</feed>"
     ).encode()
+
+
+@dataclass
+class TrickleServer:
+    """A server on 127.0.0.1 that sends its response headers one byte a second, slower than any deadline a
+    test sets but never silent for long enough to trip a per-read timeout."""
+
+    byte_interval_s: float = 1.0
+
+    def start(self) -> TrickleServer:
+        import socket
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"x" * 60 + b"\r\n\r\n"
+        try:
+            conn.recv(4096)
+            for i in range(len(head)):
+                if self._stop.is_set():
+                    break
+                conn.sendall(head[i : i + 1])
+                time.sleep(self.byte_interval_s)
+        except OSError:
+            pass  # the client gave up: the point of the test
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._sock.close()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}{path}"

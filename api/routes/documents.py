@@ -1,9 +1,9 @@
 """Documents: upload (indexed incrementally), list, read, delete.
 
 Writes are serialised by an asyncio lock (and across processes by the on-disk IndexLock) and run in the
-CPU pool behind the "upload" lane (api/admission.py), deletes included. Each commits a new index generation and then
-swaps it into the pipeline, so requests already
-running finish on the generation they started with, and the API never reports what the disk does not hold.
+CPU pool behind the "upload" lane (api/admission.py), deletes and URL uploads included. Each commits a new
+index generation and then swaps it into the pipeline, so requests already running finish on the generation
+they started with, and the API never reports what the disk does not hold.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import DeletesAllowed, PipelineDep, RuntimeDep, SettingsDep, UploadsAllowed, WriterPipelineDep
@@ -98,10 +97,16 @@ async def upload_document(
     # The form is parsed here, after the key and the switch were checked, so a refused caller's body is never read.
     settings = runtime.settings
     if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
-        index, report = await run_in_threadpool(
-            add_url, settings, lambda: pipeline.embedder, parse_url_request(await request.body())
-        )
-        await runtime.adopt(pipeline, index)
+        url = parse_url_request(await request.body())
+        # The same lane and lock as a file: a fetch is an upload whose bytes come from elsewhere, and without the
+        # lane any number of slow pages were fetched and committed at once. The lock is held through the fetch,
+        # which RAG_FETCH_TIMEOUT_S bounds as a whole (rag/ingest/transport.py).
+        place = runtime.admission.reserve("upload")
+        async with runtime.write_lock:
+            index, report = await runtime.admission.run_reserved(
+                place, add_url, settings, lambda: pipeline.embedder, url
+            )
+            pipeline.use_index(index)
         return upload_response(response, index, report)
     async with request.form(max_files=1, max_fields=1, max_part_size=4096) as form:
         upload = form.get("file")

@@ -6,7 +6,7 @@ from rag.answer.quoting import extract_sentences, is_timeline, timeline_sentence
 from rag.core.settings import Settings
 from rag.core.types import Answer, AnswerSentence, Evidence, QuoteReason
 from rag.models.prompts import PromptSet
-from rag.verify.citations import CitationBuilder, render_answer
+from rag.verify.citations import CitationBuilder, render_answer, without_markers
 
 
 def abstain(answer: Answer, reason: str, prompts: PromptSet) -> Answer:
@@ -33,7 +33,9 @@ def quote(answer: Answer, evidence: Evidence, because: QuoteReason, settings: Se
         return abstain(answer, "no sentence of the evidence answers the question", prompts)
     builder = CitationBuilder(evidence.sources)
     answer.sentences = [
-        AnswerSentence(text=s.text, citations=[builder.cite(s, s.relevance)], supported=True, support=s.relevance)
+        AnswerSentence(
+            text=without_markers(s.text), citations=[builder.cite(s, s.relevance)], supported=True, support=s.relevance
+        )
         for s in picked
     ]
     answer.citations = builder.citations

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer.evidence import meta_text, standing
+from rag.answer.evidence import dated_terms, meta_text, standing
 from rag.core.errors import BadInputError
 from rag.core.types import Evidence, ScoredPassage
+from rag.storage.manifest import write_atomic
 from rag.text.answer_types import AnswerType, has_answer_type, question_type
 from rag.text.patterns import names_in, numbers_in
 from rag.text.timeframe import TimeFrame, age_days, as_date, asked_period_start, time_fit
@@ -122,7 +123,8 @@ class DecisionModel:
         return model
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        # Atomic: every command loads this file, so a save torn by a kill or a full disk must leave the old one.
+        write_atomic(Path(path), (json.dumps(self.to_json(), indent=2) + "\n").encode("utf-8"))
 
 
 def model_path(index_dir: Path | None = None, path: Path | None = None) -> Path | None:
@@ -182,7 +184,9 @@ def features(
     out["strength"] = best.relevance
     out["best_dense"] = max(s.dense for s in sentences)
     out["best_coverage"] = max(s.coverage for s in sentences)
-    out["best_sentence_coverage"] = coverage(terms, content_terms(best.text), idf)
+    # "in March 2024" is settled by an article of 14 March 2024 (evidence.dated_terms): judged on the other words.
+    undated = terms - dated_terms(question, scored).get(best.passage_id, set())
+    out["best_sentence_coverage"] = coverage(undated, content_terms(best.text), idf)
     out["top_passage_coverage"] = coverage(terms, content_terms(texts[0]), idf)
     out["all_coverage"] = coverage(terms, content_terms(" ".join(texts)), idf)
     out["top_passage_dense"] = max((sp.dense_score or 0.0) for sp in scored)
@@ -194,7 +198,7 @@ def features(
     other = [s.relevance for s in sentences if s.doc_id != best.doc_id]
     out["margin"] = best.relevance - (other[0] if other else 0.0)
     window = content_terms(" ".join(s.text for s in sentences if s.passage_id == best.passage_id))
-    missing = [weight(t) for t in terms if t not in window]
+    missing = [weight(t) for t in undated if t not in window]
     top_idf = max((weight(t) for t in terms), default=1.0) or 1.0
     out["missing_rare"] = max(missing, default=0.0) / top_idf
     if kind is not None:

@@ -13,7 +13,7 @@ from rag.core.settings import Settings
 from rag.core.types import ArticleMeta, Evidence, EvidenceSentence, ScoredPassage
 from rag.models.embedding import Embedder
 from rag.text.sentences import split_sentences
-from rag.text.timeframe import TimeFrame, time_fit
+from rag.text.timeframe import TimeFrame, named_periods, period_words, time_fit
 from rag.text.tokens import content_terms
 from rag.verify.support import DENSE_SHARE, IdfFn, coverage, missing_terms, question_terms
 
@@ -100,6 +100,19 @@ def date_sentences(sentences: list[EvidenceSentence], scored: list[ScoredPassage
         sentence.timely = time_fit(dates.get(sentence.passage_id), frame)
 
 
+def dated_terms(question: str, scored: list[ScoredPassage]) -> dict[str, set[str]]:
+    """Per passage, the question's period words its article's date stands for (rag/text/timeframe.period_words):
+    left out of the question's terms wherever the passage's coverage is measured. A question spanning several
+    named periods ("between March 2024 and May 2024") has each one settled by any retrieved article dated in it."""
+    dates = {sp.passage.passage_id: sp.passage.meta.date for sp in scored}
+    if not named_periods(question):
+        return {}
+    if len(named_periods(question)) > 1:
+        shared = content_terms(period_words(question, list(dates.values())))
+        return dict.fromkeys(dates, shared)
+    return {pid: content_terms(period_words(question, [day])) for pid, day in dates.items()}
+
+
 def _near_duplicate(a: set[str], b: set[str], threshold: float) -> bool:
     if not a or not b:
         return False
@@ -125,6 +138,7 @@ def select_evidence(
     dense = s_vecs @ q_vec
     terms = question_terms(question)
     tokens = [content_terms(s.text) for s in sentences]
+    dated = dated_terms(question, scored)
     for i, sentence in enumerate(sentences):
         # A sentence's neighbours in its passage often carry the subject it leaves implicit.
         window = set(tokens[i])
@@ -132,7 +146,8 @@ def select_evidence(
             if 0 <= j < len(sentences) and sentences[j].passage_id == sentence.passage_id:
                 window |= tokens[j]
         sentence.dense = float(dense[i])
-        sentence.coverage = coverage(terms, window, idf)
+        # The period its article is dated in is settled: the sentence is judged on the question's other words.
+        sentence.coverage = coverage(terms - dated.get(sentence.passage_id, set()), window, idf)
         sentence.relevance = float(DENSE_SHARE * sentence.dense + (1 - DENSE_SHARE) * sentence.coverage)
 
     # Drop near-duplicate sentences (syndicated copies of one wire story) keeping the first, best-ranked one.

@@ -13,7 +13,7 @@ from rag.answer.evidence import date_sentences, select_evidence, standing
 from rag.answer.generate import AnswerWriter, StopCheck, TokenSink, build_messages
 from rag.answer.provenance import ProvenanceAsk, attribute, headline_article
 from rag.answer.quoting import is_timeline, ranking_key, states_typed_answer
-from rag.answer.requests import check_mode, check_question, check_request
+from rag.answer.requests import check_history, check_mode, check_question, check_request
 from rag.answer.rewrite import rewrite_followup
 from rag.answer.routing import Route, route, scope_note
 from rag.core.errors import BadInputError, ModelMissingError, VectorStoreError
@@ -219,8 +219,7 @@ class Pipeline:
         return mode, None
 
     def _standalone(self, question: str, history: list[ChatTurn] | None) -> str:
-        turns = self.settings.max_history_turns
-        history = (history or [])[-turns:] if turns else []
+        history = check_history(self.settings, history)
         # A model whose drafts were measured not to survive is not asked to reword the question either.
         rewriter = self.generator if self.settings.rewrite_with_model and self.drafts.draft else None
         return rewrite_followup(question, history, generator=rewriter, prompts=self.prompts)

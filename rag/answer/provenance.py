@@ -18,7 +18,7 @@ from typing import Literal
 from rag.core.types import AnswerSentence, ArticleMeta, Citation, Evidence, EvidenceSentence, ScoredPassage, StoryCopy
 from rag.text.timeframe import as_date
 from rag.text.tokens import content_terms
-from rag.verify.citations import CitationBuilder
+from rag.verify.citations import CitationBuilder, without_markers
 from rag.verify.support import IdfFn, coverage, question_terms
 
 Field = Literal["source", "date", "title"]
@@ -253,7 +253,7 @@ def attribute(
     copies = {sp.passage.passage_id: sp.also_in for sp in evidence.sources}
     lines = []
     for s in picked:
-        text, lead = attribution(ask, metas.get(s.passage_id), s.text, copies.get(s.passage_id, []))
+        text, lead = attribution(ask, metas.get(s.passage_id), without_markers(s.text), copies.get(s.passage_id, []))
         lines.append(
             AnswerSentence(
                 text=text, citations=[builder.cite(s, s.relevance)], supported=True, support=s.relevance, record=lead

@@ -16,9 +16,11 @@ from rag.verify.support import coverage, question_terms
 # "when") comes first; the bonus is smaller than the relevance gap that separates a topical sentence from an
 # unrelated one, so it reorders near-ties only.
 TYPE_BONUS = 0.08
+# Asked for by its words: "how did X develop / change", "timeline of", "chronology". Not by "between X and Y":
+# "who won the final between Spain and England?" names two sides of one event, and read as a timeline it was
+# answered by the oldest article (the preview) first.
 _TIMELINE = re.compile(
-    r"\bhow (?:did|has|have|do|does) .{3,80}? (?:develop|change|evolve|unfold|progress)|\btimeline\b|\bbetween .{3,40} "
-    r"and .{3,40}\?",
+    r"\bhow (?:did|has|have|do|does) .{3,80}? (?:develop|change|evolve|unfold|progress)|\btimeline\b|\bchronology\b",
     re.I,
 )
 

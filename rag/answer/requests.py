@@ -8,8 +8,9 @@ import unicodedata
 
 from rag.core.errors import BadInputError, TooLargeError
 from rag.core.settings import Settings
-from rag.core.types import Mode
+from rag.core.types import ChatTurn, Mode
 from rag.search.periods import parse_date
+from rag.text.normalise import normalise_text
 from rag.text.timeframe import parse_as_of
 
 MODES: tuple[Mode, ...] = ("generate", "extractive")
@@ -41,7 +42,23 @@ def check_question(settings: Settings, question: str) -> str:
         raise BadInputError("the question is empty")
     if not re.search(r"[^\W_]", visible):
         raise BadInputError("the question has no words, only punctuation or symbols")
-    return " ".join(visible.split())
+    # Typed as the articles are stored (rag/text/normalise.py): an en dash or curly apostrophe must not change
+    # which sentence matches.
+    return " ".join(normalise_text(visible).split())
+
+
+def check_history(settings: Settings, history: list[ChatTurn] | None) -> list[ChatTurn]:
+    """The turns a follow-up is read against: the last RAG_MAX_HISTORY_TURNS, each at most RAG_MAX_HISTORY_CHARS
+    long (a longer one is refused, as an over-long question is, rather than cut where it would change meaning)."""
+    turns = settings.max_history_turns
+    kept = (history or [])[-turns:] if turns else []
+    for turn in kept:
+        if len(turn.content) > settings.max_history_chars:
+            raise TooLargeError(
+                f"a history turn has {len(turn.content)} characters; the limit is {settings.max_history_chars} "
+                "(RAG_MAX_HISTORY_CHARS)"
+            )
+    return kept
 
 
 def check_request(

@@ -121,7 +121,7 @@ def calibrate_cmd(
     from rag.answer.decision import BASE_FEATURES, FEATURES
     from rag.answer.pipeline import Pipeline
     from rag.core.errors import BadInputError
-    from rag.evaluate.calibrate import GRID, collect, curve, fit
+    from rag.evaluate.calibrate import GRID, collect, corpus_version, curve, fit
     from rag.evaluate.questions import load_questions
 
     settings = settings_of(ctx)
@@ -142,6 +142,8 @@ def calibrate_cmd(
                 "index_dir": str(settings.index_dir),
                 "rows": len(rows),
                 "reader": pipeline.reader.name if pipeline.reader else None,
+                # The corpus it was fitted on, to tell later whether the index it serves still is that corpus.
+                **corpus_version(pipeline.index.manifest),
             },
         )
     except ValueError as exc:

@@ -89,3 +89,8 @@ class FeedError(RagError):
 
 class FeedNotFoundError(RagError):
     """A feed URL that is not subscribed."""
+
+
+class AddressRefusedError(FetchError):
+    """A page or feed (or a redirect on the way) points at an address the fetch policy refuses: loopback, private,
+    link-local and the like (rag/ingest/addresses.py). Refused before any byte is sent to it."""

@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     max_top_k: int = Field(50, ge=1)
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_history_turns: int = Field(20, ge=0)
+    # Characters in one history turn: a turn goes whole into the follow-up rewrite (and its prompt), so without a
+    # cap one request could send megabytes there. An answer of ours is far shorter (at most a few sentences).
+    max_history_chars: int = Field(8000, ge=10)
 
     # HTTP API
     host: str = "127.0.0.1"
@@ -230,6 +233,11 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(15.0, gt=0)
     fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1)
     fetch_max_redirects: int = Field(5, ge=0, le=30)
+    # Addresses a fetch may reach (rag/ingest/addresses.py, README "Fetching pages and feeds"): public ones only,
+    # unless private ranges are opened (intranet feeds, tests on 127.0.0.1) or a host / CIDR is listed, as JSON,
+    # e.g. RAG_FETCH_ALLOW_HOSTS='["intranet.example", "10.1.0.0/16"]'.
+    fetch_allow_private: bool = False
+    fetch_allow_hosts: list[str] = Field(default_factory=list)
     feed_max_attempts: int = Field(3, ge=1)  # an item page failing this many updates is given up on
     feeds_update_interval_s: float = Field(0.0, ge=0)  # `rag serve` runs `rag update` this often; 0 = never
 

@@ -14,6 +14,7 @@ threshold is chosen on the curve (docs/calibration.md):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from rag.answer.decision import BASE_FEATURES, DecisionModel
 from rag.answer.rewrite import rewrite_followup
 from rag.evaluate.questions import EvalQuestion
 from rag.evaluate.scoring import missing_groups
+from rag.storage.manifest import Manifest
 from rag.text.timeframe import parse_as_of
 
 MIN_ANSWERED = 0.85
@@ -174,6 +176,13 @@ def rows_to_json(rows: Sequence[Row]) -> list[dict]:
 
 def rows_from_json(data: list[dict]) -> list[Row]:
     return [Row(**d) for d in data]
+
+
+def corpus_version(manifest: Manifest) -> dict:
+    """The index generation and a fingerprint of its documents (ids and content hashes) a decision was fitted on."""
+    docs = sorted(f"{d.doc_id}:{d.content_hash}" for d in manifest.documents.values())
+    digest = hashlib.sha256("\n".join(docs).encode()).hexdigest()[:16]
+    return {"generation": manifest.generation, "documents": len(docs), "corpus": digest}
 
 
 def write_model(model: DecisionModel, path: Path) -> None:

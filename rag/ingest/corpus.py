@@ -51,15 +51,37 @@ def _check_suffix(name: str) -> str:
     return suffix
 
 
-def _decode(name: str, data: bytes) -> str:
+# A charset an HTML page declares for itself (<meta charset=...> or http-equiv Content-Type), in its first bytes.
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def decode_text(name: str, data: bytes, *, declared: str | None = None) -> str:
+    """The one rule for every route's bytes (files, uploads, fetched pages): a UTF-8 BOM, else the charset the
+    bytes are declared in (`declared`: an HTTP header; else an HTML <meta charset>), else UTF-8. Anything else is
+    refused with the same message everywhere. Not guessed: detectors read short Latin-1 news text as cp1250
+    ("après" becomes "aprčs"), and a silently garbled article is worse than a clear refusal."""
     if b"\x00" in data:
         raise UnsupportedFileError(f"{name}: looks binary (contains NUL bytes); only UTF-8 text is supported")
-    try:
-        text = data.decode("utf-8-sig")  # also accepts plain UTF-8; drops a BOM
-    except UnicodeDecodeError as exc:
+    meta = META_CHARSET.search(data[:4096])
+    charsets = [declared, meta.group(1).decode("ascii") if meta else None]
+    candidates = ["utf-8-sig"] if data.startswith(b"\xef\xbb\xbf") else [c for c in charsets if c] + ["utf-8"]
+    text = None
+    for encoding in dict.fromkeys(candidates):
+        try:
+            text = data.decode(encoding)
+            break
+        except (LookupError, UnicodeDecodeError):
+            continue
+    if text is None:
+        offset = 0
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            offset = exc.start
         raise UnsupportedFileError(
-            f"{name}: not valid UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8"
-        ) from None
+            f"{name}: not valid UTF-8 text (bad byte at offset {offset}) and it declares no charset that reads it; "
+            "save it as UTF-8 or declare its charset"
+        )
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f")
     if controls > max(2, len(text) // 100):
         raise UnsupportedFileError(f"{name}: looks binary (many control characters); only text is supported")
@@ -67,14 +89,20 @@ def _decode(name: str, data: bytes) -> str:
 
 
 def article_from_bytes(
-    doc_id: str, name: str, data: bytes, *, max_bytes: int | None = None, path: str | None = None
+    doc_id: str,
+    name: str,
+    data: bytes,
+    *,
+    max_bytes: int | None = None,
+    path: str | None = None,
+    charset: str | None = None,
 ) -> Article:
     """Build an Article from raw bytes (an upload or a file); `name` only supplies the file type."""
     suffix = _check_suffix(name)
     validate_doc_id(doc_id)
     if max_bytes is not None and len(data) > max_bytes:
         raise TooLargeError(f"{name}: {len(data)} bytes exceeds the limit of {max_bytes} bytes")
-    raw = _decode(name, data)
+    raw = decode_text(name, data, declared=charset)
     if suffix in (".html", ".htm"):
         result = _clean_html(raw)
     elif suffix == ".md":

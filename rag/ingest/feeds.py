@@ -211,23 +211,41 @@ def remove_feed(settings: Settings, url: str) -> FeedInfo:
 # ---------------------------------------------------------------- update
 
 
+# Item keys kept per feed beyond those the feed lists now: an item that left the feed is rarely listed again,
+# and if it is, refetching it costs one request (its document comes back "unchanged"). Without a bound the list
+# grew by every item a feed ever showed, and feeds.json was rewritten whole on every update.
+SEEN_KEPT = 1000
+
+
 class _Change(BaseModel):
     title: str | None
     etag: str | None = None
     last_modified: str | None = None
+    listed: list[str] = Field(default_factory=list)  # every item key the feed listed this time
     seen: list[str] = Field(default_factory=list)
-    failures: dict[str, int] = Field(default_factory=dict)
+    failed: list[str] = Field(default_factory=list)  # item keys whose page failed this time
     found_new: bool = False
 
 
-def _apply(record: FeedRecord, change: _Change) -> bool:
-    """Fold one update's findings into the record; False when nothing in it changed."""
+def _apply(record: FeedRecord, change: _Change, max_attempts: int) -> bool:
+    """Fold one update's findings into the record as re-read under the lock; False when nothing in it changed.
+    Failures are counted onto the record's own counts, not copied from the poll's snapshot: two updates polling
+    at once each add their attempt instead of the second overwriting the first."""
     before = record.model_dump()
     record.title = change.title or record.title
     record.etag, record.last_modified = change.etag, change.last_modified
-    known = set(record.seen)
-    record.seen += [k for k in change.seen if k not in known]
-    record.failures = change.failures
+    seen = list(dict.fromkeys(record.seen + change.seen))
+    failures = {k: n for k, n in record.failures.items() if k in change.listed}  # left the feed: not retried
+    for key in change.failed:
+        if key in seen:
+            continue  # another update got it in meanwhile
+        failures[key] = failures.get(key, 0) + 1
+        if failures[key] >= max_attempts:
+            seen.append(key)  # given up on
+    record.failures = {k: n for k, n in failures.items() if k not in seen}
+    listed = set(change.listed)
+    recent = set([k for k in seen if k not in listed][-SEEN_KEPT:])
+    record.seen = [k for k in seen if k in listed or k in recent]
     if change.found_new:
         record.last_new_at = now_utc()
     return record.model_dump() != before
@@ -247,7 +265,7 @@ def _check_feed(
     seen = set(record.seen)
     fresh = list({i.key: i for i in polled.items if i.key not in seen}.values())
     result.items, result.new, result.status = len(polled.items), len(fresh), "new" if fresh else "unchanged"
-    change = _Change(title=polled.title, found_new=bool(fresh))
+    change = _Change(title=polled.title, found_new=bool(fresh), listed=[i.key for i in polled.items])
     for item in fresh:
         try:
             article = fetch_article(http, settings, item.link, date=item.date)
@@ -260,15 +278,12 @@ def _check_feed(
                 else f" (attempt {attempts} of {settings.feed_max_attempts}; retried next update)"
             )
             result.skipped.append(SkippedFile(path=item.link, reason=reason(exc, item.link) + note))
-            if given_up:
-                change.seen.append(item.key)
-            else:
-                change.failures[item.key] = attempts
+            change.failed.append(item.key)  # counted (and given up on) under the lock, by _apply
             continue
         change.seen.append(item.key)
         incoming.append(article)
         origin[article[0].doc_id] = result
-    if not change.failures:
+    if not change.failed or all(record.failures.get(k, 0) + 1 >= settings.feed_max_attempts for k in change.failed):
         # Validators are kept only when every new item got in: a 304 would otherwise hide the failed ones.
         change.etag, change.last_modified = polled.etag, polled.last_modified
     return result, change
@@ -309,7 +324,11 @@ def update_feeds(
             for doc_id in report.index.added + report.index.updated:
                 origin[doc_id].indexed.append(doc_id)
         state = load_state(settings)  # again, under the lock: a feed may have been added or removed meanwhile
-        dirty = [url for url, change in changes.items() if url in state.feeds and _apply(state.feeds[url], change)]
+        dirty = [
+            url
+            for url, change in changes.items()
+            if url in state.feeds and _apply(state.feeds[url], change, settings.feed_max_attempts)
+        ]
         if dirty:
             _save_state(settings, state)
     return index, report

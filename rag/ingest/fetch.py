@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,11 +15,21 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from rag import __version__
-from rag.core.errors import BadInputError, FetchError, FetchTimeoutError, FetchTooLargeError, NotHtmlError, RagError
+from rag.core.errors import (
+    AddressRefusedError,
+    BadInputError,
+    FetchError,
+    FetchTimeoutError,
+    FetchTooLargeError,
+    NotHtmlError,
+    RagError,
+)
 from rag.core.settings import Settings
 from rag.core.types import Article
-from rag.ingest.corpus import article_from_bytes
+from rag.ingest.addresses import AddressPolicy
+from rag.ingest.corpus import META_CHARSET, article_from_bytes, decode_text
 from rag.ingest.indexing import IndexReport, SkippedFile, add_article, commit_articles, writes_index
+from rag.ingest.transport import PinnedTransport, deadline
 from rag.models.embedding import Embedder
 from rag.storage.index import Index
 from rag.storage.manifest import IndexLock, read_manifest
@@ -90,17 +99,21 @@ def page_id(url: str) -> str:
 
 
 def make_client(settings: Settings) -> httpx.Client:
+    """A client whose every connection is checked against the address policy and pinned to the checked address
+    (rag/ingest/transport.py). Redirects are followed by `fetch`, one checked hop at a time."""
+    policy = AddressPolicy.build(settings.fetch_allow_private, settings.fetch_allow_hosts)
     return httpx.Client(
+        transport=PinnedTransport(policy),
         timeout=httpx.Timeout(settings.fetch_timeout_s),
-        follow_redirects=True,
-        max_redirects=settings.fetch_max_redirects,
+        follow_redirects=False,
+        trust_env=False,
         headers={"User-Agent": USER_AGENT},
     )
 
 
 @contextmanager
 def client_for(settings: Settings, client: httpx.Client | None) -> Iterator[httpx.Client]:
-    """The caller's client (tests, a batch sharing connections) or a new one closed afterwards."""
+    """The caller's client (one from make_client, shared by a batch) or a new one closed afterwards."""
     if client is not None:
         yield client
         return
@@ -108,53 +121,72 @@ def client_for(settings: Settings, client: httpx.Client | None) -> Iterator[http
         yield own
 
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
 def fetch(
     client: httpx.Client, settings: Settings, url: str, *, accept: str, headers: dict[str, str] | None = None
 ) -> Fetched:
-    """GET `url` whole or not at all: an error status, a timeout or a body over the size limit raises."""
-    check_url(url)
-    limit, timeout = settings.fetch_max_bytes, settings.fetch_timeout_s
-    # httpx's timeout bounds each connect and read; a server trickling bytes could still take forever.
-    deadline = time.monotonic() + timeout
+    """GET `url` whole or not at all: an error status, a refused address, a body over the size limit, or the
+    whole fetch (every connect, redirect, header and body byte) taking longer than the timeout raises."""
+    timeout = settings.fetch_timeout_s
     try:
-        with client.stream("GET", url, headers={"Accept": accept, **(headers or {})}) as response:
-            if response.status_code >= 400:
-                raise FetchError(f"{url}: the server answered {response.status_code} {response.reason_phrase}".rstrip())
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise FetchTooLargeError(
-                    f"{url}: {declared} bytes is larger than the limit of {limit} bytes (RAG_FETCH_MAX_BYTES)"
-                )
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():  # decoded bytes: a small gzip bomb is counted by what it unpacks to
-                size += len(chunk)
-                if size > limit:
-                    raise FetchTooLargeError(f"{url}: larger than the limit of {limit} bytes (RAG_FETCH_MAX_BYTES)")
-                if time.monotonic() > deadline:
-                    raise FetchTimeoutError(f"{url}: not fully received within {timeout:g} s (RAG_FETCH_TIMEOUT_S)")
-                chunks.append(chunk)
-            media = response.headers.get("content-type", "")
-            return Fetched(
-                url=str(response.url),
-                status=response.status_code,
-                content_type=media.split(";")[0].strip().lower(),
-                charset=response.charset_encoding,
-                data=b"".join(chunks),
-                etag=response.headers.get("etag"),
-                last_modified=response.headers.get("last-modified"),
-            )
+        with deadline(timeout):
+            return _follow(client, settings, check_url(url), {"Accept": accept, **(headers or {})})
     except httpx.TimeoutException:
         raise FetchTimeoutError(f"{url}: no answer within {timeout:g} s (RAG_FETCH_TIMEOUT_S)") from None
-    except httpx.TooManyRedirects:
-        raise FetchError(
-            f"{url}: more than {settings.fetch_max_redirects} redirects (RAG_FETCH_MAX_REDIRECTS)"
-        ) from None
-    except httpx.UnsupportedProtocol:
-        raise FetchError(f"{url}: redirected to a URL that is not http(s)") from None
     except httpx.HTTPError as exc:
         raise FetchError(f"{url}: cannot fetch: {exc or type(exc).__name__}") from None
     except httpx.InvalidURL as exc:  # not an HTTPError in httpx
         raise BadInputError(f"{url}: not a valid URL ({exc})") from None
+    except (AddressRefusedError, FetchError) as exc:
+        if str(exc).startswith(f"{url}: "):
+            raise
+        # Raised in the transport, which knows the host but not the URL asked for: name it like every other error.
+        raise type(exc)(f"{url}: {exc}") from None
+
+
+def _follow(client: httpx.Client, settings: Settings, url: str, headers: dict[str, str]) -> Fetched:
+    # Redirects are followed here, not by httpx, so each hop's scheme is checked and each hop's connection goes
+    # through the address policy (a public page redirecting to 127.0.0.1 is refused like 127.0.0.1 itself).
+    for _ in range(settings.fetch_max_redirects + 1):
+        with client.stream("GET", url, headers=headers) as response:
+            location = response.headers.get("location")
+            if response.status_code in _REDIRECTS and location:
+                target = str(response.url.join(location))
+                if urlsplit(target).scheme.lower() not in ("http", "https"):
+                    raise FetchError(f"{url}: redirected to a URL that is not http(s)")
+                url = target
+                continue
+            return _receive(response, settings, url)
+    raise FetchError(f"{url}: more than {settings.fetch_max_redirects} redirects (RAG_FETCH_MAX_REDIRECTS)")
+
+
+def _receive(response: httpx.Response, settings: Settings, url: str) -> Fetched:
+    limit = settings.fetch_max_bytes
+    if response.status_code >= 400:
+        raise FetchError(f"{url}: the server answered {response.status_code} {response.reason_phrase}".rstrip())
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FetchTooLargeError(
+            f"{url}: {declared} bytes is larger than the limit of {limit} bytes (RAG_FETCH_MAX_BYTES)"
+        )
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():  # decoded bytes: a small gzip bomb is counted by what it unpacks to
+        size += len(chunk)
+        if size > limit:
+            raise FetchTooLargeError(f"{url}: larger than the limit of {limit} bytes (RAG_FETCH_MAX_BYTES)")
+        chunks.append(chunk)
+    media = response.headers.get("content-type", "")
+    return Fetched(
+        url=str(response.url),
+        status=response.status_code,
+        content_type=media.split(";")[0].strip().lower(),
+        charset=response.charset_encoding,
+        data=b"".join(chunks),
+        etag=response.headers.get("etag"),
+        last_modified=response.headers.get("last-modified"),
+    )
 
 
 def _looks_like_html(data: bytes) -> bool:
@@ -162,16 +194,11 @@ def _looks_like_html(data: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 
 
-def _to_utf8(data: bytes, charset: str | None) -> bytes:
-    # rag.ingest.corpus reads UTF-8 only; the web also speaks Latin-1 and friends, declared in a header or a <meta>.
-    declared = re.search(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", data[:4096], re.I)
-    for encoding in (charset, declared.group(1).decode() if declared else None, "utf-8"):
-        if encoding:
-            try:
-                return data.decode(encoding).encode("utf-8")
-            except (LookupError, UnicodeDecodeError):
-                continue
-    return data.decode("cp1252", errors="replace").encode("utf-8")
+def _to_utf8(name: str, data: bytes, charset: str | None) -> bytes:
+    """The page in UTF-8, decoded by the one rule files and uploads follow (rag.ingest.corpus.decode_text), its
+    own charset declaration rewritten to say so: the stored copy must read the same on `rag reindex`."""
+    utf8 = decode_text(name, data, declared=charset).encode("utf-8")
+    return META_CHARSET.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + b"utf-8", utf8, count=1)
 
 
 def _declare(html: bytes, **meta: str | None) -> bytes:
@@ -198,7 +225,7 @@ def article_from_page(page: Fetched, url: str, *, date: str | None = None) -> In
         raise NotHtmlError(f"{url}: the server sent {page.content_type or 'no content type'}, not an HTML page")
     doc_id = page_id(url)
     name = f"{doc_id}.html"
-    data = _to_utf8(page.data, page.charset)
+    data = _to_utf8(url, page.data, page.charset)
     article = article_from_bytes(doc_id, name, data, path=url)
     missing = {
         "url": None if article.meta.url else page.url,

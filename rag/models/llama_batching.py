@@ -135,7 +135,10 @@ class BatchedLlama:
         self._running: list[_Sequence] = []
         self._wake = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
+        self._stopped = False  # the decoding thread has left its loop: nothing touches the context any more
+        self._free_when_stopped = False
+        self._freed = False
+        self._thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
         self._thread.start()
 
     # --- caller side -------------------------------------------------------------------------------------
@@ -151,14 +154,37 @@ class BatchedLlama:
             self._wake.notify()
         return Completion(seq)
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 30.0) -> None:
         with self._wake:
             self._closed = True
             self._wake.notify()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=timeout_s)
+        with self._wake:
+            if not self._stopped:
+                # A llama_decode longer than the wait still runs on the context: freeing it now would be a
+                # use-after-free in C. The thread frees it as it leaves the loop instead.
+                self._free_when_stopped = True
+                return
+        self._free()
+
+    def _free(self) -> None:
+        with self._wake:
+            if self._freed:
+                return
+            self._freed = True
         L = self._L
         L.llama_batch_free(self._batch)
         L.llama_free(self._ctx)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._wake:
+                self._stopped = True
+                owed = self._free_when_stopped
+            if owed:
+                self._free()
 
     @property
     def active(self) -> int:

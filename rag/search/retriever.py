@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 import numpy as np
@@ -15,7 +15,7 @@ from rag.models.embedding import Embedder
 from rag.search.periods import year_named
 from rag.storage.index import Index
 from rag.text.syndication import representative
-from rag.text.timeframe import TimeFrame, age_days, as_date, resolve
+from rag.text.timeframe import TimeFrame, age_days, as_date, days_before, resolve, utc_today
 
 Method = Literal["hybrid", "dense", "bm25"]
 
@@ -37,8 +37,10 @@ class Retriever:
         """Passages whose article date is within [since, until] and not after `as_of`, and whose article is not
         excluded. Undated articles are excluded by since/until, since we cannot claim they fall in the range,
         but kept under an as-of date: nothing says they were published later."""
-        if as_of is not None and (self.newest is None or as_of >= self.newest):
-            as_of = None  # nothing was published after it: no filter, and no pass over every passage
+        if as_of is not None and (self.newest is None or as_of >= self.newest or as_of >= utc_today()):
+            # Nothing was published after it (no filter, and no pass over every passage); or it is today, and an
+            # article dated after today is a clock or zone difference, not a report from after the question.
+            as_of = None
         if since is None and until is None and as_of is None and not exclude_docs:
             return None
         if since and until and since > until:
@@ -140,7 +142,7 @@ class Retriever:
         if frame.window is not None:
             start = frame.window[0]
         elif frame.wants_recent and self.settings.recent_days:
-            start = frame.as_of - timedelta(days=self.settings.recent_days)
+            start = days_before(frame.as_of, self.settings.recent_days)
         else:
             return None
         window = self.allowed_ids(start, frame.as_of, exclude_docs=exclude_docs)
@@ -265,7 +267,7 @@ class Retriever:
         """Time words favour articles of the time they name, counted back from the as-of date: "this week" the
         week before it, "latest" the newest articles not after it; "in 2024" favours articles of that year."""
         year = year_named(query)
-        frame = frame or resolve(query, date.today())
+        frame = frame or resolve(query, utc_today())
         weight = self.settings.recency_weight
         if not (frame.has_cue or year) or not scores or weight == 0:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,9 +18,18 @@ class LexicalIndex:
     def __init__(self) -> None:
         self.ids: list[str] = []
         self.tokens: list[list[str]] = []
-        self._bm25 = None
-        self._vocab: set[str] = set()
+        # The bm25s model and its vocabulary, published together in one assignment: a search running while another
+        # thread builds them must see both or neither (a model without its vocabulary finds no query term).
+        self._built: tuple[Any, set[str]] | None = None
         self._df: dict[str, int] | None = None
+
+    @property
+    def _bm25(self) -> Any:
+        return self._built[0] if self._built is not None else None
+
+    @_bm25.setter
+    def _bm25(self, model: Any) -> None:
+        self._built = None if model is None else (model, set(model.vocab_dict))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -34,7 +44,7 @@ class LexicalIndex:
         for pid, text in add:
             self.ids.append(pid)
             self.tokens.append(tokenize(text))
-        self._bm25 = None
+        self._built = None
         self._df = None
 
     def idf(self, term: str) -> float:
@@ -57,17 +67,15 @@ class LexicalIndex:
         model = bm25s.BM25()
         # bm25s rejects an all-empty corpus; a placeholder token keeps empty passages addressable.
         model.index([t or ["\x00"] for t in self.tokens], show_progress=False)
-        self._bm25 = model
-        self._vocab = (
-            set(model.vocab_dict) if hasattr(model, "vocab_dict") else {t for toks in self.tokens for t in toks}
-        )
-        return model
+        vocab = set(model.vocab_dict) if hasattr(model, "vocab_dict") else {t for toks in self.tokens for t in toks}
+        self._built = (model, vocab)
+        return self._built
 
     def search(self, query: str, k: int, allow: set[str] | None = None) -> list[tuple[str, float]]:
         if not self.ids or k <= 0:
             return []
-        model = self._bm25 if self._bm25 is not None else self._build()
-        q = [t for t in tokenize(query) if t in self._vocab]
+        model, vocab = self._built or self._build()  # read once: apply() or a build may replace it meanwhile
+        q = [t for t in tokenize(query) if t in vocab]
         if not q:
             return []
         mask = None
@@ -94,7 +102,6 @@ class LexicalIndex:
             import bm25s
 
             index._bm25 = bm25s.BM25.load(str(model_dir))
-            index._vocab = set(index._bm25.vocab_dict)
         return index
 
     def tokens_of(self, ids: list[str]) -> list[list[str]]:
@@ -103,21 +110,21 @@ class LexicalIndex:
 
     def warm(self) -> None:
         """Build the bm25s model now rather than at the first search (a server swaps in a freshly written index)."""
-        if self._bm25 is None and self.ids:
+        if self._built is None and self.ids:
             self._build()
 
     def save_model(self, directory: Path) -> None:
         """Only the bm25s model, whose statistics cover every row: worth keeping when these rows are the whole index."""
-        model = self._bm25 if self._bm25 is not None else self._build()
+        model, _ = self._built or self._build()
         model.save(str(directory / "bm25"))
 
     def save(self, directory: Path) -> None:
         with (directory / "bm25_tokens.jsonl").open("w", encoding="utf-8") as fh:
             for pid, toks in zip(self.ids, self.tokens):
                 fh.write(json.dumps([pid, toks], ensure_ascii=False) + "\n")
-        model = self._bm25 if self._bm25 is not None else (self._build() if self.ids else None)
-        if model is not None:
-            model.save(str(directory / "bm25"))
+        built = self._built or (self._build() if self.ids else None)
+        if built is not None:
+            built[0].save(str(directory / "bm25"))
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
@@ -134,5 +141,4 @@ class LexicalIndex:
             import bm25s
 
             index._bm25 = bm25s.BM25.load(str(directory / "bm25"))
-            index._vocab = set(index._bm25.vocab_dict)
         return index

@@ -269,8 +269,15 @@ def _publish(root: Path, index: Index, entries: list[SegmentEntry], *, undo: str
         _prune(root)
 
 
+def _generation_number(name: str) -> int:
+    number = name.removeprefix("gen-")
+    return int(number) if number.isdigit() else -1
+
+
 def _generations(root: Path) -> list[Path]:
-    return sorted(p for p in root.glob("gen-*") if p.is_dir())
+    """Oldest first, by number: names are zero-padded to six digits only, so after gen-999999 comes gen-1000000,
+    which sorts before it as a string."""
+    return sorted((p for p in root.glob("gen-*") if p.is_dir()), key=lambda p: (_generation_number(p.name), p.name))
 
 
 def _referenced(root: Path) -> set[str] | None:
@@ -308,7 +315,7 @@ def sweep_leftovers(root: Path) -> None:
                 path.unlink(missing_ok=True)
     live = current_name(root)
     for gen in _generations(root):
-        if live and gen.name > live:
+        if live and _generation_number(gen.name) > _generation_number(live):
             shutil.rmtree(gen, ignore_errors=True)
     if segments_dir(root).is_dir():
         for path in segments_dir(root).glob("tmp-*"):

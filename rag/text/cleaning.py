@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from rag.core.types import ArticleMeta
 from rag.text.dates import DATE, DATE_LABEL, PARTIAL_DATE, TIME, WEEKDAY, iso_date, parse_date
+from rag.text.normalise import normalise_text
 from rag.text.outlets import known_outlet
 
 __all__ = ["CleanResult", "clean_text", "parse_date"]
@@ -319,6 +320,9 @@ def clean_text(raw: str, *, known_title: str | None = None, unwrap: bool = True)
 
     `known_title` (from HTML or Markdown) replaces title guessing; `unwrap` rejoins hard-wrapped lines.
     """
+    # One typographic form for articles and questions (rag/text/normalise.py), before anything is measured.
+    raw = normalise_text(raw)
+    known_title = normalise_text(known_title) if known_title else known_title
     hints = _Hints()
     units = _units(raw, unwrap)
     for u in units:

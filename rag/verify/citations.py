@@ -186,11 +186,18 @@ def copies_line(copies: list[StoryCopy]) -> str:
     )
 
 
+def without_markers(text: str) -> str:
+    """A sentence without the reference markers in it. Ours are appended after a sentence, so a marker inside one
+    is the article's own ("the budget office [3].") and would read as, and on the web page link to, our source 3."""
+    return _MARKER.sub("", text)
+
+
 def render_answer(sentences: list[AnswerSentence]) -> str:
     parts = []
     for s in sentences:
+        text = without_markers(s.text).rstrip()
         if s.supported:
-            parts.append(s.text.rstrip() + "".join(f" [{n}]" for n in s.citations))
+            parts.append(text + "".join(f" [{n}]" for n in s.citations))
         else:
-            parts.append(s.text.rstrip() + " [unsupported]")
+            parts.append(text + " [unsupported]")
     return " ".join(parts)

@@ -31,7 +31,8 @@ def make_client(settings, hashing_embedder, prompts, corpus_copy):
     clients: list[TestClient] = []
 
     def make(**overrides) -> TestClient:
-        s = settings.model_copy(update=overrides)
+        # The news site is on 127.0.0.1, which the fetch policy refuses unless told (rag/ingest/addresses.py).
+        s = settings.model_copy(update={"fetch_allow_private": True, **overrides})
         client = TestClient(
             create_app(s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), prompts, strength_rule()))
         )
@@ -187,3 +188,74 @@ def test_serve_updates_the_feeds_on_an_interval_when_set(make_client, site, sett
         time.sleep(0.1)
     time.sleep(0.6)  # later rounds: conditional requests only
     assert len(site.hits("/world/glacier")) == 1 and site.hits("/rss.xml")[-1].status == 304
+
+
+def _localhost(site: NewsServer, path: str) -> str:
+    return site.url(path).replace("127.0.0.1", "localhost")
+
+
+def test_a_url_on_a_loopback_address_is_refused_and_its_redirect_hop_too(make_client, site):
+    """SSRF (issue 25, 1): the default policy refuses loopback at once, and a host that is allowed by name
+    cannot redirect the fetch to one that is not: every hop is checked."""
+    site.routes["/secret"] = Route(article_page("Internal", ["The admin password of the harbour router is hunter2."]))
+    site.routes["/redirect"] = Route(b"", status=302, location=site.url("/secret"))
+    strict = make_client(fetch_allow_private=False)
+    before = strict.get("/v1/documents").json()
+    for path in ("/secret", "/redirect"):
+        refused = strict.post("/v1/documents", json={"url": site.url(path)})
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "address_refused" and "loopback" in error["message"]
+    assert strict.get("/v1/documents").json() == before and not site.hits("/secret")
+
+    by_name = make_client(fetch_allow_private=False, fetch_allow_hosts=["localhost"])
+    hop = by_name.post("/v1/documents", json={"url": _localhost(site, "/redirect")})
+    assert hop.status_code == 403 and "127.0.0.1 is a loopback address" in hop.json()["error"]["message"]
+    assert not site.hits("/secret") and by_name.get("/v1/documents").json() == before
+    hits = by_name.post("/v1/search", json={"query": "admin password harbour router", "top_k": 3}).json()
+    assert all("hunter2" not in r["text"] for r in hits["results"])
+
+
+def test_a_feed_item_linking_to_a_refused_address_is_skipped(make_client, site):
+    site.routes["/secret"] = Route(article_page("Internal", ["The admin password of the harbour router is hunter2."]))
+    site.routes["/rss.xml"] = Route(
+        rss("Third party", [("s", site.url("/secret"), "Tue, 30 Apr 2024 08:00:00 GMT")]), "application/rss+xml"
+    )
+    client = make_client(fetch_allow_private=False, fetch_allow_hosts=["localhost"])
+    assert client.post("/v1/feeds", json={"url": _localhost(site, "/rss.xml")}).status_code == 201
+    before = total(client)
+    report = client.post("/v1/feeds/update").json()
+    skipped = report["feeds"][0]["skipped"]
+    assert report["added"] == [] and total(client) == before and not site.hits("/secret")
+    assert len(skipped) == 1 and "loopback" in skipped[0]["reason"]
+
+
+def test_url_uploads_take_the_upload_lane_like_file_uploads(settings, hashing_embedder, prompts, corpus_copy, site):
+    """Issue 25, 3: six parallel URL uploads of slow pages all fetched at once and skipped admission; they now
+    queue in the upload lane (1 running + 2 waiting by default), so three are refused with 503 as files are."""
+    import asyncio
+
+    import httpx
+
+    index, _ = index_paths(settings, hashing_embedder, [corpus_copy])
+    s = settings.model_copy(update={"fetch_allow_private": True})
+    app = create_app(s, Pipeline(s, index, hashing_embedder, ScriptedGenerator("x"), prompts, strength_rule()))
+    paths = list(STORIES)[:5] + ["/news/extra"]
+    site.routes["/news/extra"] = Route(article_page("Extra", ["The harbour ferry timetable changes on Monday."]))
+    for path in paths:
+        site.routes[path].delay_s = 0.5
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as c:
+            posts = [c.post("/v1/documents", json={"url": site.url(p)}) for p in paths]
+            return await asyncio.gather(*posts)
+
+    try:
+        responses = asyncio.run(scenario())
+    finally:
+        app.state.runtime.admission.shutdown()
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201, 201, 201, 503, 503, 503], [r.text for r in responses]
+    assert all(r.json()["error"]["code"] == "busy" for r in responses if r.status_code == 503)
+    assert len(site.hits()) == 3  # the refused ones were never fetched

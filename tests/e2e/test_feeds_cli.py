@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
 from tests.conftest import ROOT
 from tests.fakes import HashingEmbedder
-from tests.newsserver import STORIES, NewsServer, Route, article_page, atom, http_date, rss
+from tests.newsserver import STORIES, NewsServer, Route, TrickleServer, article_page, atom, http_date, rss
 
 
 def publish(site: NewsServer, path: str, **kw) -> str:
@@ -67,6 +68,8 @@ def cli(tmp_path, monkeypatch, capsys):
 
     def run(*args: str, **env: str) -> Result:
         with monkeypatch.context() as m:
+            # The news site is on 127.0.0.1, which the fetch policy refuses unless told (rag/ingest/addresses.py).
+            env = {"RAG_FETCH_ALLOW_PRIVATE": "true", **env}
             for key, value in env.items():
                 m.setenv(key, value)
             m.setattr(sys, "argv", ["rag", "--index-dir", str(index), *args])
@@ -391,11 +394,37 @@ def run_real(*args: str, index: Path, **env: str) -> subprocess.CompletedProcess
 
 def test_the_real_command_prints_one_line_for_a_broken_feed_and_a_missing_page(site, tmp_path):
     site.routes["/broken.xml"] = Route(b"<rss version='2.0'><channel><title>x</title><item>", "application/rss+xml")
-    added = run_real("feeds", "add", site.url("/broken.xml"), index=tmp_path / "index")
+    added = run_real("feeds", "add", site.url("/broken.xml"), index=tmp_path / "index", RAG_FETCH_ALLOW_PRIVATE="true")
     assert added.returncode == 1 and "Traceback" not in added.stderr
     assert (
         added.stderr.count("\n") == 1 and added.stderr.startswith("error: ") and "not well-formed XML" in added.stderr
     )
-    indexed = run_real("index", site.url("/nope"), index=tmp_path / "index")
+    indexed = run_real("index", site.url("/nope"), index=tmp_path / "index", RAG_FETCH_ALLOW_PRIVATE="true")
     assert indexed.returncode == 1 and "Traceback" not in indexed.stderr
     assert indexed.stderr.strip() == f"skipped {site.url('/nope')}: the server answered 404 Not Found"
+
+
+def test_the_real_command_refuses_a_loopback_url_by_default_in_one_line(site, tmp_path):
+    site.routes["/secret"] = Route(article_page("Internal", ["The router password is hunter2, the admin said."]))
+    indexed = run_real("index", site.url("/secret"), index=tmp_path / "index")
+    assert indexed.returncode == 1 and "Traceback" not in indexed.stderr
+    assert indexed.stderr.strip() == (
+        f"skipped {site.url('/secret')}: 127.0.0.1 is a loopback address (127.0.0.1): not fetched "
+        "(allow it with RAG_FETCH_ALLOW_PRIVATE or RAG_FETCH_ALLOW_HOSTS)"
+    )
+    assert not site.hits("/secret") and documents(tmp_path / "index") == {}
+
+
+def test_the_fetch_timeout_is_one_deadline_even_for_headers_sent_a_byte_a_second(cli):
+    """Issue 25, 2: httpx's timeout bounds each read, so a server trickling its headers kept `rag index` for as
+    long as it liked (40 s for these headers); the whole fetch now ends at RAG_FETCH_TIMEOUT_S."""
+    slow = TrickleServer().start()
+    url = slow.url("/slowheaders")
+    try:
+        started = time.monotonic()
+        result = cli("index", url, RAG_FETCH_TIMEOUT_S="2")
+        elapsed = time.monotonic() - started
+    finally:
+        slow.stop()
+    assert result.code == 1 and elapsed < 4, elapsed
+    assert result.err.strip() == f"skipped {url}: no answer within 2 s (RAG_FETCH_TIMEOUT_S)"

@@ -14,6 +14,7 @@ import pytest
 from rag.core.types import Article, Passage
 from rag.ingest.corpus import load_article
 from rag.text.chunking import chunk_article
+from rag.text.normalise import normalise_text
 from rag.text.sentences import split_sentences
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
@@ -271,6 +272,10 @@ AUTHORS = {
 }
 
 DOC_IDS = sorted(DATES)
+# Written above as the files type them; articles are stored in one typographic form (rag/text/normalise.py).
+CLUTTER = {k: [normalise_text(line) for line in v] for k, v in CLUTTER.items()}
+BODY = {k: [normalise_text(paragraph) for paragraph in v] for k, v in BODY.items()}
+TITLES = {k: normalise_text(v) if v else v for k, v in TITLES.items()}
 
 
 def _squash(text: str) -> str:
