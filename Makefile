@@ -8,7 +8,7 @@ QUESTION ?= What was decided about the NATO-Ukraine Council?
 EVAL_INDEX := build/eval-index
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install onnx reader browser demo lint test test-unit test-js test-integration eval bench screenshot clean
+.PHONY: install onnx reader judge browser demo lint test test-unit test-js test-integration eval bench screenshot clean
 
 # llama-cpp-python compiles from source (about 6 minutes on 2 cores). Its default -march=native build on an
 # Intel Xeon with AMX compiles AMX kernels that crash with a segmentation fault on the first multi-token
@@ -59,6 +59,25 @@ reader: $(STAMP)
 	  echo "note: $(SQUAD_JSON) is missing, so no reader is trained; answers use the decision without it."; \
 	fi
 	@if [ -f "$(READER_CACHE)/reader.json" ]; then mkdir -p models && ln -sfn "$(READER_CACHE)" models/reader; fi
+
+# The judge (rag/models/judge.py, docs/judge.md): a MiniLM cross-encoder with an answers head and an entail /
+# contradict / neutral head, trained from the packaged weights on SQuAD 2.0, QNLI, FEVER Symmetric and rule-made pairs
+# read from ../shared, seeded, exported to ONNX (int8 when it holds accuracy); about 5 minutes on 2 idle cores. Cached
+# outside the checkout by a key over the recipe and the training script (the runtime reads any build of the same
+# FORMAT), linked as models/judge.
+SHARED ?= ../shared
+JUDGE_KEY = $(shell cat rag/evaluate/judge_data.py rag/evaluate/judge_train.py | sha1sum | cut -c1-12)
+JUDGE_CACHE ?= $(HOME)/.cache/newsrag/judge/$(JUDGE_KEY)
+judge: $(STAMP)
+	@if [ -f "$(JUDGE_CACHE)/judge.json" ]; then :; \
+	elif [ -d "$(SHARED)/training" ] && [ -f "$(SQUAD_JSON)" ]; then \
+	  echo "training the judge from $(SHARED) (once; about 5 minutes on 2 cores)"; \
+	  mkdir -p "$$(dirname "$(JUDGE_CACHE)")"; \
+	  HF_HUB_OFFLINE=1 $(BIN)/python -m rag.evaluate.judge_train --shared "$(SHARED)" --out "$(JUDGE_CACHE)"; \
+	else \
+	  echo "note: $(SHARED) is missing, so no judge is trained; answers and citations use the lexical checks only."; \
+	fi
+	@if [ -f "$(JUDGE_CACHE)/judge.json" ]; then mkdir -p models && ln -sfn "$(JUDGE_CACHE)" models/judge; fi
 
 # The ONNX embedding model (float and int8), exported offline from the packaged MiniLM into
 # ~/.cache/newsrag/onnx/ (outside the checkout, shared by every clone; RAG_EMBEDDING_ONNX_DIR to move it).
