@@ -117,7 +117,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: install browser lint
+# The judge is trained here (once per recipe, ~5 minutes) so that its tests and `rag check`'s run on it.
+test: install judge browser lint
 	node --test tests/js/
 	NEWSRAG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q tests
 	$(MAKE) eval

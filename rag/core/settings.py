@@ -142,10 +142,11 @@ class Settings(BaseSettings):
     reader_default_path: Path = Path("models/reader")
     use_reader: bool = False
     # The judge (rag/models/judge.py, `make judge`): a cross-encoder trained here that reads whether a sentence
-    # answers a question and whether a quote entails or contradicts a claim. Used when its folder exists (None =
-    # models/judge); as the answer-side reader only once a decision has been fitted on its scores
-    # (rag/answer/decision-judge.json).
-    use_judge: bool = True
+    # answers a question and whether a quote entails or contradicts a claim. Off by default: measured on held-out
+    # halves it added nothing to the answer decision and made `rag check` worse than its word checks alone
+    # (docs/judge.md, docs/judge-check.md). RAG_USE_JUDGE=true uses models/judge (or RAG_JUDGE_PATH); as the
+    # answer-side reader only once a decision has been fitted on its scores (rag/answer/decision-judge.json).
+    use_judge: bool = False
     judge_path: Path | None = None
     judge_default_path: Path = Path("models/judge")
     # The best sentences by word and cosine match that the reader reads (each costs ~5 ms on two cores).

@@ -81,14 +81,12 @@ def judge_path(explicit: Path | None = None) -> Path:
 
 
 def settings_judge(settings: Settings) -> OnnxJudge | None:
-    """The judge the settings name: RAG_JUDGE_PATH must hold one; models/judge is used when `make judge` made
-    it; None when RAG_USE_JUDGE=false or nothing was built (the lexical checks then stand alone)."""
-    if not settings.use_judge:
-        return None
+    """The judge the settings name: RAG_JUDGE_PATH (which must hold one), else models/judge when
+    RAG_USE_JUDGE=true and `make judge` made it; None otherwise (the word checks then stand alone)."""
     threads = settings.query_threads or settings.n_threads or min(2, os.cpu_count() or 1)
     if settings.judge_path is not None:
         return OnnxJudge(judge_path(settings.judge_path), threads=threads)
-    if not (settings.judge_default_path / META_FILE).is_file():
+    if not settings.use_judge or not (settings.judge_default_path / META_FILE).is_file():
         return None
     return OnnxJudge(settings.judge_default_path, threads=threads)
 
