@@ -116,5 +116,9 @@ eval: install
 bench: install
 	$(BIN)/python bench/run_all.py
 
+# The claim check (rag check) on the held-out contradiction suite: confusion table, docs/judge-check.md.
+bench-claims: install
+	$(BIN)/python bench/check_claims.py --split heldout --verbose
+
 clean:
 	rm -rf build $(VENV) index/CURRENT index/gen-* index/documents
