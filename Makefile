@@ -8,7 +8,7 @@ QUESTION ?= What was decided about the NATO-Ukraine Council?
 EVAL_INDEX := build/eval-index
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install onnx reader judge browser demo lint test test-unit test-js test-integration eval bench screenshot clean
+.PHONY: install onnx reader judge browser demo lint test test-unit test-js test-integration eval bench bench-claims screenshot clean
 
 # llama-cpp-python compiles from source (about 6 minutes on 2 cores). Its default -march=native build on an
 # Intel Xeon with AMX compiles AMX kernels that crash with a segmentation fault on the first multi-token
@@ -135,6 +135,10 @@ eval: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# The claim check (rag check) on the held-out contradiction suite: confusion table, docs/judge-check.md.
+bench-claims: install
+	$(BIN)/python bench/check_claims.py --split heldout --verbose
 
 clean:
 	rm -rf build $(VENV) index/CURRENT index/gen-* index/documents

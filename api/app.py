@@ -25,7 +25,7 @@ from api.errors import install_error_handlers
 from api.guard import RequestGuard
 from api.metrics import Metrics, MetricsMiddleware
 from api.queue import GenerationQueue
-from api.routes import ask, documents, feeds, health, openai_compat, search, web
+from api.routes import ask, check, documents, feeds, health, openai_compat, search, web
 from rag import __version__
 from rag.answer.pipeline import Pipeline
 from rag.core.errors import RagError
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(health.router)  # /healthz is open; /readyz and /metrics carry the key check themselves
     app.include_router(web.router)  # the page and /v1/config are open: the page asks for the key, the data needs it
     app.mount("/static", web.PageFiles(directory=web.STATIC_DIR), name="static")
-    for module in (ask, openai_compat, search, documents, feeds):
+    for module in (ask, check, openai_compat, search, documents, feeds):
         app.include_router(module.router, dependencies=[Auth])
     add_docs_routes(app)
     return app

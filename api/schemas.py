@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.answer.claims import ClaimCheck
 from rag.core.settings import Settings
 from rag.core.types import Answer, ChatTurn, Citation, QuoteReason, ScoredPassage, StoryCopy, Timings, WrittenBy
 from rag.ingest.corpus import SUPPORTED_SUFFIXES
@@ -61,6 +62,23 @@ class AskRequest(ApiRequest):
     )
     history: list[ChatTurn] = Field(default_factory=list, description="earlier turns, oldest first, for follow-ups")
     stream: bool = Field(False, description="answer as Server-Sent Events: token..., then answer")
+
+
+class CheckRequest(ApiRequest):
+    claim: str = Field(description="the claim to check, e.g. a draft sentence; 1..RAG_MAX_QUESTION_CHARS characters")
+    top_k: int | None = Field(None, description="passages to retrieve, 1..RAG_MAX_TOP_K (default RAG_TOP_K)")
+    since: str | None = Field(None, description=SINCE_DOC)
+    until: str | None = Field(None, description=UNTIL_DOC)
+    as_of: str | None = Field(None, description="check as of YYYY-MM-DD (default today): later articles are left out")
+
+
+class CheckResponse(ClaimCheck):
+    """The archive's verdict on the claim: `supported` (a quote states it), `contradicted` (a quote about the same
+    thing says otherwise) or `not_found`; `citations` are the quotes that decide it, strongest first."""
+
+    @classmethod
+    def of(cls, check: ClaimCheck) -> CheckResponse:
+        return cls.model_validate(check.model_dump())
 
 
 class QuoteOut(BaseModel):

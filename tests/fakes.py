@@ -96,3 +96,33 @@ class HashingEmbedder:
                 sign = 1.0 if digest[4] & 1 else -1.0
                 out[row, bucket] += sign
         return normalise(out)
+
+
+class KeywordJudge:
+    """A judge that reads entailment in a quote holding one of `entails`, contradiction in one holding one of
+    `contradicts`, and nothing elsewhere; records what it was asked."""
+
+    name = "keyword-judge"
+
+    def __init__(self, entails: tuple[str, ...] = (), contradicts: tuple[str, ...] = ()):
+        self.entails = tuple(w.lower() for w in entails)
+        self.contradicts = tuple(w.lower() for w in contradicts)
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def answers(self, question: str, texts: list[str]) -> list[float]:
+        return [0.5 for _ in texts]
+
+    def relation(self, claim: str, quotes: list[str]) -> list:
+        from rag.models.judge import Relation
+
+        self.calls.append((claim, quotes))
+        out = []
+        for quote in quotes:
+            q = quote.lower()
+            if any(w in q for w in self.contradicts):
+                out.append(Relation(entail=0.05, contradict=0.9, neutral=0.05))
+            elif any(w in q for w in self.entails):
+                out.append(Relation(entail=0.9, contradict=0.05, neutral=0.05))
+            else:
+                out.append(Relation(entail=0.05, contradict=0.05, neutral=0.9))
+        return out

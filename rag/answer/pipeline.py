@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
+from rag.answer.claims import ClaimCheck, check_claim, load_claim_judge
 from rag.answer.compose import abstain, quote
 from rag.answer.decision import Decision, DecisionModel, decide, load_model
 from rag.answer.evidence import date_sentences, select_evidence, standing
@@ -32,6 +33,7 @@ from rag.core.types import (
 from rag.models.drafting import DraftPolicy, draft_policy
 from rag.models.embedding import Embedder
 from rag.models.generator import Generator
+from rag.models.judge import Judge
 from rag.models.prompts import PromptSet
 from rag.models.reader import Reader, load_reader, reader_input
 from rag.search.periods import parse_date
@@ -76,6 +78,7 @@ class Pipeline:
             draft=True
         )  # from_settings reads the model's measured record (rag/models/drafting.py)
         self._outlets_of: tuple[object, set[str]] = (None, set())
+        self._judge: tuple[Judge | None, str | None] | None = None  # loaded on the first claim checked
         self.use_index(index)
 
     @classmethod
@@ -155,6 +158,29 @@ class Pipeline:
             until=parse_date(until, field="until"),
             method=method,
         )
+
+    # --- checking claims ----------------------------------------------------------------------------------
+    def use_judge(self, judge: Judge | None, note: str | None = None) -> None:
+        """Check claims with this judge (None: lexical checks only, `note` says why)."""
+        self._judge = (judge, note)
+
+    def claim_judge(self) -> tuple[Judge | None, str | None]:
+        if self._judge is None:
+            self._judge = load_claim_judge(self.settings)
+        return self._judge
+
+    def check(
+        self,
+        claim: str,
+        *,
+        top_k: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        as_of: str | None = None,
+    ) -> ClaimCheck:
+        """The archive's verdict on a claim, supported / contradicted / not_found, with the deciding quotes."""
+        judge, note = self.claim_judge()
+        return check_claim(self, claim, judge=judge, note=note, top_k=top_k, since=since, until=until, as_of=as_of)
 
     # --- answering ----------------------------------------------------------------------------------------
     def ask(

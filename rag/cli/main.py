@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from rag.cli.asking import ask_cmd, chat_cmd, search_cmd
+from rag.cli.checking import check_cmd
 from rag.cli.common import err, one_line
 from rag.cli.eval import calibrate_cmd, eval_cmd, squad_cmd
 from rag.cli.feeds import feeds_app, update_cmd
@@ -53,6 +54,7 @@ app.command("reindex")(reindex_cmd)
 app.command("search")(search_cmd)
 app.command("ask")(ask_cmd)
 app.command("chat")(chat_cmd)
+app.command("check")(check_cmd)
 app.command("info")(info_cmd)
 app.command("serve")(serve_cmd)
 app.command("migrate")(migrate_cmd)

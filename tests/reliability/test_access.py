@@ -207,7 +207,7 @@ def test_upload_names_and_ids_never_reach_the_filesystem(world, untouched, filen
 
 # --- bodies --------------------------------------------------------------------------------------------------
 
-JSON_ROUTES = ["/v1/ask", "/v1/search", "/v1/chat/completions"]
+JSON_ROUTES = ["/v1/ask", "/v1/search", "/v1/check", "/v1/chat/completions"]
 BAD_BODIES = [
     (b'{"question": ', "application/json"),
     (b"[1, 2, 3]", "application/json"),

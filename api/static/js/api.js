@@ -101,6 +101,11 @@ export class Api {
     }
   }
 
+  /** POST /v1/check: the archive's verdict on a claim, with its quotes. */
+  async check(body, { signal } = {}) {
+    return this.post("/v1/check", body, { signal });
+  }
+
   /** POST /v1/documents with a file; `onProgress(fraction)` as it is sent. Resolves to {status, body}. */
   upload(file, { onProgress = () => {}, XHR = globalThis.XMLHttpRequest } = {}) {
     return new Promise((resolve, reject) => {

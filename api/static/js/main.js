@@ -4,6 +4,7 @@
 
 import { Api, ApiError, networkError, streamError } from "./api.js";
 import { citationTarget, closestDocuments, sourceEntries, splitMarkers } from "./citations.js";
+import { checkEntries, verdictView } from "./claims.js";
 import { $, h } from "./dom.js";
 import { alsoInLine, bytes, describeError, metaLine, safeUrl, timingLine } from "./format.js";
 import { locate, renderSegments, segments, spanOf } from "./highlight.js";
@@ -58,7 +59,7 @@ const state = {
 function grab() {
   for (const id of [
     "status", "docs-open", "banner", "conversation", "empty", "ask-form", "options", "options-summary", "mode", "since", "until", "top-k",
-    "question", "send", "stop", "new-chat", "article-panel", "article-title", "article-meta", "article-link", "article-quote", "article-note",
+    "question", "send", "stop", "new-chat", "check-mode", "article-panel", "article-title", "article-meta", "article-link", "article-quote", "article-note",
     "article-text", "docs-panel", "docs-title", "upload", "dropzone", "upload-types", "choose-files", "file-input", "upload-list", "upload-off",
     "delete-off", "doc-list-note", "doc-list", "key-dialog", "key-form", "key-input", "key-error", "confirm-dialog", "confirm-text", "announcer",
   ]) {
@@ -230,18 +231,68 @@ function historyBefore(turn) {
   ]);
 }
 
-function newTurn(question) {
+function checkOptions() {
+  const { mode, ...rest } = options(); // a check quotes; it has no mode
+  return rest;
+}
+
+// --- checking a claim ------------------------------------------------------------------------------------------
+
+function setCheckMode() {
+  const on = els.checkMode.checked;
+  els.question.placeholder = on ? "A sentence to check against the articles…" : "Ask about the articles…";
+  els.send.textContent = on ? "Check" : "Ask";
+}
+
+async function runCheck(turn) {
+  const controller = new AbortController();
+  state.controller = controller;
+  setAsking(true);
+  turn.answer = null;
+  setAnswer(turn, [h("p", { class: "pending" }, "Checking the claim against the articles…")], true);
+  try {
+    turn.check = await api.check({ claim: turn.question, ...checkOptions() }, { signal: controller.signal });
+    renderCheck(turn);
+  } catch (err) {
+    if (controller.signal.aborted) renderStopped(turn);
+    else renderError(turn, err instanceof ApiError ? err : networkError(err));
+  } finally {
+    state.controller = null;
+    setAsking(false);
+  }
+}
+
+function renderCheck(turn) {
+  const v = verdictView(turn.check);
+  const entries = checkEntries(turn.check);
+  const parts = [
+    h("div", { class: `verdict verdict-${v.tone}` }, h("p", { class: "verdict-title" }, v.title), h("p", {}, v.text)),
+    h("p", { class: "timing" }, [v.how, turn.check.as_of ? `as of ${turn.check.as_of}` : ""].filter(Boolean).join(" · ")),
+  ];
+  if (entries.length) {
+    const heading = turn.check.verdict === "supported" ? "Quotes that support it" : "Quotes that contradict it";
+    parts.push(
+      h("section", { class: "sources", "aria-label": heading },
+        h("h3", {}, heading),
+        h("ol", {}, entries.map((entry) => sourceItem(turn, entry)))),
+    );
+  }
+  setAnswer(turn, parts, false);
+  announce(`Claim ${v.title.toLowerCase()}`);
+}
+
+function newTurn(question, kind = "ask") {
   const answerEl = h("div", { class: "answer", "aria-busy": "true" });
   const el = h(
     "article",
     { class: "turn" },
-    h("p", { class: "question" }, h("span", { class: "visually-hidden" }, "You asked: "), question),
+    h("p", { class: "question" }, h("span", { class: kind === "check" ? "claim-label" : "visually-hidden" }, kind === "check" ? "Check: " : "You asked: "), question),
     answerEl,
   );
   els.empty.hidden = true;
   els.conversation.append(el);
   scrollToEnd(); // the question just asked is what the reader looks at
-  const turn = { id: state.nextTurnId++, question, el, answerEl, answer: null };
+  const turn = { id: state.nextTurnId++, question, kind, el, answerEl, answer: null, check: null };
   state.turns.push(turn);
   return turn;
 }
@@ -444,7 +495,8 @@ function countdown(button, secondsLeft) {
 
 function retry(turn) {
   if (state.controller) return;
-  run(turn);
+  if (turn.kind === "check") runCheck(turn);
+  else run(turn);
 }
 
 function newChat() {
@@ -666,8 +718,10 @@ function wire() {
     const question = els.question.value.trim();
     if (!question || state.controller) return;
     els.question.value = "";
-    run(newTurn(question));
+    if (els.checkMode.checked) runCheck(newTurn(question, "check"));
+    else run(newTurn(question));
   });
+  els.checkMode.addEventListener("change", setCheckMode);
   els.question.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
