@@ -15,7 +15,7 @@ from api.metrics import Metrics
 from api.queue import GenerationQueue
 from rag.core.errors import BusyError
 from rag.core.settings import Settings
-from tests.unit.test_queue import WAIT_S, Turnstile, wait_for
+from tests.unit.api.test_queue import WAIT_S, Turnstile, wait_for
 
 
 class Recorder:

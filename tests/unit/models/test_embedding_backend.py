@@ -172,7 +172,7 @@ def test_info_warns_when_the_configured_backend_differs(clean_rag_env, monkeypat
     from rag.cli.main import app
 
     settings = Settings(_env_file=None, index_dir=tmp_path / "index")
-    index_paths(settings, OnnxLikeEmbedder("torch", "none"), [Path(__file__).resolve().parents[2] / "data" / "corpus"])
+    index_paths(settings, OnnxLikeEmbedder("torch", "none"), [Path(__file__).resolve().parents[3] / "data" / "corpus"])
     same = CliRunner().invoke(app, ["--index-dir", str(tmp_path / "index"), "info", "--json"])
     assert (
         same.exit_code == 0

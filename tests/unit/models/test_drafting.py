@@ -115,7 +115,7 @@ def test_quoting_policy_skips_the_model_and_quotes_the_evidence(settings, hashin
 
 def test_eval_records_the_share_of_drafts_that_survived(tmp_path, gguf, hashing_embedder, prompts, corpus_copy):
     from rag.evaluate.harness import run_eval
-    from tests.unit.test_evaluate import write_lines
+    from tests.unit.evaluate.test_evaluate import write_lines
 
     index, _ = index_paths(gguf, hashing_embedder, [corpus_copy])
     loose = gguf.model_copy(update={"support_threshold": 0.5})

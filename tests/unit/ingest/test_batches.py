@@ -10,7 +10,7 @@ from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
 from tests.fakes import HashingEmbedder
 from tests.syndication import write_stories
-from tests.unit.test_segments import assert_same, snapshot
+from tests.unit.storage.test_segments import assert_same, snapshot
 
 
 class Interrupted(Exception):

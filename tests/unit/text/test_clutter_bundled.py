@@ -17,7 +17,7 @@ from rag.text.chunking import chunk_article
 from rag.text.normalise import normalise_text
 from rag.text.sentences import split_sentences
 
-CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
+CORPUS = Path(__file__).resolve().parents[3] / "data" / "corpus"
 
 CLUTTER: dict[str, list[str]] = {
     "000_ff6882ef16d64a7d": [
