@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 from run_all import SMOKE  # noqa: E402
 
-
 # st_onnx.py measures sentence-transformers' ONNX backend, which needs optimum-onnx: its only release caps
 # transformers below the version pinned here, so it runs only with those packages put on PYTHONPATH (its --help).
 NEEDS_OPTIMUM = {"st_onnx"}
