@@ -222,12 +222,15 @@ def parent(args: argparse.Namespace) -> None:
         subprocess.run(
             [rag, "index", str(ROOT / "data/corpus")], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600
         )
-        asked = ask_backends(env, max(2, args.rounds))
+        asked = ask_backends(env, 1 if args.smoke else max(2, args.rounds))
         if args.ask_only:
             if not args.no_json:
                 print("wrote", write_json("coldstart_ask", {"question": QUESTION, "ask_backends": asked}))
             return
         prompt_file = work / "prompt.json"
+        # The first-token race needs the model asked: generate mode now quotes without it when the bundled model's
+        # recorded draft survival is low (rag/models/drafting.py), so drafting is forced for these children.
+        env = {**env, "RAG_GENERATION_MIN_SURVIVAL": "0", "RAG_QUOTE_TYPED_ANSWERS": "false"}
         best: dict[str, dict[str, float]] = {}
         for round_no in range(args.rounds):
             for side in ("ours", "raw"):
