@@ -349,8 +349,19 @@ def render(results: dict[str, dict[str, Any] | None], ran: dict[str, str]) -> st
         row("coldstart", "`rag ask --json` wall time", f"{r['cli_ask_wall_s']:.2f}s", "", "", "", "")
         for c in r["lazy_imports"]:
             loaded = ", ".join(k for k, v in c["loaded"].items() if v) or "none"
-            rule = "no torch, no llama_cpp" if "search" not in c["command"] else "no llama_cpp"
+            rule = "no torch, no llama_cpp"  # `rag search` too since issue 26: ONNX embeds the query
             row("coldstart", f"`{c['command']}` loads", f"{loaded} ({c['wall_s']:.2f}s)", "", "", rule, met(c["ok"]))
+        asked = r.get("ask_backends")
+        if asked:
+            row(
+                "coldstart",
+                "`rag ask`, model not asked: wall (best) / peak RSS",
+                f"onnx {asked['onnx']['wall_best_s']:.2f}s / {asked['onnx']['peak_rss_mb']:.0f} MB",
+                f"torch {asked['torch']['wall_best_s']:.2f}s / {asked['torch']['peak_rss_mb']:.0f} MB",
+                f"{asked['ratio_best']:.3f}",
+                "<= 0.35, <= 500 MB",
+                met(asked["ratio_best"] <= 0.35 and asked["onnx"]["peak_rss_mb"] <= 500),
+            )
     lines += ["", "Commands of this run:", ""]
     lines += [f"    {cmd}" for cmd in ran.values()]
     return "\n".join(lines)
