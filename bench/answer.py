@@ -98,7 +98,10 @@ def main() -> None:
         help="cap on generated tokens (default RAG_MAX_NEW_TOKENS); TTFT does not depend on it",
     )
     parser.add_argument("--no-json", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="1 question, 4 tokens: that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.limit, args.max_new_tokens = 1, 4
 
     print_header("answer")
     from rag.answer.pipeline import Pipeline
@@ -109,8 +112,14 @@ def main() -> None:
     rows = load_questions(args.questions)[: args.limit]
     work = Path(tempfile.mkdtemp(prefix="newsrag-bench-answer-"))
     try:
+        # Drafting forced: generate mode quotes without the model when the bundled model's recorded draft survival
+        # is low or the question asks for a date, name or number (rag/models/drafting.py); here the model is asked
+        # whenever the evidence answers, so its time to first token is measured against raw llama.cpp.
         settings = Settings(
-            index_dir=work / "index", **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {})
+            index_dir=work / "index",
+            generation_min_survival=0.0,
+            quote_typed_answers=False,
+            **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}),
         )
         index_paths(settings, build_embedder(settings), [args.corpus])
         pipeline = Pipeline.from_settings(settings)

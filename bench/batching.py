@@ -122,7 +122,10 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between arrivals")
     parser.add_argument("--threads", type=int, default=1, help="RAG_N_THREADS for both sides")
     parser.add_argument("--no-json", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="2 requests, 2 slots, no gap: that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.slots, args.requests, args.gap = 2, 2, 0.0
 
     print_header("batching")
     from rag.answer.pipeline import Pipeline

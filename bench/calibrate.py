@@ -143,8 +143,8 @@ def fmt(v) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad", type=Path, default=ROOT.parent / "shared/benchmarks/squad-v2/dev-v2.0.json")
-    ap.add_argument("--squad-index", type=Path, required=True)
-    ap.add_argument("--nato-index", type=Path, required=True)
+    ap.add_argument("--squad-index", type=Path)
+    ap.add_argument("--nato-index", type=Path)
     ap.add_argument("--nato-questions", type=Path, default=ROOT / "data/questions/nato_questions.jsonl")
     ap.add_argument(
         "--exclude", type=Path, default=ROOT / "build/squad/questions.jsonl", help="eval sample kept out of calibration"
@@ -154,7 +154,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--support-precision", type=float, default=0.9)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/calibration.json")
+    ap.add_argument("--smoke", action="store_true", help="the bundled corpus as both indexes, 20 questions, 40 pairs")
     args = ap.parse_args()
+    if args.smoke:
+        import tempfile
+
+        from common import smoke_index
+
+        work = Path(tempfile.mkdtemp(prefix="bench-calibrate-smoke-"))
+        args.squad_index = args.nato_index = smoke_index(work)
+        args.limit, args.pairs, args.out = 20, 40, work / "calibration.json"
+    if args.squad_index is None or args.nato_index is None:
+        ap.error("--squad-index and --nato-index are required (or --smoke)")
 
     squad = load_squad(args.squad)
     excluded = (
@@ -199,6 +210,12 @@ def main() -> None:
         for t, a, b in zip(thresholds, results["squad"], results["nato"])
         if min(a["answerable_kept"] or 0, b["answerable_kept"] or 0) >= MIN_KEPT
     ]
+    if not combined:  # no threshold keeps enough on both sets (a small or off-topic sample): the best overall
+        print(f"\nno threshold keeps >= {MIN_KEPT} of the answerable questions on both sets")
+        combined = [
+            (t, ((a["balanced_accuracy"] or 0) + (b["balanced_accuracy"] or 0)) / 2)
+            for t, a, b in zip(thresholds, results["squad"], results["nato"])
+        ]
     best_t = max(combined, key=lambda tb: (round(tb[1], 3), -tb[0]))[0]
     print(
         f"\nchosen abstain_threshold = {best_t} (best mean balanced accuracy over SQuAD and NATO keeping >= {MIN_KEPT} "

@@ -184,3 +184,30 @@ def commit_one(work: Path, passages: int, rounds: int) -> dict:
         "median_s": medians,
         "target_met": medians["after: segment commit"] < 1.0,
     }
+
+
+def main() -> None:
+    """`python bench/commit_one.py` alone (`bench/index.py --commit-one N` runs the same and writes the JSON)."""
+    import argparse
+    import shutil
+    import tempfile
+
+    import common  # noqa: F401  puts this checkout's rag/ first on sys.path, as every bench script does
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--passages", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="1,000 passages, one round")
+    args = parser.parse_args()
+    if args.smoke:
+        args.passages, args.rounds = 1000, 1
+    work = Path(tempfile.mkdtemp(prefix="newsrag-bench-commit-"))
+    try:
+        result = commit_one(work, args.passages, args.rounds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("median: " + ", ".join(f"{k} {v:.3f}s" for k, v in result["median_s"].items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT_DIR = ROOT / "bench" / "out"
+OUT_DIR = Path(os.environ.get("BENCH_OUT_DIR") or ROOT / "bench" / "out")  # the smoke test writes elsewhere
 SQUAD_DEV = ROOT.parent / "shared" / "benchmarks" / "squad-v2" / "dev-v2.0.json"
 
 # The benchmarks import rag from this checkout even when run as `python bench/x.py`.
@@ -218,3 +218,15 @@ def fmt_ratio(ours: float, raw: float) -> str:
 def print_header(title: str) -> None:
     m = machine_info()
     print(f"== {title} — {m['nproc']} cpu ({m['cpu']}), load {m['load_avg']}, commit {m['commit']}", flush=True)
+
+
+def smoke_index(work: Path) -> Path:
+    """The bundled corpus indexed with the default settings into work/index: the index a `--smoke` run reads
+    where the real run reads a large one built beforehand (build/squad-index, build/rtqa-index)."""
+    from rag.core.settings import Settings
+    from rag.ingest.indexing import index_paths
+    from rag.models.embedding import build_embedder
+
+    settings = Settings(_env_file=None, index_dir=work / "index")
+    index_paths(settings, build_embedder(settings), [ROOT / "data" / "corpus"])
+    return settings.index_dir

@@ -106,7 +106,10 @@ def main() -> None:
     parser.add_argument("--embedder", choices=["real", "hashing"], default="real")
     parser.add_argument("--scale", type=int, default=10000, help="synthetic archive size for the upload cost (0: skip)")
     parser.add_argument("--limit", type=int, default=0, help="index only the first N articles (0: all 900)")
+    parser.add_argument("--smoke", action="store_true", help="20 articles, hashing embedder, a 200-article archive")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.embedder, args.scale, args.limit = 1, "hashing", 200, 20
     print_header("dedup: folding syndicated copies on the RealTime QA archive")
     if not RTQA.is_dir():
         raise SystemExit(f"missing {RTQA}")

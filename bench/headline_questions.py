@@ -74,8 +74,8 @@ def questions(index_dir: Path, limit: int, seed: int, skip: int = 0) -> list[dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("index_dir", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("index_dir", type=Path, nargs="?")
+    parser.add_argument("out", type=Path, nargs="?")
     parser.add_argument("--limit", type=int, default=100, help="articles sampled (two questions each)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument(
@@ -84,7 +84,17 @@ def main() -> None:
         default=0,
         help="articles of the sample skipped first: --skip 100 gives a second, disjoint sample",
     )
+    parser.add_argument("--smoke", action="store_true", help="questions about 3 articles of the bundled corpus")
     args = parser.parse_args()
+    if args.smoke:
+        import tempfile
+
+        from common import smoke_index
+
+        work = Path(tempfile.mkdtemp(prefix="bench-headlines-smoke-"))
+        args.index_dir, args.out, args.limit = smoke_index(work), work / "questions.jsonl", 3
+    if args.index_dir is None or args.out is None:
+        parser.error("index_dir and out are required (or --smoke)")
     rows = questions(args.index_dir, args.limit, args.seed, args.skip)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -174,8 +174,9 @@ def main() -> None:
     parser.add_argument(
         "--backend",
         choices=["torch", "onnx"],
-        default="torch",
-        help="embedder of the embed and index sides (raw is always PyTorch)",
+        default=None,
+        help="embedder of the embed and index sides (default: RAG_EMBEDDING_BACKEND's default, onnx; raw is always "
+        "PyTorch)",
     )
     parser.add_argument("--quantization", choices=["none", "int8"], default="none", help="with --backend onnx")
     parser.add_argument(
@@ -199,7 +200,16 @@ def main() -> None:
         help="time committing one article into N synthetic passages, then exit",
     )
     parser.add_argument("--no-json", action="store_true")
+    parser.add_argument(
+        "--smoke", action="store_true", help="24 paragraphs, 2 slices, 1 round, 5 query rounds, 1,000-passage commit"
+    )
     args = parser.parse_args()
+    if args.backend is None:
+        from rag.core.settings import Settings
+
+        args.backend = Settings.model_fields["embedding_backend"].default
+    if args.smoke:
+        args.limit, args.slices, args.rounds, args.query_rounds = 24, 2, 1, 5
 
     print_header("index")
     if args.commit_one:

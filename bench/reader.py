@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from rag.core.settings import Settings  # noqa: E402
 from rag.evaluate.questions import load_questions  # noqa: E402
@@ -32,11 +33,28 @@ def main() -> None:
     ap.add_argument("--index", type=Path, default=ROOT / "build/eval-index")
     ap.add_argument("--questions", type=Path, default=ROOT / "data/questions/nato_questions.jsonl")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--reader", type=Path, default=None, help="reader folder (default: models/reader)")
+    ap.add_argument(
+        "--smoke", action="store_true", help="a reader trained on 4 SQuAD questions, the bundled corpus, 1 round"
+    )
     args = ap.parse_args()
 
     from rag.answer.pipeline import Pipeline
 
-    settings = Settings(_env_file=None, index_dir=args.index)
+    if args.smoke:
+        import tempfile
+
+        from common import SQUAD_DEV, smoke_index
+
+        from rag.evaluate.train_reader import main as train_reader
+
+        work = Path(tempfile.mkdtemp(prefix="bench-reader-smoke-"))
+        args.index, args.rounds, args.reader = smoke_index(work), 1, work / "reader"
+        args.questions = ROOT / "data/questions/dev_questions.jsonl"
+        train_reader(["--squad", str(SQUAD_DEV), "--out", str(args.reader), "--questions", "4", "--threads", "1"])
+    settings = Settings(
+        _env_file=None, index_dir=args.index, use_reader=True, **({"reader_path": args.reader} if args.reader else {})
+    )
     before = rss_mb()
     started = time.perf_counter()
     pipeline = Pipeline.from_settings(settings, with_generator=False)
@@ -46,8 +64,14 @@ def main() -> None:
         f"pipeline with reader loaded in {time.perf_counter() - started:.2f} s; peak RSS {before:.0f} -> "
         f"{rss_mb():.0f} MB"
     )
-    reader = pipeline.reader
-    torch, tokenizer, model = reader._load()
+    # The raw side: the trained weights in transformers on torch, as `make reader` saved them; ours runs their ONNX
+    # export (rag/models/reader.py).
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(pipeline.reader.path))
+    model = AutoModelForSequenceClassification.from_pretrained(str(pipeline.reader.path)).eval()
+    torch.set_num_threads(pipeline.reader.threads or torch.get_num_threads())
 
     cases = []
     for q in load_questions(args.questions):

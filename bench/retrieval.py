@@ -64,8 +64,8 @@ def evaluate(pipeline: Pipeline, questions: list[dict], method: str, depth: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--index", type=Path, required=True)
-    ap.add_argument("--questions", type=Path, required=True)
+    ap.add_argument("--index", type=Path)
+    ap.add_argument("--questions", type=Path)
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--bm25-weights", type=str, default="", help="comma-separated BM25 weights to sweep for hybrid")
@@ -77,7 +77,17 @@ def main() -> None:
         default=[],
         help="a setting to change, NAME=VALUE (repeatable), e.g. recency_weight=1.0",
     )
+    ap.add_argument("--smoke", action="store_true", help="the bundled corpus and NATO questions, both halves")
     args = ap.parse_args()
+    if args.smoke:
+        import tempfile
+
+        from common import smoke_index
+
+        args.index = smoke_index(Path(tempfile.mkdtemp(prefix="bench-retrieval-smoke-")))
+        args.questions, args.split, args.bm25_weights = ROOT / "data/questions/nato_questions.jsonl", True, "1,2"
+    if args.index is None or args.questions is None:
+        ap.error("--index and --questions are required (or --smoke)")
     questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
     questions = [q for q in questions if q.get("gold_docs") and not q.get("history")]
     overrides = dict(kv.split("=", 1) for kv in args.set)

@@ -26,6 +26,25 @@ BENCH = ROOT / "bench"
 README = BENCH / "README.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 ORDER = ("index", "search", "answer", "serve", "coldstart")
+# Every script under bench/ that runs on its own, each with a --smoke mode (tiny sizes): `run_all.py --smoke` and
+# tests/integration/test_bench_smoke.py run them all, so a benchmark that rots fails the tests, not the next
+# person to time something. ("index --commit-one" is commit_one's path in the figures run.)
+SMOKE = (
+    "index",
+    "search",
+    "answer",
+    "serve",
+    "coldstart",
+    "backends",
+    "batching",
+    "calibrate",
+    "commit_one",
+    "dedup",
+    "headline_questions",
+    "reader",
+    "retrieval",
+    "train_decision",
+)
 
 
 def commands(full: bool) -> dict[str, list[str]]:
@@ -330,11 +349,42 @@ def render(results: dict[str, dict[str, Any] | None], ran: dict[str, str]) -> st
         row("coldstart", "`rag ask --json` wall time", f"{r['cli_ask_wall_s']:.2f}s", "", "", "", "")
         for c in r["lazy_imports"]:
             loaded = ", ".join(k for k, v in c["loaded"].items() if v) or "none"
-            rule = "no torch, no llama_cpp" if "search" not in c["command"] else "no llama_cpp"
+            rule = "no torch, no llama_cpp"  # `rag search` too since issue 26: ONNX embeds the query
             row("coldstart", f"`{c['command']}` loads", f"{loaded} ({c['wall_s']:.2f}s)", "", "", rule, met(c["ok"]))
+        asked = r.get("ask_backends")
+        if asked:
+            row(
+                "coldstart",
+                "`rag ask`, model not asked: wall (best) / peak RSS",
+                f"onnx {asked['onnx']['wall_best_s']:.2f}s / {asked['onnx']['peak_rss_mb']:.0f} MB",
+                f"torch {asked['torch']['wall_best_s']:.2f}s / {asked['torch']['peak_rss_mb']:.0f} MB",
+                f"{asked['ratio_best']:.3f}",
+                "<= 0.35, <= 500 MB",
+                met(asked["ratio_best"] <= 0.35 and asked["onnx"]["peak_rss_mb"] <= 500),
+            )
     lines += ["", "Commands of this run:", ""]
     lines += [f"    {cmd}" for cmd in ran.values()]
     return "\n".join(lines)
+
+
+def smoke(names: list[str]) -> None:
+    """Each script with --smoke in its own process, its figures in a temporary BENCH_OUT_DIR; exits non-zero
+    naming every script that failed."""
+    import tempfile
+
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="bench-smoke-") as out:
+        env = {**os.environ, "BENCH_OUT_DIR": out, "PYTHONPATH": str(ROOT)}
+        for name in names:
+            start = time.perf_counter()
+            cmd = [sys.executable, str(BENCH / f"{name}.py"), "--smoke"]
+            done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            print(f"-- {name} --smoke: exit {done.returncode} after {time.perf_counter() - start:.0f}s", flush=True)
+            if done.returncode != 0:
+                failed.append(name)
+                print((done.stdout + done.stderr)[-3000:], flush=True)
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 def update_readme(table: str) -> None:
@@ -352,7 +402,11 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(ORDER), help=f"comma-separated subset of {', '.join(ORDER)}")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the figures table in bench/README.md")
     parser.add_argument("--render-only", action="store_true", help="rebuild the README table from bench/out/*.json")
+    parser.add_argument("--smoke", action="store_true", help="every bench script at tiny sizes (no README change)")
     args = parser.parse_args()
+    if args.smoke:
+        smoke(args.only.split(",") if args.only != ",".join(ORDER) else list(SMOKE))
+        return
     chosen = [n for n in ORDER if n in args.only.split(",")]
     ran: dict[str, str] = {}
     failed: list[str] = []

@@ -387,7 +387,10 @@ def main() -> None:
         "--no-in-process", action="store_true", help="skip the in-process baseline (quicker iterations)"
     )
     parser.add_argument("--no-json", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="2 clients, 4 s, one slice")
     args = parser.parse_args()
+    if args.smoke:
+        args.clients, args.seconds, args.slices, args.no_alone, args.baseline_n = 2, 4.0, 1, True, 1
     weights = {k: int(w) for part in args.mix.split(",") for k, w in [part.split("=")]}
     mix = [k for k, w in weights.items() for _ in range(w)]
     if not set(mix) <= set(KINDS):

@@ -160,13 +160,29 @@ def main() -> None:
         type=Path,
         help="write the model fitted with the reader here (rag/answer/decision-reader.json ships it)",
     )
+    ap.add_argument(
+        "--smoke", action="store_true", help="the bundled corpus as all three indexes, 12 questions of each set"
+    )
     args = ap.parse_args()
     if args.judge and args.reader:
         ap.error("--reader and --judge each fill the reader's place: give one")
     scored_by = args.judge or args.reader
 
-    rtqa = list(load_questions(SHARED / "realtimeqa-2022-summer" / "questions.jsonl"))
-    nato = load_questions(ROOT / "data/questions/nato_questions.jsonl")
+    few = None
+    if args.smoke:
+        import tempfile
+
+        from common import smoke_index
+
+        work = Path(tempfile.mkdtemp(prefix="bench-decision-smoke-"))
+        args.squad_index = args.rtqa_index = args.nato_index = smoke_index(work)
+        args.squad_n, args.cache, args.refresh, few = 12, work / "cache", True, 12
+        args.write = args.write_reader = None
+        args.squad_eval_questions = work / "no-eval-sample.jsonl"  # nothing held out of a 12-question sample
+        args.squad_eval_questions.write_text("")
+
+    rtqa = list(load_questions(SHARED / "realtimeqa-2022-summer" / "questions.jsonl"))[:few]
+    nato = load_questions(ROOT / "data/questions/nato_questions.jsonl")[:few]
     rtqa_fit_ids, _ = split([q.id for q in rtqa])
     nato_fit_ids, _ = split([q.id for q in nato])
     # With a reader (trained on SQuAD title split A), SQuAD questions come from split B only and half of them

@@ -19,7 +19,7 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from rag.answer.decision import MODEL_FILE, READER_MODEL_FILE, model_path
     from rag.core.settings import SERVE_MODEL_SLOTS
     from rag.models.reader import reader_path
-    from rag.storage.manifest import read_manifest
+    from rag.storage.manifest import build_label, read_manifest, vectors_agree
 
     settings = settings_of(ctx)
     reader = reader_path(settings)
@@ -61,15 +61,13 @@ def info_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         ),
         "updated_at": manifest.updated_at,
     }
-    configured = settings.embedding_backend + (
-        "" if settings.embedding_quantization == "none" else f" {settings.embedding_quantization}"
-    )
-    if configured != manifest.embedding_build:
+    configured = build_label(settings.embedding_backend, settings.embedding_quantization)
+    built = (manifest.embedding_backend, manifest.embedding_quantization)
+    if not vectors_agree(built, (settings.embedding_backend, settings.embedding_quantization)):
         info["warning"] = (
-            f"questions are embedded by the {configured} backend, the index by {manifest.embedding_build}: search "
-            "works "
-            "(same model, vectors within cosine ~0.99) but ranks can differ slightly, and adding documents is refused; "
-            "`rag reindex --rebuild` re-embeds the index with the configured backend"
+            f"questions are embedded by the {configured} backend, the index by {manifest.embedding_build}: int8 and "
+            f"float vectors differ, so searching it is refused; set RAG_EMBEDDING_BACKEND={built[0]} "
+            f"RAG_EMBEDDING_QUANTIZATION={built[1]}, or `rag reindex --rebuild` re-embeds it with the configured one"
         )
     if as_json:
         info["document_list"] = [d.model_dump() for d in manifest.documents.values()]

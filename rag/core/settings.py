@@ -38,11 +38,14 @@ class Settings(BaseSettings):
     embedding_model_path: Path | None = None
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     embedding_max_seq_length: int = Field(256, ge=16, le=512)
-    # "onnx" runs the same model through ONNX Runtime, exported once from the folder above
-    # (rag/models/onnx_embedding.py;
-    # figures in bench/README.md). torch stays the default: the answer decision was fitted on torch vectors.
-    embedding_backend: Literal["torch", "onnx"] = "torch"
-    # int8: dynamically quantised weights (ONNX only), faster and slightly different vectors.
+    # "onnx" (the default) runs the model through ONNX Runtime, exported once from the folder above
+    # (rag/models/onnx_embedding.py): torch's vectors (cosine >= 0.9999, the same SQuAD and RealTime QA ranks), so
+    # the answer decision fitted on torch vectors holds and a torch-built index is served as it is; without torch
+    # in the process a cold `rag ask` takes a fraction of the time and memory (bench/README.md, issue 26). "torch"
+    # runs sentence-transformers, which export and training use anyway.
+    embedding_backend: Literal["torch", "onnx"] = "onnx"
+    # int8: dynamically quantised weights (ONNX only), faster and slightly different vectors: not the default,
+    # since its SQuAD dense hit@5 fell 0.012-0.014 below torch's (bench/README.md, issue 26).
     embedding_quantization: Literal["none", "int8"] = "none"
     # None = ~/.cache/newsrag/onnx/<model>-<weights key>-<quantization>/, made by `make onnx` or on first use.
     embedding_onnx_dir: Path | None = None

@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.models.reader import FORMAT, META_FILE, reader_input
+from rag.models.reader import FORMAT, META_FILE, ONNX_FILE, reader_input
+from rag.models.reader_export import export_reader
 from rag.text.sentences import split_sentences
 from rag.text.tokens import content_terms
 
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         **stats,
     }
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    export_reader(tmp, ONNX_FILE)  # what answering runs (ONNX Runtime, no torch at query time)
     # The folder appears whole or not at all: a killed run leaves only the .tmp twin, which a rerun replaces.
     if args.out.exists():
         import shutil

@@ -18,6 +18,7 @@ from rag.core.types import Article, Passage
 from rag.ingest.corpus import article_from_bytes
 from rag.models.embedding import Embedder, embedder_build
 from rag.storage.index import Index
+from rag.storage.manifest import vectors_agree
 from rag.text.chunking import chunk_article, url_slug
 
 EMBED_BATCH = 512  # texts per embedding step (and progress step); the embedder batches further inside
@@ -135,9 +136,8 @@ class Batch:
         self.on_embedded = on_embedded
         manifest = index.manifest
         # Embedding ahead is safe when the vectors will match the index's; otherwise apply_articles checks first.
-        self.embed_early = not manifest.documents or embedder_build(embedder) == (
-            manifest.embedding_backend,
-            manifest.embedding_quantization,
+        self.embed_early = not manifest.documents or vectors_agree(
+            embedder_build(embedder), (manifest.embedding_backend, manifest.embedding_quantization)
         )
 
     def add(self, article: Article, name: str, data: bytes) -> None:

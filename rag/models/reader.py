@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import numpy as np
+
 from rag.core.errors import ModelMissingError
 
 if TYPE_CHECKING:
@@ -45,9 +47,14 @@ def reader_input(title: str | None, sentence: str) -> str:
     return f"{title}. {sentence}" if title else sentence
 
 
-class CrossEncoderReader:
-    """A BERT-style sequence classifier with one logit, loaded on first use: `rag search` and a server that
-    only searches never pay for it (nor for torch, under the ONNX embedder)."""
+ONNX_FILE = "reader.onnx"
+
+
+class OnnxReader:
+    """The reader's sequence classifier run by ONNX Runtime and `tokenizers`, loaded on first use: `rag search` and
+    a server that only searches never pay for it, and no query-time path imports torch. The ONNX file is exported
+    from the trained weights into the reader's folder once (rag/models/reader_export.py, torch), by `make reader`
+    or on first use; the scores are the torch model's (max difference 1e-5, tests/integration/test_reader.py)."""
 
     kind = "reader"
 
@@ -64,28 +71,55 @@ class CrossEncoderReader:
     def _load(self) -> tuple:
         with self._lock:
             if self._loaded is None:
-                import torch
-                from transformers import AutoModelForSequenceClassification, AutoTokenizer
+                if not (self.path / ONNX_FILE).is_file():
+                    from rag.models.reader_export import export_reader  # torch, once per trained reader
 
-                model = AutoModelForSequenceClassification.from_pretrained(str(self.path))
-                model.eval()
-                self._loaded = (torch, AutoTokenizer.from_pretrained(str(self.path)), model)
+                    export_reader(self.path, ONNX_FILE)
+                import onnxruntime as ort
+                from tokenizers import Tokenizer
+
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.threads or 0
+                options.log_severity_level = 3
+                try:
+                    session = ort.InferenceSession(
+                        str(self.path / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+                    )
+                    tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+                except Exception as exc:  # onnxruntime and tokenizers raise their own kinds for a broken file
+                    raise ModelMissingError(
+                        f"cannot load the reader from {self.path} ({exc}); rebuild it with `make reader`"
+                    ) from exc
+                tokenizer.no_padding()
+                self._loaded = (session, tokenizer)
             return self._loaded
+
+    def _encode(self, tokenizer, question: str, chunk: list[str]) -> list:
+        # As the trained tokenizer was called: truncate the sentence, never the question, to max_length.
+        try:
+            tokenizer.enable_truncation(self.max_length, strategy="only_second")
+            return tokenizer.encode_batch([(question, text) for text in chunk])
+        except Exception:  # a question longer than max_length alone leaves nothing to cut from the sentence
+            tokenizer.enable_truncation(self.max_length, strategy="longest_first")
+            return tokenizer.encode_batch([(question, text) for text in chunk])
 
     def score(self, question: str, texts: list[str]) -> list[float]:
         if not texts:
             return []
-        torch, tokenizer, model = self._loaded or self._load()
-        # Same thread count as the embedder's question batches (it sets the process-wide value the same way),
-        # so a server's request threads never flip it back and forth between the two.
-        if self.threads and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        session, tokenizer = self._loaded or self._load()
         out: list[float] = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                chunk = texts[start : start + self.batch_size]
-                enc = tokenizer([question] * len(chunk), chunk, truncation="only_second", max_length=self.max_length, padding=True, return_tensors="pt")
-                out += torch.sigmoid(model(**enc).logits.squeeze(-1)).tolist()
+        for start in range(0, len(texts), self.batch_size):
+            encoded = self._encode(tokenizer, question, texts[start : start + self.batch_size])
+            width = max(len(e.ids) for e in encoded)
+            ids = np.zeros((len(encoded), width), dtype=np.int64)
+            types = np.zeros_like(ids)
+            mask = np.zeros_like(ids)
+            for row, e in enumerate(encoded):
+                ids[row, : len(e.ids)] = e.ids
+                types[row, : len(e.ids)] = e.type_ids
+                mask[row, : len(e.ids)] = 1
+            logits = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            out += (1.0 / (1.0 + np.exp(-logits.reshape(-1).astype(np.float64)))).tolist()
         return out
 
 
@@ -121,7 +155,7 @@ def load_reader(settings: Settings) -> Reader | None:
     if path is None:
         raise ModelMissingError(f"RAG_USE_READER=true but no reader at {settings.reader_default_path}: train it with `make reader` (needs ../shared) or set RAG_READER_PATH")
     threads = settings.query_threads or settings.n_threads or os.cpu_count() or 1
-    return CrossEncoderReader(path, threads=threads)
+    return OnnxReader(path, threads=threads)
 
 
 def load_judge_reader(settings: Settings) -> Reader | None:

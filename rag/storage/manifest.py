@@ -107,6 +107,13 @@ class Manifest(BaseModel):
                 f"chunking {self.chunk_size}/{self.chunk_overlap} words, configured "
                 f"{settings.chunk_size}/{settings.chunk_overlap}"
             )
+        configured = (settings.embedding_backend, settings.embedding_quantization)
+        if not vectors_agree((self.embedding_backend, self.embedding_quantization), configured):
+            problems.append(
+                f"vectors by the {self.embedding_build} embedding build, configured {build_label(*configured)} "
+                f"(set RAG_EMBEDDING_BACKEND={self.embedding_backend} "
+                f"RAG_EMBEDDING_QUANTIZATION={self.embedding_quantization})"
+            )
         if self.vector_backend != settings.vector_backend:
             problems.append(
                 f"vector backend {self.vector_backend}, configured {settings.vector_backend} (use `rag migrate`)"
@@ -120,17 +127,16 @@ class Manifest(BaseModel):
 
     @property
     def embedding_build(self) -> str:
-        return self.embedding_backend + (
-            "" if self.embedding_quantization == "none" else f" {self.embedding_quantization}"
-        )
+        return build_label(self.embedding_backend, self.embedding_quantization)
 
     def adopt_embedding_build(self, backend: str, quantization: str, *, keeping: int) -> None:
-        """Before vectors are added: an index holds one build's vectors, so the embedder must be the one that
-        built the `keeping` documents that stay, and an index with none left takes the embedder's build.
-        Searching with another backend is allowed (the same model's vectors agree to cosine ~0.99-1.0; `rag
-        info` warns); adding would mix them under a manifest that names only one."""
-        if keeping and (backend, quantization) != (self.embedding_backend, self.embedding_quantization):
-            configured = backend + ("" if quantization == "none" else f" {quantization}")
+        """Before vectors are added: an index holds one kind of vectors, so the embedder must make the vectors of
+        the build that made the `keeping` documents that stay (`vectors_agree`: torch and float ONNX do), and an
+        index with none left takes the embedder's build. The manifest keeps naming the build that made it."""
+        if keeping and not vectors_agree(
+            (backend, quantization), (self.embedding_backend, self.embedding_quantization)
+        ):
+            configured = build_label(backend, quantization)
             raise IndexMismatchError(
                 f"index was embedded with the {self.embedding_build} backend, configured {configured}: adding to it "
                 "would mix "
@@ -138,7 +144,22 @@ class Manifest(BaseModel):
                 f"RAG_EMBEDDING_QUANTIZATION={self.embedding_quantization}, "
                 "or re-embed everything with `rag reindex --rebuild`."
             )
-        self.embedding_backend, self.embedding_quantization = backend, quantization
+        if not keeping:
+            self.embedding_backend, self.embedding_quantization = backend, quantization
+
+
+def build_label(backend: str, quantization: str) -> str:
+    return backend + ("" if quantization == "none" else f" {quantization}")
+
+
+def vectors_agree(built: tuple[str, str], configured: tuple[str, str]) -> bool:
+    """Whether an index's vectors can be searched (and added to) with another embedding build of the same model.
+    The float ONNX export is torch's model in another runtime: cosine >= 0.9999 to torch on every text
+    (tests/integration/test_onnx_embedder.py) and the same SQuAD and RealTime QA ranks (bench/README.md), so a
+    torch-built index is served by the default ONNX backend and the other way round. int8 weights move vectors by
+    cosine 0.98-0.995 and hit@5 by up to 0.014, and the answer decision's cosines with them: an index is searched
+    only by the quantisation that built it."""
+    return built[1] == configured[1]
 
 
 def now_utc() -> str:

@@ -30,6 +30,12 @@ def real_embedder(real_settings):
 
 
 @pytest.fixture(scope="session")
+def torch_embedder(real_settings):
+    """sentence-transformers on torch (RAG_EMBEDDING_BACKEND=torch), the reference the ONNX default is held to."""
+    return build_embedder(real_settings.model_copy(update={"embedding_backend": "torch"}))
+
+
+@pytest.fixture(scope="session")
 def real_generator(real_settings):
     return build_generator(real_settings)
 

@@ -12,7 +12,7 @@ from rag.core.errors import ModelMissingError
 from rag.evaluate.train_reader import main as train_main
 from rag.evaluate.train_reader import title_half
 from rag.models.prompts import PromptSet
-from rag.models.reader import CrossEncoderReader, load_reader, reader_input
+from rag.models.reader import ONNX_FILE, OnnxReader, load_reader, reader_input
 
 
 def _squad_file(path):
@@ -77,12 +77,33 @@ def test_reader_training_writes_a_folder_the_pipeline_loads_and_reads_with(
     assert (out / "reader.json").is_file() and not (tmp_path / "reader.tmp").exists()
     settings = real_settings.model_copy(update={"use_reader": True, "reader_path": out})
     reader = load_reader(settings)
-    assert isinstance(reader, CrossEncoderReader)
-    scores = reader.score(
-        "Who designed the bridge?",
-        ["Bridge. It was designed by John Bradfield.", "Bridge. Trams crossed it until 1961."],
-    )
+    assert isinstance(reader, OnnxReader) and (out / ONNX_FILE).is_file()  # `make reader` exported it
+    sentences = ["Bridge. It was designed by John Bradfield.", "Bridge. Trams crossed it until 1961. " * 30]
+    scores = reader.score("Who designed the bridge?", sentences)
     assert len(scores) == 2 and all(0.0 < p < 1.0 for p in scores)
+    # The ONNX scores are the trained torch model's, read the way training read them (the long one truncated).
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    model = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
+    enc = tokenizer(
+        ["Who designed the bridge?"] * 2,
+        sentences,
+        truncation="only_second",
+        max_length=reader.max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+    with torch.inference_mode():
+        expected = torch.sigmoid(model(**enc).logits.squeeze(-1)).tolist()
+    assert max(abs(a - b) for a, b in zip(scores, expected)) < 1e-4
+    # A folder trained before the export existed is exported on first use.
+    (out / ONNX_FILE).unlink()
+    assert load_reader(settings).score("Who designed the bridge?", sentences[:1])[0] == pytest.approx(
+        scores[0], abs=1e-5
+    )
+    assert (out / ONNX_FILE).is_file()
     pipeline = Pipeline(settings, real_index, real_embedder, None, PromptSet.load(), reader=reader)
     assert pipeline.decision.needs_reader  # the packaged decision fitted on the reader's scores
     found = pipeline.gather(

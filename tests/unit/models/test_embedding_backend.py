@@ -16,7 +16,8 @@ from rag.core.errors import IndexMismatchError, ModelMissingError
 from rag.core.settings import Settings
 from rag.ingest.indexing import index_paths, reindex, remove_documents
 from rag.models.embedding import build_embedder, embedder_build
-from rag.models.onnx_embedding import OnnxEmbedder, default_onnx_root, export_onnx, onnx_dir_for
+from rag.models.onnx_embedding import OnnxEmbedder, default_onnx_root, onnx_dir_for
+from rag.models.onnx_export import export_onnx
 from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
 from tests.fakes import HashingEmbedder
@@ -39,7 +40,7 @@ def clean_rag_env(monkeypatch, tmp_path):
 
 
 def test_backend_settings_parse_from_the_environment(clean_rag_env, monkeypatch):
-    assert (Settings().embedding_backend, Settings().embedding_quantization) == ("torch", "none")
+    assert (Settings().embedding_backend, Settings().embedding_quantization) == ("onnx", "none")
     monkeypatch.setenv("RAG_EMBEDDING_BACKEND", "onnx")
     monkeypatch.setenv("RAG_EMBEDDING_QUANTIZATION", "int8")
     monkeypatch.setenv("RAG_EMBEDDING_ONNX_DIR", "/models/minilm-int8")
@@ -56,9 +57,10 @@ def test_backend_settings_parse_from_the_environment(clean_rag_env, monkeypatch)
 
 def test_int8_without_onnx_is_refused_with_a_clear_line(clean_rag_env, monkeypatch, tmp_path):
     with pytest.raises(ValidationError, match="needs RAG_EMBEDDING_BACKEND=onnx"):
-        Settings(embedding_quantization="int8")
+        Settings(embedding_backend="torch", embedding_quantization="int8")
     from rag.cli.main import app
 
+    monkeypatch.setenv("RAG_EMBEDDING_BACKEND", "torch")
     monkeypatch.setenv("RAG_EMBEDDING_QUANTIZATION", "int8")
     result = CliRunner().invoke(app, ["info"])
     assert "invalid setting: Value error, RAG_EMBEDDING_QUANTIZATION=int8 needs RAG_EMBEDDING_BACKEND=onnx" in str(
@@ -142,30 +144,48 @@ def test_manifest_records_the_build_and_old_manifests_read_as_torch(settings, co
     assert read_manifest(settings.index_dir).embedding_build == "torch"
 
 
-def test_other_backend_may_search_but_not_add(settings, corpus_copy):
-    index_paths(settings, OnnxLikeEmbedder("onnx", "none"), [corpus_copy])
-    torch_like = OnnxLikeEmbedder("torch", "none")
-    # Reading: the same model under another backend loads the index (queries embed with it).
-    loaded = load_index(settings, embedding_model=torch_like.name, dimension=torch_like.dimension)
-    assert loaded.manifest.embedding_backend == "onnx" and len(loaded.passages) > 0
+def test_torch_and_float_onnx_serve_and_extend_each_others_index(settings, corpus_copy):
+    """torch and the float ONNX export make the same vectors, so either serves and extends the other's index;
+    the manifest keeps naming the build that made it."""
+    torch_settings = settings.model_copy(update={"embedding_backend": "torch", "embedding_quantization": "none"})
+    onnx_settings = settings.model_copy(update={"embedding_backend": "onnx", "embedding_quantization": "none"})
+    torch_like, onnx_like = OnnxLikeEmbedder("torch", "none"), OnnxLikeEmbedder("onnx", "none")
+    index_paths(torch_settings, torch_like, [corpus_copy])
+    loaded = load_index(onnx_settings, embedding_model=onnx_like.name, dimension=onnx_like.dimension)
+    assert loaded.manifest.embedding_build == "torch" and len(loaded.passages) > 0
     extra = corpus_copy / "zz_new.txt"
     extra.write_text("A new story\n\nThe harbour board approved a second pier on Monday.\n")
-    generation = loaded.generation
-    with pytest.raises(
-        IndexMismatchError,
-        match="embedded with the onnx backend, configured torch.*RAG_EMBEDDING_BACKEND=onnx.*reindex --rebuild",
-    ):
-        index_paths(settings, torch_like, [extra])
+    index_paths(onnx_settings, onnx_like, [extra])
+    manifest = read_manifest(settings.index_dir)
+    assert "zz_new" in manifest.documents and manifest.embedding_build == "torch"
+
+
+def test_int8_and_float_vectors_refuse_each_other_in_one_line(settings, corpus_copy):
+    float_settings = settings.model_copy(update={"embedding_backend": "onnx", "embedding_quantization": "none"})
+    int8_settings = settings.model_copy(update={"embedding_backend": "onnx", "embedding_quantization": "int8"})
+    torch_settings = settings.model_copy(update={"embedding_backend": "torch", "embedding_quantization": "none"})
+    int8, plain = OnnxLikeEmbedder("onnx", "int8"), OnnxLikeEmbedder("onnx", "none")
+    index_paths(int8_settings, int8, [corpus_copy])
+    generation = read_manifest(settings.index_dir).generation
+    for other in (float_settings, torch_settings):  # serving: refused at load, with the settings that would fit
+        with pytest.raises(IndexMismatchError) as refused:
+            load_index(other, embedding_model=plain.name, dimension=plain.dimension)
+        assert "\n" not in str(refused.value)
+        assert "vectors by the onnx int8 embedding build" in str(refused.value)
+        assert "RAG_EMBEDDING_QUANTIZATION=int8" in str(refused.value)
+    extra = corpus_copy / "zz_new.txt"
+    extra.write_text("A new story\n\nThe harbour board approved a second pier on Monday.\n")
+    with pytest.raises(IndexMismatchError, match="embedded with the onnx int8 backend, configured onnx"):
+        index_paths(int8_settings, plain, [extra])  # adding float vectors to int8 ones
     assert read_manifest(settings.index_dir).generation == generation  # nothing written
-    # Removing embeds nothing, so it is allowed; the index stays an onnx build.
+    # Removing embeds nothing, so it is allowed; the index stays an int8 build.
     first = sorted(read_manifest(settings.index_dir).documents)[0]
-    remove_documents(settings, torch_like, [first])
-    assert read_manifest(settings.index_dir).embedding_backend == "onnx"
+    remove_documents(int8_settings, plain, [first])
+    assert read_manifest(settings.index_dir).embedding_build == "onnx int8"
     # A rebuild re-embeds everything, and the index becomes the configured build.
-    reindex(settings, torch_like, rebuild=True)
-    assert read_manifest(settings.index_dir).embedding_build == "torch"
-    index_paths(settings, torch_like, [extra])
-    assert "zz_new" in read_manifest(settings.index_dir).documents
+    reindex(float_settings, plain, rebuild=True)
+    assert read_manifest(settings.index_dir).embedding_build == "onnx"
+    assert len(load_index(float_settings, embedding_model=plain.name, dimension=plain.dimension).passages) > 0
 
 
 def test_info_warns_when_the_configured_backend_differs(clean_rag_env, monkeypatch, tmp_path):
