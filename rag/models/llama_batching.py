@@ -103,7 +103,17 @@ class Completion:
 class BatchedLlama:
     """Decodes up to `slots` answers at once over a loaded llama.cpp model (a `llama_model*`)."""
 
-    def __init__(self, model: Any, *, slots: int, n_ctx: int, n_batch: int, n_threads: int, n_threads_batch: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        model: Any,
+        *,
+        slots: int,
+        n_ctx: int,
+        n_batch: int,
+        n_threads: int,
+        n_threads_batch: int | None = None,
+        seed: int = 0,
+    ):
         import llama_cpp as L
 
         self._L = L
@@ -142,11 +152,21 @@ class BatchedLlama:
         self._thread.start()
 
     # --- caller side -------------------------------------------------------------------------------------
-    def submit(self, prompt: list[int], *, max_tokens: int, temperature: float, stops: list[str], priority: bool = False) -> Completion:
+    def submit(
+        self, prompt: list[int], *, max_tokens: int, temperature: float, stops: list[str], priority: bool = False
+    ) -> Completion:
         """Queue one answer; its text comes from iterating the Completion, decoded with whatever else runs."""
         if len(prompt) + max_tokens > self.n_ctx:
-            raise GeneratorError(f"prompt of {len(prompt)} tokens plus {max_tokens} to generate exceed the {self.n_ctx}-token context")
-        seq = _Sequence(prompt=prompt, max_tokens=max_tokens, temperature=temperature, stops=[s for s in stops if s], priority=priority)
+            raise GeneratorError(
+                f"prompt of {len(prompt)} tokens plus {max_tokens} to generate exceed the {self.n_ctx}-token context"
+            )
+        seq = _Sequence(
+            prompt=prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stops=[s for s in stops if s],
+            priority=priority,
+        )
         with self._wake:
             if self._closed:
                 raise GeneratorError("the generator was closed")
@@ -222,14 +242,16 @@ class BatchedLlama:
                 for seq in starting:
                     self._start(seq)
                 self._step()
-            except Exception as exc:  # noqa: BLE001 - every answer in the batch fails the same way; the loop goes on
+            except Exception as exc:
                 # A caller blocks on its answer's pieces until an end arrives: each one must get its error.
                 for seq in [*self._running, *(s for s in starting if s not in self._running)]:
                     self._finish(seq, GeneratorError(f"llama.cpp decoding failed: {exc}"))
 
     def _start(self, seq: _Sequence) -> None:
         L = self._L
-        self._avg_prompt = 0.8 * self._avg_prompt + 0.2 * len(seq.prompt) if self._avg_prompt else float(len(seq.prompt))
+        self._avg_prompt = (
+            0.8 * self._avg_prompt + 0.2 * len(seq.prompt) if self._avg_prompt else float(len(seq.prompt))
+        )
         L.llama_memory_seq_rm(self._memory, seq.slot, -1, -1)
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         if seq.temperature <= 0:

@@ -33,7 +33,9 @@ class Template:
     text: str
 
     def render(self, **values: object) -> str:
-        return self.text.format(**{k: neutralise_special_tokens(v) if isinstance(v, str) else v for k, v in values.items()})
+        return self.text.format(
+            **{k: neutralise_special_tokens(v) if isinstance(v, str) else v for k, v in values.items()}
+        )
 
 
 # Chat-template control tokens (ChatML/SmolLM2 and Llama 3 <|...|>, Llama 2/Mistral [INST] <<SYS>> <s>, Gemma

@@ -126,13 +126,19 @@ class OnnxReader:
 def read_meta(path: Path) -> dict:
     meta_path = path / META_FILE
     if not meta_path.is_file():
-        raise ModelMissingError(f"{path} is not a newsrag reader folder (no {META_FILE}); build one with `make reader` or unset RAG_READER_PATH")
+        raise ModelMissingError(
+            f"{path} is not a newsrag reader folder (no {META_FILE}); build one with `make reader` or unset "
+            "RAG_READER_PATH"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelMissingError(f"{meta_path} is unreadable ({exc}); rebuild it with `make reader`") from exc
     if meta.get("format") != FORMAT:
-        raise ModelMissingError(f"{path} holds a reader of format {meta.get('format')!r}, this version reads {FORMAT!r}; rebuild it with `make reader`")
+        raise ModelMissingError(
+            f"{path} holds a reader of format {meta.get('format')!r}, this version reads {FORMAT!r}; rebuild it with "
+            "`make reader`"
+        )
     return meta
 
 
@@ -140,7 +146,9 @@ def reader_path(settings: Settings) -> Path | None:
     """RAG_READER_PATH if set (it must exist), else models/reader when `make reader` made it, else None."""
     if settings.reader_path is not None:
         if not (settings.reader_path / META_FILE).is_file():
-            raise ModelMissingError(f"RAG_READER_PATH={settings.reader_path} holds no reader; build one with `make reader` or unset it")
+            raise ModelMissingError(
+                f"RAG_READER_PATH={settings.reader_path} holds no reader; build one with `make reader` or unset it"
+            )
         return settings.reader_path
     default = settings.reader_default_path
     return default if (default / META_FILE).is_file() else None
@@ -153,7 +161,10 @@ def load_reader(settings: Settings) -> Reader | None:
         return load_judge_reader(settings)
     path = reader_path(settings)
     if path is None:
-        raise ModelMissingError(f"RAG_USE_READER=true but no reader at {settings.reader_default_path}: train it with `make reader` (needs ../shared) or set RAG_READER_PATH")
+        raise ModelMissingError(
+            f"RAG_USE_READER=true but no reader at {settings.reader_default_path}: train it with `make reader` (needs "
+            "../shared) or set RAG_READER_PATH"
+        )
     threads = settings.query_threads or settings.n_threads or os.cpu_count() or 1
     return OnnxReader(path, threads=threads)
 

@@ -66,5 +66,7 @@ def export_reader(path: Path, filename: str = "reader.onnx") -> Path:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     except OSError as exc:
-        raise ModelMissingError(f"cannot write the reader's ONNX export into {path} ({exc}); rerun `make reader`") from exc
+        raise ModelMissingError(
+            f"cannot write the reader's ONNX export into {path} ({exc}); rerun `make reader`"
+        ) from exc
     return target

@@ -1,5 +1,5 @@
 """The torch embedding backend (RAG_EMBEDDING_BACKEND=torch): sentence-transformers on CPU. Export, training and
-that setting import it; the default ONNX backend (rag/models/onnx_embedding.py) gives the same vectors without it."""
+that setting import it; the default ONNX backend (rag/models/onnx/embedder.py) gives the same vectors without it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,15 @@ class SentenceTransformerEmbedder:
     backend = "torch"
     quantization = "none"
 
-    def __init__(self, model_path: Path, *, batch_size: int = 64, max_seq_length: int = 256, threads: int | None = None, query_threads: int | None = None):
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        batch_size: int = 64,
+        max_seq_length: int = 256,
+        threads: int | None = None,
+        query_threads: int | None = None,
+    ):
         if not (model_path / "modules.json").is_file() and not (model_path / "config.json").is_file():
             raise ModelMissingError(
                 f"no sentence-transformers model at {model_path}: set RAG_EMBEDDING_MODEL_PATH to a model folder "

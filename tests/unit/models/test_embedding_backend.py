@@ -16,8 +16,8 @@ from rag.core.errors import IndexMismatchError, ModelMissingError
 from rag.core.settings import Settings
 from rag.ingest.indexing import index_paths, reindex, remove_documents
 from rag.models.embedding import build_embedder, embedder_build
-from rag.models.onnx_embedding import OnnxEmbedder, default_onnx_root, onnx_dir_for
-from rag.models.onnx_export import export_onnx
+from rag.models.onnx.embedder import OnnxEmbedder, default_onnx_root, onnx_dir_for
+from rag.models.onnx.export import export_onnx
 from rag.storage.loading import load_index
 from rag.storage.manifest import read_manifest
 from tests.fakes import HashingEmbedder
@@ -234,7 +234,7 @@ def test_onnx_vectors_come_back_in_input_order(tmp_path):
 
 
 def test_token_batches_group_similar_lengths_within_the_budget():
-    from rag.models.onnx_embedding import token_batches
+    from rag.models.onnx.embedder import token_batches
 
     lengths = np.array([5, 256, 130, 12, 128, 131, 3])
     batches = token_batches(lengths, max_rows=3, budget=300)

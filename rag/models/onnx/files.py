@@ -1,5 +1,5 @@
 """What the ONNX embedding export and its runtime share: file names, the export's version, and how a model folder
-is identified and pooled (rag/models/onnx_export.py writes the folder, rag/models/onnx_embedding.py reads it)."""
+is identified and pooled (rag/models/onnx/export.py writes the folder, rag/models/onnx/embedder.py reads it)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ META_FILE = "export.json"
 # instead of silently reusing an old export.
 EXPORT_VERSION = 1
 OPSET = 17
-EXPORT_HINT = "create it with `make onnx` (or `python -m rag.models.onnx_embedding`)"
+EXPORT_HINT = "create it with `make onnx` (or `python -m rag.models.onnx.embedder`)"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -50,4 +50,7 @@ def _pooling_mode(model_path: Path) -> str:
         return "mean"
     if modes.get("pooling_mode_cls_token"):
         return "cls"
-    raise ModelMissingError(f"the ONNX embedding backend exports mean or CLS pooling; {config} asks for another: use RAG_EMBEDDING_BACKEND=torch")
+    raise ModelMissingError(
+        f"the ONNX embedding backend exports mean or CLS pooling; {config} asks for another: use "
+        "RAG_EMBEDDING_BACKEND=torch"
+    )

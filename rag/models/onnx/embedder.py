@@ -23,12 +23,13 @@ import numpy as np
 
 from rag.core.errors import ModelMissingError
 from rag.models.model_files import default_embedding_model_path, model_label
-from rag.models.onnx_files import EXPORT_HINT, META_FILE, ONNX_FILE, _source_key
+from rag.models.onnx.files import EXPORT_HINT, META_FILE, ONNX_FILE, _source_key
 
 if TYPE_CHECKING:
     from rag.core.settings import Settings
 
 logger = logging.getLogger(__name__)
+
 
 def default_onnx_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsrag" / "onnx"
@@ -39,7 +40,9 @@ def onnx_dir_for(settings: Settings, model_path: Path) -> Path:
     weights and quantisation, so two models or two quantisations never share a file."""
     if settings.embedding_onnx_dir is not None:
         return Path(settings.embedding_onnx_dir)
-    return default_onnx_root() / f"{model_label(model_path)}-{_source_key(model_path)}-{settings.embedding_quantization}"
+    return (
+        default_onnx_root() / f"{model_label(model_path)}-{_source_key(model_path)}-{settings.embedding_quantization}"
+    )
 
 
 # Tokens per ONNX Runtime call when indexing (rows x the batch's longest text). Sorted by token count and cut
@@ -69,14 +72,27 @@ class OnnxEmbedder:
 
     backend = "onnx"
 
-    def __init__(self, folder: Path, *, name: str, max_seq_length: int = 256, batch_size: int = 64, threads: int | None = None, query_threads: int | None = None, quantization: str = "none"):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        name: str,
+        max_seq_length: int = 256,
+        batch_size: int = 64,
+        threads: int | None = None,
+        query_threads: int | None = None,
+        quantization: str = "none",
+    ):
         if not (folder / ONNX_FILE).is_file() or not (folder / "tokenizer.json").is_file():
             raise ModelMissingError(f"no ONNX embedding model at {folder}: {EXPORT_HINT}")
         try:
             import onnxruntime
             from tokenizers import Tokenizer
         except ImportError as exc:
-            raise ModelMissingError(f"the ONNX embedding backend needs onnxruntime ({exc}): pip install onnxruntime==1.32.0 (make install does), or set RAG_EMBEDDING_BACKEND=torch") from exc
+            raise ModelMissingError(
+                f"the ONNX embedding backend needs onnxruntime ({exc}): pip install onnxruntime==1.32.0 (make install "
+                "does), or set RAG_EMBEDDING_BACKEND=torch"
+            ) from exc
         self._ort = onnxruntime
         self.folder = folder
         self.name = name
@@ -111,9 +127,14 @@ class OnnxEmbedder:
                 # at load 4-6 without). A query's ops take microseconds: its session keeps spinning.
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                self._sessions[threads, spin] = self._ort.InferenceSession(str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+                self._sessions[threads, spin] = self._ort.InferenceSession(
+                    str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+                )
             except Exception as exc:  # onnxruntime raises its own kinds for a truncated or foreign file
-                raise ModelMissingError(f"cannot load the ONNX embedding model {self.folder / ONNX_FILE}: {exc}; delete the folder and {EXPORT_HINT}") from exc
+                raise ModelMissingError(
+                    f"cannot load the ONNX embedding model {self.folder / ONNX_FILE}: {exc}; delete the folder and "
+                    f"{EXPORT_HINT}"
+                ) from exc
         return self._sessions[threads, spin]
 
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
@@ -130,7 +151,9 @@ class OnnxEmbedder:
             for r, i in enumerate(rows):
                 ids[r, : lengths[i]] = encoded[i].ids
             mask = (np.arange(width) < lengths[rows][:, None]).astype(np.int64)
-            vectors = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+            vectors = session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )[0]
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
             out[rows] = vectors
@@ -156,15 +179,20 @@ def build_onnx_embedder(settings: Settings, model_path: Path) -> OnnxEmbedder:
     the make target."""
     folder = onnx_dir_for(settings, model_path)
     if not (folder / ONNX_FILE).is_file():
-        from rag.models.onnx_export import export_onnx  # torch, once per machine: `make onnx` does it ahead
+        from rag.models.onnx.export import export_onnx  # torch, once per machine: `make onnx` does it ahead
 
-        logger.warning("exporting the embedding model to ONNX (%s) into %s; once per machine", settings.embedding_quantization, folder)
+        logger.warning(
+            "exporting the embedding model to ONNX (%s) into %s; once per machine",
+            settings.embedding_quantization,
+            folder,
+        )
         export_onnx(model_path, folder, quantization=settings.embedding_quantization)
     made = _export_meta(folder).get("quantization", settings.embedding_quantization)
     if made != settings.embedding_quantization:
         # Only a configured RAG_EMBEDDING_ONNX_DIR can hold another quantisation: the cache names it in the folder.
         raise ModelMissingError(
-            f"{folder} holds the {made} ONNX export, configured RAG_EMBEDDING_QUANTIZATION={settings.embedding_quantization}: "
+            f"{folder} holds the {made} ONNX export, configured "
+            f"RAG_EMBEDDING_QUANTIZATION={settings.embedding_quantization}: "
             "point RAG_EMBEDDING_ONNX_DIR at another folder (or unset it) and rerun"
         )
     return OnnxEmbedder(
@@ -179,7 +207,7 @@ def build_onnx_embedder(settings: Settings, model_path: Path) -> OnnxEmbedder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m rag.models.onnx_embedding [none] [int8]`: the export `make onnx` runs; a no-op when it is there."""
+    """`python -m rag.models.onnx.embedder [none] [int8]`: the export `make onnx` runs; a no-op when it is there."""
     import sys
 
     from rag.core.errors import RagError
@@ -195,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             model_path = Path(settings.embedding_model_path or default_embedding_model_path())
             folder = onnx_dir_for(settings, model_path)
             done = (folder / ONNX_FILE).is_file()
-            from rag.models.onnx_export import export_onnx
+            from rag.models.onnx.export import export_onnx
 
             export_onnx(model_path, folder, quantization=quantization)
             print(f"ONNX embedding model ({quantization}) {'already in' if done else 'exported to'} {folder}")
