@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import resource
@@ -28,6 +27,7 @@ import numpy as np
 from rag.evaluate.judge_data import ANSWERS, RELATION, Pair, Recipe, build, recipe_hash
 from rag.evaluate.judge_measure import first_segment, measure
 from rag.models.judge import FORMAT, META_FILE, TOKENIZER_FILE, OnnxJudge
+from rag.models.onnx.export import fuse_bert, quantize_int8
 
 OPSET = 17
 SETS_USED = [
@@ -178,36 +178,11 @@ def export(folder: Path, *, quantize: bool) -> None:
             opset_version=OPSET,
             dynamo=False,
         )
-    from onnxruntime.transformers import optimizer
-
-    fused = optimizer.optimize_model(
-        str(folder / "model.onnx"),
-        model_type="bert",
-        num_heads=model.config.num_attention_heads,
-        hidden_size=model.config.hidden_size,
-        opt_level=1,
-    )
-    fused.save_model_to_file(str(folder / "model.onnx"))
+    fuse_bert(folder / "model.onnx", num_heads=model.config.num_attention_heads, hidden_size=model.config.hidden_size)
     shutil.copyfile(folder / "torch" / TOKENIZER_FILE, folder / TOKENIZER_FILE)
     if quantize:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # its advice to pre-process, printed on the root logger
-        try:
-            # Per channel and the fused Attention op quantised too, as for the embedder (rag/onnx_embedder.py).
-            quantize_dynamic(
-                str(folder / "model.onnx"),
-                str(folder / "model-int8.onnx"),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                op_types_to_quantize=["MatMul", "Attention"],
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-        finally:
-            root.setLevel(level)
+        # The embedder's quantisation (per channel, the fused Attention op too): the same graph shape.
+        quantize_int8(folder / "model.onnx", folder / "model-int8.onnx")
 
 
 # ---------------------------------------------------------------- held-out figures

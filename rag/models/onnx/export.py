@@ -65,7 +65,7 @@ def _export_into(model_path: Path, target: Path, quantization: str) -> None:
                 if target.name.endswith("-int8")
                 else work / "float",
             )
-            _quantize_int8(plain / ONNX_FILE, work / ONNX_FILE)
+            quantize_int8(plain / ONNX_FILE, work / ONNX_FILE)
         else:
             _export_float(model_path, work / ONNX_FILE)
         shutil.copyfile(model_path / "tokenizer.json", work / "tokenizer.json")
@@ -150,10 +150,10 @@ def _export_float(model_path: Path, out: Path) -> None:
             dynamo=False,
         )
     if model.config.model_type == "bert":
-        _fuse_bert(out, num_heads=model.config.num_attention_heads, hidden_size=model.config.hidden_size)
+        fuse_bert(out, num_heads=model.config.num_attention_heads, hidden_size=model.config.hidden_size)
 
 
-def _fuse_bert(path: Path, *, num_heads: int, hidden_size: int) -> None:
+def fuse_bert(path: Path, *, num_heads: int, hidden_size: int) -> None:
     """onnxruntime's transformer optimizer folds each layer's attention, skip + layer norm and bias + GELU into
     single fused kernels (6 Attention, 12 SkipLayerNormalization, 6 BiasGelu for MiniLM-L6): the graph the
     runtime's own session-level passes do not fully reach. Vectors unchanged (cosine 1.0000 to torch)."""
@@ -165,7 +165,7 @@ def _fuse_bert(path: Path, *, num_heads: int, hidden_size: int) -> None:
     fused.save_model_to_file(str(path))
 
 
-def _quantize_int8(source: Path, out: Path) -> None:
+def quantize_int8(source: Path, out: Path) -> None:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
