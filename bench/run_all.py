@@ -44,6 +44,8 @@ SMOKE = (
     "reader",
     "retrieval",
     "train_decision",
+    "judge",
+    "check_claims",
 )
 
 
