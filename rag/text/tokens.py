@@ -39,7 +39,9 @@ def stem(token: str) -> str:
     """A light stemmer so "promised"/"promise", "years"/"year", and also "Ukraine"/"Ukrainian" and
     "criterion"/"criteria" meet when judging coverage: words are cut to six letters, which also joins a country with its
     adjective (suffix rules never do), then lose one suffix. BM25 keeps exact tokens: its index is stored
-    and its ranking is already good."""
+    and its ranking is already good. PyStemmer's Snowball (the stemmer bm25s takes) was measured in its place and
+    lost on every set it moved, with or without the six-letter cut (fresh set accuracy 0.733 / 0.800 against
+    0.867; bench/README.md, "The stemmer: ours against Snowball")."""
     if len(token) <= 4 or not token.isalpha():
         return token
     token = token[:PREFIX_LENGTH]
